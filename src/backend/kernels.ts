@@ -1,0 +1,146 @@
+/**
+ * The kernel op set: the contract between the compute core (native C++ or the
+ * pure TypeScript reference) and everything above it.
+ *
+ * Conventions:
+ * - Matrices are row-major Float32Array views; `ld*` is the leading dimension
+ *   (elements between consecutive rows) so sub-matrices can be addressed without copies.
+ * - Every array argument may be a subarray view; kernels read/write from index 0 of the view.
+ * - `out` arguments may alias an input only where the doc says so.
+ * - Every kernel validates lengths against the sizes it is given and throws an
+ *   Error naming the argument and the shapes on a mismatch (never crashes).
+ */
+export interface Kernels {
+  /** 'native' (C++ addon) or 'reference' (pure TypeScript). */
+  readonly name: 'native' | 'reference';
+  /** Human-readable description of the code path, e.g. "native avx2+fma, 2 threads". */
+  describe(): string;
+  /** Threads the kernels use (native only; reference always 1). */
+  setThreads(n: number): void;
+  getThreads(): number;
+
+  /**
+   * C = alpha·op(A)·op(B) + beta·C with op(X) = X or Xᵀ.
+   * op(A) is [m,k], op(B) is [k,n], C is [m,n]. When transA, A is stored [k,m] with leading dim lda.
+   * beta = 0 means C is write-only (its old contents, even NaN, are ignored).
+   */
+  sgemm(
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    a: Float32Array,
+    lda: number,
+    b: Float32Array,
+    ldb: number,
+    beta: number,
+    c: Float32Array,
+    ldc: number,
+  ): void;
+
+  /** `batch` independent sgemm calls; matrix i starts at offset i·stride* in each array. */
+  sgemmStridedBatched(
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    a: Float32Array,
+    lda: number,
+    strideA: number,
+    b: Float32Array,
+    ldb: number,
+    strideB: number,
+    beta: number,
+    c: Float32Array,
+    ldc: number,
+    strideC: number,
+    batch: number,
+  ): void;
+
+  /** out = a + b (elementwise, n = a.length). out may alias a or b. */
+  add(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  /** y += alpha·x (elementwise). */
+  axpy(alpha: number, x: Float32Array, y: Float32Array): void;
+
+  /**
+   * RMSNorm over rows of x[rows, cols]: out = x / sqrt(mean(x²) + eps) * scale.
+   * Writes invRms[rows] = 1/sqrt(mean(x²)+eps) for the backward pass.
+   */
+  rmsnorm(
+    x: Float32Array,
+    scale: Float32Array,
+    rows: number,
+    cols: number,
+    eps: number,
+    out: Float32Array,
+    invRms: Float32Array,
+  ): void;
+  /** Backward of rmsnorm: writes dx (may alias dy), ACCUMULATES into dscale. */
+  rmsnormBackward(
+    x: Float32Array,
+    scale: Float32Array,
+    invRms: Float32Array,
+    dy: Float32Array,
+    rows: number,
+    cols: number,
+    dx: Float32Array,
+    dscale: Float32Array,
+  ): void;
+
+  /** out = gelu(x), tanh approximation. out may alias x. */
+  gelu(x: Float32Array, out: Float32Array): void;
+  /** dx = dy · gelu'(x). dx may alias dy. */
+  geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  /** out = gelu(a) ⊙ b. */
+  gatedGelu(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  /** da = dy ⊙ b ⊙ gelu'(a); db = dy ⊙ gelu(a). */
+  gatedGeluBackward(a: Float32Array, b: Float32Array, dy: Float32Array, da: Float32Array, db: Float32Array): void;
+
+  /** Row softmax of x[rows, cols] into out (may alias x). */
+  softmaxRows(x: Float32Array, rows: number, cols: number, out: Float32Array): void;
+  /** dx = y ⊙ (dy - rowsum(dy ⊙ y)). dx may alias dy. */
+  softmaxRowsBackward(y: Float32Array, dy: Float32Array, rows: number, cols: number, dx: Float32Array): void;
+
+  /**
+   * Causal attention probabilities, in place on scores[batchHeads, t, t]:
+   * s[bh,i,j] <- softmax_j(scale·s[bh,i,j] + bias[h,i,j]) for j <= i, 0 for j > i,
+   * with h = bh % heads and bias[heads, t, t].
+   */
+  causalSoftmax(scores: Float32Array, bias: Float32Array, batchHeads: number, heads: number, t: number, scale: number): void;
+
+  /**
+   * Cross-entropy with logsumexp over logits[rows, cols] and integer targets[rows].
+   * Writes losses[r] = lse_r - logits[r, target_r] and lse[r].
+   */
+  crossEntropy(
+    logits: Float32Array,
+    targets: Int32Array,
+    rows: number,
+    cols: number,
+    losses: Float32Array,
+    lse: Float32Array,
+  ): void;
+  /**
+   * Gradient of Σ_r (ceScale·loss_r + zScale·lse_r²) wrt logits, written to dlogits (may alias logits):
+   * dlogits = (ceScale + 2·zScale·lse_r)·softmax_r - ceScale·onehot(target_r).
+   */
+  crossEntropyBackward(
+    logits: Float32Array,
+    lse: Float32Array,
+    targets: Int32Array,
+    rows: number,
+    cols: number,
+    ceScale: number,
+    zScale: number,
+    dlogits: Float32Array,
+  ): void;
+
+  /** out[i, :] = src[idx[i], :] for i < idx.length; rows of width cols. */
+  gatherRows(src: Float32Array, idx: Int32Array, cols: number, out: Float32Array): void;
+  /** out[idx[i], :] += weight[i] · src[i, :]. Indices may repeat. */
+  scatterAddRows(src: Float32Array, idx: Int32Array, weight: Float32Array, cols: number, out: Float32Array): void;
+}
