@@ -1,0 +1,55 @@
+import type { Tensor } from '../tensor/tensor.js';
+import { type GlamConfig, isMoeLayer } from './config.js';
+
+/** Model parameters by their checkpoint names (SPEC.md "Checkpoint format"). */
+export type Params = Map<string, Tensor>;
+
+/** What a parameter is, for initialisation and optimiser factoring. */
+export type ParamKind = 'embedding' | 'norm' | 'projection' | 'rel_bias' | 'router' | 'expert';
+
+export interface ParamSpec {
+  name: string;
+  shape: number[];
+  kind: ParamKind;
+}
+
+/** Every parameter of a config, in canonical (checkpoint) order. */
+export function paramSpecs(cfg: GlamConfig): ParamSpec[] {
+  const D = cfg.d_model;
+  const HD = cfg.n_heads * cfg.d_head;
+  const specs: ParamSpec[] = [{ name: 'embed.weight', shape: [cfg.vocab_size, D], kind: 'embedding' }];
+  for (let l = 0; l < cfg.n_layers; l++) {
+    const p = `layers.${l}`;
+    specs.push(
+      { name: `${p}.attn_norm.scale`, shape: [D], kind: 'norm' },
+      { name: `${p}.attn.wq`, shape: [D, HD], kind: 'projection' },
+      { name: `${p}.attn.wk`, shape: [D, HD], kind: 'projection' },
+      { name: `${p}.attn.wv`, shape: [D, HD], kind: 'projection' },
+      { name: `${p}.attn.wo`, shape: [HD, D], kind: 'projection' },
+      { name: `${p}.attn.rel_bias`, shape: [cfg.rel_buckets, cfg.n_heads], kind: 'rel_bias' },
+      { name: `${p}.ffn_norm.scale`, shape: [D], kind: 'norm' },
+    );
+    if (isMoeLayer(cfg, l)) {
+      const E = cfg.n_experts;
+      const F = cfg.d_ff_expert;
+      specs.push({ name: `${p}.moe.router`, shape: [D, E], kind: 'router' });
+      if (cfg.expert_gated) {
+        specs.push(
+          { name: `${p}.moe.wi_0`, shape: [E, D, F], kind: 'expert' },
+          { name: `${p}.moe.wi_1`, shape: [E, D, F], kind: 'expert' },
+        );
+      } else {
+        specs.push({ name: `${p}.moe.wi`, shape: [E, D, F], kind: 'expert' });
+      }
+      specs.push({ name: `${p}.moe.wo`, shape: [E, F, D], kind: 'expert' });
+    } else {
+      specs.push(
+        { name: `${p}.ffn.wi_0`, shape: [D, cfg.d_ff], kind: 'projection' },
+        { name: `${p}.ffn.wi_1`, shape: [D, cfg.d_ff], kind: 'projection' },
+        { name: `${p}.ffn.wo`, shape: [cfg.d_ff, D], kind: 'projection' },
+      );
+    }
+  }
+  specs.push({ name: 'final_norm.scale', shape: [D], kind: 'norm' });
+  return specs;
+}
