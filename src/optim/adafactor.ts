@@ -1,0 +1,347 @@
+/**
+ * Adafactor (Shazeer & Stern 2018, Algorithm 4) as GLaM trains with it
+ * (SPEC.md "Training recipe"): no first moment (β1 = 0), β2_t = 1 − t^−0.8,
+ * ε1 = 1e-30 added to g², factored second moments, update clipping at RMS 1,
+ * absolute learning rate.
+ *
+ * Which tensors are factored: every tensor of rank >= 2 is read as a stack of
+ * matrices over its last two dimensions (leading dimensions index the stack, so
+ * an expert tensor [E,D,F] is E matrices [D,F]). A matrix is factored when both
+ * of its dimensions are >= `minDimToFactor` (default 2): that covers the
+ * embedding [V,D], projections, the router, rel_bias and every expert. Vectors
+ * (norm scales) and matrices with a dimension below the minimum keep a full
+ * second moment.
+ *
+ * Factored statistics of a matrix G [n,m]:
+ *   R ← β2 R + (1−β2)·rowsum(G² + ε1)   (length n, state '<name>.v_row')
+ *   C ← β2 C + (1−β2)·colsum(G² + ε1)   (length m, state '<name>.v_col')
+ *   V̂_ij = R_i C_j / Σ_k R_k,  U = G / sqrt(V̂)
+ * Full statistics: V ← β2 V + (1−β2)(G² + ε1) (state '<name>.v'), U = G / sqrt(V).
+ * Then U ← U / max(1, RMS(U)/d) and θ ← θ − lr·U.
+ *
+ * RMS scope: with `rmsScope: 'matrix'` (default) clipping and the optional
+ * parameter scale use the RMS of each matrix of a stack, so an [E,D,F] tensor
+ * is updated exactly as E separate [D,F] matrices would be. `'tensor'` takes the
+ * RMS over the whole tensor instead, as praxis' sharded Adafactor does.
+ *
+ * Precision: state is float32 (exact checkpoint round trip); sums and the update
+ * itself are computed in float64 and rounded once when stored.
+ */
+import type { Params } from '../model/params.js';
+import { type Shape, Tensor } from '../tensor/tensor.js';
+import {
+  checkStepArgs,
+  copyStateInto,
+  decayMatricesOnly,
+  type Optimizer,
+  type ParamShapes,
+  snapshotShapes,
+} from './optimizer.js';
+
+export interface AdafactorOptions {
+  /** β2_t = 1 − t^(−decayExponent); GLaM: 0.8. */
+  decayExponent?: number;
+  /** ε1, added to g² before it enters the statistics. */
+  epsilon1?: number;
+  /** Update clipping threshold d; Infinity turns clipping off. */
+  clipThreshold?: number;
+  /** A matrix is factored only when both of its dimensions are at least this. */
+  minDimToFactor?: number;
+  /** Where clipping (and parameter scale) take their RMS; see the module comment. */
+  rmsScope?: 'matrix' | 'tensor';
+  /** Scale the step by max(ε2, RMS(θ)) (Adafactor's relative step size); off in GLaM. */
+  multiplyByParameterScale?: boolean;
+  /** ε2, the floor of the parameter scale. */
+  epsilon2?: number;
+  /** Decoupled weight decay: θ ← θ − lr·wd·θ on top of the update. 0 (off) by default. */
+  weightDecay?: number;
+  /** Which parameters weight decay applies to; default: rank >= 2. */
+  shouldDecay?: (name: string, shape: Shape) => boolean;
+}
+
+type ResolvedOptions = Required<AdafactorOptions>;
+
+/** β2 at the 1-based step t: 1 − t^(−exponent); 0 at t = 1, so the first statistics are g² itself. */
+export function adafactorBeta2(t: number, exponent = 0.8): number {
+  return 1 - t ** -exponent;
+}
+
+/** One parameter: a stack of `slices` matrices [rows, cols] (a vector is one 1×n matrix). */
+interface Slot {
+  name: string;
+  slices: number;
+  rows: number;
+  cols: number;
+  factored: boolean;
+  decays: boolean;
+  /** Factored: row sums [slices·rows] and column sums [slices·cols]; full: v [size]. Others empty. */
+  vRow: Float32Array;
+  vCol: Float32Array;
+  v: Float32Array;
+}
+
+const EMPTY = new Float32Array(0);
+
+export class Adafactor implements Optimizer {
+  readonly kind = 'adafactor' as const;
+  stepCount = 0;
+  readonly options: Readonly<ResolvedOptions>;
+  private readonly shapes: Map<string, Shape>;
+  private readonly slots: Slot[] = [];
+  private readonly state = new Map<string, Tensor>();
+  // Scratch for column sums and column factors, sized for the widest matrix, so step() allocates nothing.
+  private readonly colAcc: Float64Array;
+  private readonly colFactor: Float64Array;
+
+  constructor(params: ParamShapes, options: AdafactorOptions = {}) {
+    this.options = resolveOptions(options);
+    this.shapes = snapshotShapes(params);
+    let maxCols = 0;
+    for (const [name, shape] of this.shapes) {
+      const slot = this.makeSlot(name, shape);
+      this.slots.push(slot);
+      if (slot.factored) maxCols = Math.max(maxCols, slot.cols);
+    }
+    this.colAcc = new Float64Array(maxCols);
+    this.colFactor = new Float64Array(maxCols);
+  }
+
+  /** True when the parameter's second moment is factored into row and column statistics. */
+  isFactored(name: string): boolean {
+    const slot = this.slots.find((s) => s.name === name);
+    if (slot === undefined) throw new Error(`Adafactor: no parameter '${name}'`);
+    return slot.factored;
+  }
+
+  step(params: Params, grads: Params, lr: number): void {
+    checkStepArgs('Adafactor.step', this.shapes, params, grads, lr);
+    const t = this.stepCount + 1;
+    const mix = t ** -this.options.decayExponent;
+    const beta2 = 1 - mix;
+    for (const slot of this.slots) {
+      const g = grads.get(slot.name)!.data;
+      const p = params.get(slot.name)!.data;
+      if (p.length === 0) continue;
+      for (let s = 0; s < slot.slices; s++) this.updateStatistics(slot, s, g, beta2, mix);
+      if (this.options.rmsScope === 'matrix' || slot.slices === 1) {
+        for (let s = 0; s < slot.slices; s++) {
+          const n = slot.rows * slot.cols;
+          const sumSq = this.sliceUpdateSumSq(slot, s, g);
+          const scale = this.paramScale(p, s * n, n);
+          this.applySlice(slot, s, g, p, this.stepSize(lr, scale, sumSq, n), lr);
+        }
+      } else {
+        let sumSq = 0;
+        for (let s = 0; s < slot.slices; s++) sumSq += this.sliceUpdateSumSq(slot, s, g);
+        const stepSize = this.stepSize(lr, this.paramScale(p, 0, p.length), sumSq, p.length);
+        for (let s = 0; s < slot.slices; s++) this.applySlice(slot, s, g, p, stepSize, lr);
+      }
+    }
+    this.stepCount = t;
+  }
+
+  stateTensors(): Map<string, Tensor> {
+    return new Map(this.state);
+  }
+
+  loadStateTensors(saved: ReadonlyMap<string, Tensor>): void {
+    copyStateInto('Adafactor.loadStateTensors', this.state, saved);
+  }
+
+  private makeSlot(name: string, shape: Shape): Slot {
+    const o = this.options;
+    const rank = shape.length;
+    const rows = rank >= 2 ? shape[rank - 2]! : 1;
+    const cols = rank >= 1 ? shape[rank - 1]! : 1;
+    const lead = shape.slice(0, Math.max(0, rank - 2));
+    const slices = lead.reduce((a, b) => a * b, 1);
+    const factored = rank >= 2 && rows >= o.minDimToFactor && cols >= o.minDimToFactor;
+    const slot: Slot = {
+      name,
+      slices,
+      rows,
+      cols,
+      factored,
+      decays: o.weightDecay !== 0 && o.shouldDecay(name, shape),
+      vRow: EMPTY,
+      vCol: EMPTY,
+      v: EMPTY,
+    };
+    if (factored) {
+      slot.vRow = this.addState(`${name}.v_row`, [...lead, rows]);
+      slot.vCol = this.addState(`${name}.v_col`, [...lead, cols]);
+    } else {
+      slot.v = this.addState(`${name}.v`, shape);
+    }
+    return slot;
+  }
+
+  private addState(name: string, shape: Shape): Float32Array {
+    if (this.state.has(name)) throw new Error(`Adafactor: state name '${name}' is taken twice`);
+    const t = Tensor.zeros(shape);
+    this.state.set(name, t);
+    return t.data;
+  }
+
+  /** Fold slice s of g² + ε1 into the decayed statistics. */
+  private updateStatistics(slot: Slot, s: number, g: Float32Array, beta2: number, mix: number): void {
+    const eps1 = this.options.epsilon1;
+    const { rows, cols } = slot;
+    const base = s * rows * cols;
+    if (!slot.factored) {
+      const v = slot.v;
+      for (let k = base, end = base + rows * cols; k < end; k++) {
+        const gk = g[k]!;
+        v[k] = beta2 * v[k]! + mix * (gk * gk + eps1);
+      }
+      return;
+    }
+    const colAcc = this.colAcc;
+    colAcc.fill(0, 0, cols);
+    const vRow = slot.vRow;
+    for (let i = 0; i < rows; i++) {
+      const off = base + i * cols;
+      let rowSum = 0;
+      for (let j = 0; j < cols; j++) {
+        const gk = g[off + j]!;
+        const q = gk * gk + eps1;
+        rowSum += q;
+        colAcc[j] += q;
+      }
+      const r = s * rows + i;
+      vRow[r] = beta2 * vRow[r]! + mix * rowSum;
+    }
+    const vCol = slot.vCol;
+    for (let j = 0; j < cols; j++) {
+      const c = s * cols + j;
+      vCol[c] = beta2 * vCol[c]! + mix * colAcc[j]!;
+    }
+  }
+
+  /**
+   * For a factored slice: colFactor[j] = 1/sqrt(C_j), and the return value is Σ R,
+   * so that U_ij = g_ij · sqrt(ΣR / R_i) · colFactor[j] = g_ij / sqrt(R_i C_j / ΣR).
+   */
+  private prepareFactors(slot: Slot, s: number): number {
+    const { rows, cols, vRow, vCol } = slot;
+    const cf = this.colFactor;
+    for (let j = 0; j < cols; j++) cf[j] = 1 / Math.sqrt(vCol[s * cols + j]!);
+    let rowTotal = 0;
+    for (let i = 0; i < rows; i++) rowTotal += vRow[s * rows + i]!;
+    return rowTotal;
+  }
+
+  /** Σ U² over slice s (before clipping). Must compute U exactly as `applySlice` does. */
+  private sliceUpdateSumSq(slot: Slot, s: number, g: Float32Array): number {
+    const { rows, cols } = slot;
+    const base = s * rows * cols;
+    let acc = 0;
+    if (!slot.factored) {
+      const v = slot.v;
+      for (let k = base, end = base + rows * cols; k < end; k++) {
+        const u = g[k]! / Math.sqrt(v[k]!);
+        acc += u * u;
+      }
+      return acc;
+    }
+    const rowTotal = this.prepareFactors(slot, s);
+    const cf = this.colFactor;
+    const vRow = slot.vRow;
+    for (let i = 0; i < rows; i++) {
+      const rf = Math.sqrt(rowTotal / vRow[s * rows + i]!);
+      const off = base + i * cols;
+      for (let j = 0; j < cols; j++) {
+        const u = g[off + j]! * rf * cf[j]!;
+        acc += u * u;
+      }
+    }
+    return acc;
+  }
+
+  /** θ ← θ − lr·wd·θ − stepSize·U over slice s. */
+  private applySlice(
+    slot: Slot,
+    s: number,
+    g: Float32Array,
+    p: Float32Array,
+    stepSize: number,
+    lr: number,
+  ): void {
+    const { rows, cols } = slot;
+    const base = s * rows * cols;
+    const decay = slot.decays ? lr * this.options.weightDecay : 0;
+    if (!slot.factored) {
+      const v = slot.v;
+      for (let k = base, end = base + rows * cols; k < end; k++) {
+        const u = g[k]! / Math.sqrt(v[k]!);
+        const pk = p[k]!;
+        p[k] = pk - decay * pk - stepSize * u;
+      }
+      return;
+    }
+    const rowTotal = this.prepareFactors(slot, s);
+    const cf = this.colFactor;
+    const vRow = slot.vRow;
+    for (let i = 0; i < rows; i++) {
+      const rf = Math.sqrt(rowTotal / vRow[s * rows + i]!);
+      const off = base + i * cols;
+      for (let j = 0; j < cols; j++) {
+        const u = g[off + j]! * rf * cf[j]!;
+        const pk = p[off + j]!;
+        p[off + j] = pk - decay * pk - stepSize * u;
+      }
+    }
+  }
+
+  /** lr · scale / max(1, RMS(U)/d). */
+  private stepSize(lr: number, scale: number, sumSq: number, n: number): number {
+    const rms = Math.sqrt(sumSq / n);
+    return (lr * scale) / Math.max(1, rms / this.options.clipThreshold);
+  }
+
+  /** max(ε2, RMS(θ[off, off+n))) when parameter scaling is on, else 1. */
+  private paramScale(p: Float32Array, off: number, n: number): number {
+    if (!this.options.multiplyByParameterScale) return 1;
+    let acc = 0;
+    for (let k = off, end = off + n; k < end; k++) acc += p[k]! * p[k]!;
+    return Math.max(this.options.epsilon2, Math.sqrt(acc / n));
+  }
+}
+
+function resolveOptions(o: AdafactorOptions): ResolvedOptions {
+  const r: ResolvedOptions = {
+    decayExponent: o.decayExponent ?? 0.8,
+    epsilon1: o.epsilon1 ?? 1e-30,
+    clipThreshold: o.clipThreshold ?? 1.0,
+    minDimToFactor: o.minDimToFactor ?? 2,
+    rmsScope: o.rmsScope ?? 'matrix',
+    multiplyByParameterScale: o.multiplyByParameterScale ?? false,
+    epsilon2: o.epsilon2 ?? 1e-3,
+    weightDecay: o.weightDecay ?? 0,
+    shouldDecay: o.shouldDecay ?? decayMatricesOnly,
+  };
+  const check = (ok: boolean, what: string, v: unknown): void => {
+    if (!ok) throw new Error(`Adafactor: ${what}, got ${String(v)}`);
+  };
+  check(
+    Number.isFinite(r.decayExponent) && r.decayExponent > 0,
+    'decayExponent must be > 0',
+    r.decayExponent,
+  );
+  // ε1 > 0 keeps an all-zero gradient row from giving 0/0.
+  check(Number.isFinite(r.epsilon1) && r.epsilon1 > 0, 'epsilon1 must be > 0', r.epsilon1);
+  check(r.clipThreshold > 0, 'clipThreshold must be > 0 (Infinity: no clipping)', r.clipThreshold);
+  check(
+    Number.isInteger(r.minDimToFactor) && r.minDimToFactor >= 1,
+    'minDimToFactor must be an integer >= 1',
+    r.minDimToFactor,
+  );
+  check(
+    r.rmsScope === 'matrix' || r.rmsScope === 'tensor',
+    "rmsScope must be 'matrix' or 'tensor'",
+    r.rmsScope,
+  );
+  check(Number.isFinite(r.epsilon2) && r.epsilon2 >= 0, 'epsilon2 must be >= 0', r.epsilon2);
+  check(Number.isFinite(r.weightDecay) && r.weightDecay >= 0, 'weightDecay must be >= 0', r.weightDecay);
+  return r;
+}

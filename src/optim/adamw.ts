@@ -1,0 +1,114 @@
+/**
+ * AdamW (Loshchilov & Hutter 2019), for comparison with Adafactor:
+ *   m ← β1 m + (1−β1) g,  v ← β2 v + (1−β2) g²
+ *   θ ← θ − lr·wd·θ − lr · (m / (1−β1^t)) / (sqrt(v / (1−β2^t)) + ε)
+ * with t the 1-based step. Weight decay is decoupled from the gradient and, by
+ * default, applies to matrices only (not norm scales). State '<name>.m' and
+ * '<name>.v' is float32; arithmetic is float64, rounded once when stored.
+ */
+import type { Params } from '../model/params.js';
+import { type Shape, Tensor } from '../tensor/tensor.js';
+import {
+  checkStepArgs,
+  copyStateInto,
+  decayMatricesOnly,
+  type Optimizer,
+  type ParamShapes,
+  snapshotShapes,
+} from './optimizer.js';
+
+export interface AdamWOptions {
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
+  /** Decoupled weight decay coefficient (PyTorch's default 0.01). */
+  weightDecay?: number;
+  /** Which parameters weight decay applies to; default: rank >= 2. */
+  shouldDecay?: (name: string, shape: Shape) => boolean;
+}
+
+interface Slot {
+  name: string;
+  decays: boolean;
+  m: Float32Array;
+  v: Float32Array;
+}
+
+export class AdamW implements Optimizer {
+  readonly kind = 'adamw' as const;
+  stepCount = 0;
+  readonly options: Readonly<Required<AdamWOptions>>;
+  private readonly shapes: Map<string, Shape>;
+  private readonly slots: Slot[] = [];
+  private readonly state = new Map<string, Tensor>();
+
+  constructor(params: ParamShapes, options: AdamWOptions = {}) {
+    this.options = resolveOptions(options);
+    this.shapes = snapshotShapes(params);
+    for (const [name, shape] of this.shapes) {
+      this.slots.push({
+        name,
+        decays: this.options.weightDecay !== 0 && this.options.shouldDecay(name, shape),
+        m: this.addState(`${name}.m`, shape),
+        v: this.addState(`${name}.v`, shape),
+      });
+    }
+  }
+
+  step(params: Params, grads: Params, lr: number): void {
+    checkStepArgs('AdamW.step', this.shapes, params, grads, lr);
+    const { beta1, beta2, epsilon, weightDecay } = this.options;
+    const t = this.stepCount + 1;
+    const bc1 = 1 - beta1 ** t;
+    const bc2 = 1 - beta2 ** t;
+    for (const slot of this.slots) {
+      const g = grads.get(slot.name)!.data;
+      const p = params.get(slot.name)!.data;
+      const { m, v } = slot;
+      const decay = slot.decays ? lr * weightDecay : 0;
+      for (let k = 0; k < p.length; k++) {
+        const gk = g[k]!;
+        m[k] = beta1 * m[k]! + (1 - beta1) * gk;
+        v[k] = beta2 * v[k]! + (1 - beta2) * gk * gk;
+        const u = m[k]! / bc1 / (Math.sqrt(v[k]! / bc2) + epsilon);
+        const pk = p[k]!;
+        p[k] = pk - decay * pk - lr * u;
+      }
+    }
+    this.stepCount = t;
+  }
+
+  stateTensors(): Map<string, Tensor> {
+    return new Map(this.state);
+  }
+
+  loadStateTensors(saved: ReadonlyMap<string, Tensor>): void {
+    copyStateInto('AdamW.loadStateTensors', this.state, saved);
+  }
+
+  private addState(name: string, shape: Shape): Float32Array {
+    if (this.state.has(name)) throw new Error(`AdamW: state name '${name}' is taken twice`);
+    const t = Tensor.zeros(shape);
+    this.state.set(name, t);
+    return t.data;
+  }
+}
+
+function resolveOptions(o: AdamWOptions): Required<AdamWOptions> {
+  const r: Required<AdamWOptions> = {
+    beta1: o.beta1 ?? 0.9,
+    beta2: o.beta2 ?? 0.999,
+    epsilon: o.epsilon ?? 1e-8,
+    weightDecay: o.weightDecay ?? 0.01,
+    shouldDecay: o.shouldDecay ?? decayMatricesOnly,
+  };
+  const inUnit = (x: number): boolean => Number.isFinite(x) && x >= 0 && x < 1;
+  if (!inUnit(r.beta1)) throw new Error(`AdamW: beta1 must be in [0, 1), got ${r.beta1}`);
+  if (!inUnit(r.beta2)) throw new Error(`AdamW: beta2 must be in [0, 1), got ${r.beta2}`);
+  if (!(Number.isFinite(r.epsilon) && r.epsilon > 0))
+    throw new Error(`AdamW: epsilon must be > 0, got ${r.epsilon}`);
+  if (!(Number.isFinite(r.weightDecay) && r.weightDecay >= 0)) {
+    throw new Error(`AdamW: weightDecay must be >= 0, got ${r.weightDecay}`);
+  }
+  return r;
+}

@@ -1,0 +1,21 @@
+export { Adafactor, type AdafactorOptions, adafactorBeta2 } from './adafactor.js';
+export { AdamW, type AdamWOptions } from './adamw.js';
+export { createOptimizer, type OptimizerConfig } from './create.js';
+export {
+  accumulateGrads,
+  clipGradsByGlobalNorm,
+  globalGradNorm,
+  gradsAreFinite,
+  scaleGrads,
+  zeroGrads,
+  zeroGradsLike,
+} from './grads.js';
+export {
+  decayMatricesOnly,
+  type Optimizer,
+  type OptimizerKind,
+  optimizerMetadata,
+  type ParamShapes,
+  restoreOptimizer,
+} from './optimizer.js';
+export { GLAM_SCHEDULE, type LrSchedule, learningRate, parseLrSchedule } from './schedule.js';

@@ -1,0 +1,369 @@
+/**
+ * The training loop (SPEC.md "Training recipe"): gradient accumulation, Adafactor
+ * or AdamW on a schedule, NaN/Inf step skipping, roll-back to the last good
+ * checkpoint when the loss diverges, periodic validation, atomic checkpoints,
+ * exact resume, and a graceful stop on SIGINT/SIGTERM.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import type { GlamConfig } from '../model/config.js';
+import { GlamModel, type LossParts } from '../model/glam.js';
+import type { Params } from '../model/params.js';
+import { createOptimizer, type OptimizerConfig } from '../optim/create.js';
+import { globalGradNorm, gradsAreFinite } from '../optim/grads.js';
+import type { Optimizer } from '../optim/optimizer.js';
+import { type LrSchedule, learningRate } from '../optim/schedule.js';
+import { Rng } from '../util/rng.js';
+import {
+  latestCheckpoint,
+  loadTrainingCheckpoint,
+  saveTrainingCheckpoint,
+  type TrainerState,
+} from './checkpoints.js';
+
+/** One packed batch: inputs and next-token targets, each [batch·seqLen]. */
+export interface Batch {
+  inputs: Int32Array;
+  targets: Int32Array;
+  batch: number;
+  seqLen: number;
+}
+
+/** Where training batches come from; its position must be saveable for exact resume. */
+export interface BatchSource {
+  next(): Batch;
+  getState(): unknown;
+  setState(state: unknown): void;
+  /** A fixed set of held-out batches. */
+  validation(): Batch[];
+}
+
+export interface TrainSettings {
+  gradAccum: number;
+  optimizer: OptimizerConfig;
+  schedule: LrSchedule;
+  maxSteps?: number;
+  maxTokens?: number;
+  timeMinutes?: number;
+  checkpointEvery: number;
+  keepLast: number;
+  evalEvery: number;
+  seed: number;
+  /** Roll back when the loss exceeds factor × its running average for `patience` steps in a row. */
+  divergenceFactor: number;
+  divergencePatience: number;
+  maxRollbacks: number;
+}
+
+export const DEFAULT_TRAIN_SETTINGS: Omit<TrainSettings, 'seed'> = {
+  gradAccum: 1,
+  optimizer: { kind: 'adafactor' },
+  schedule: { kind: 'rsqrt', peak_lr: 0.01, warmup_steps: 0, decay_start: 10000 },
+  checkpointEvery: 100,
+  keepLast: 3,
+  evalEvery: 50,
+  divergenceFactor: 2,
+  divergencePatience: 3,
+  maxRollbacks: 5,
+};
+
+/** One line of metrics.jsonl. */
+export interface StepRecord {
+  step: number;
+  loss: number;
+  lm_loss: number;
+  aux_loss: number;
+  z_loss: number;
+  lr: number;
+  tokens: number;
+  tokens_seen: number;
+  tokens_per_s: number;
+  elapsed_s: number;
+  grad_norm: number;
+  skipped: boolean;
+  skipped_steps: number;
+  /** Per MoE layer: fraction of kept assignments per expert. */
+  expert_load: number[][];
+  /** Mean over MoE layers of max expert load / mean expert load (1 = balanced). */
+  load_balance: number;
+  dropped_fraction: number;
+  router_entropy: number;
+  val_loss?: number;
+  val_lm_loss?: number;
+  event?: string;
+}
+
+export interface TrainHooks {
+  /** Called after backward with the accumulated gradients (tests inject NaN here). */
+  afterBackward?(step: number, grads: Params): void;
+  onStep?(record: StepRecord): void;
+  onEvent?(message: string): void;
+}
+
+export interface TrainRun {
+  config: GlamConfig;
+  /** Initial parameters (ignored when resuming from a checkpoint). */
+  params: Params;
+  data: BatchSource;
+  outDir: string;
+  settings: TrainSettings;
+  tokenizer?: string;
+  resume?: boolean;
+  hooks?: TrainHooks;
+  /** Set to true (e.g. from a signal handler) to stop after the current step with a checkpoint. */
+  stopSignal?: { stop: boolean };
+}
+
+export interface TrainResult {
+  step: number;
+  lastLoss: number;
+  skippedSteps: number;
+  rollbacks: number;
+  tokensSeen: number;
+  checkpoint: string;
+  stoppedBySignal: boolean;
+}
+
+export const METRICS_FILE = 'metrics.jsonl';
+
+function meanParts(parts: LossParts[]): {
+  total: number;
+  lm: number;
+  z: number;
+  aux: number;
+  tokens: number;
+} {
+  const n = parts.length;
+  const sum = (f: (p: LossParts) => number): number => parts.reduce((s, p) => s + f(p), 0);
+  return {
+    total: sum((p) => p.total) / n,
+    lm: sum((p) => p.lm) / n,
+    z: sum((p) => p.z) / n,
+    aux: sum((p) => p.aux) / n,
+    tokens: sum((p) => p.tokens),
+  };
+}
+
+/** Expert-load statistics of the last micro-batch's forward. */
+function moeSummary(
+  parts: LossParts,
+): Pick<StepRecord, 'expert_load' | 'load_balance' | 'dropped_fraction' | 'router_entropy'> {
+  if (parts.moe.length === 0)
+    return { expert_load: [], load_balance: 1, dropped_fraction: 0, router_entropy: 0 };
+  const loads = parts.moe.map((m) => {
+    const total = m.load.reduce((s, v) => s + v, 0);
+    return m.load.map((v) => (total > 0 ? v / total : 0));
+  });
+  const balance = loads.map((l) => Math.max(...l) * l.length);
+  const avg = (xs: number[]): number => xs.reduce((s, v) => s + v, 0) / xs.length;
+  return {
+    expert_load: loads.map((l) => l.map((v) => Number(v.toFixed(5)))),
+    load_balance: avg(balance),
+    dropped_fraction: avg(parts.moe.map((m) => m.droppedFraction)),
+    router_entropy: avg(parts.moe.map((m) => m.routerEntropy)),
+  };
+}
+
+/** Drop metrics lines after `step` (a resumed run rewrites them identically). */
+function truncateMetrics(file: string, step: number): void {
+  if (!existsSync(file)) return;
+  const kept = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => {
+      if (line.trim() === '') return false;
+      try {
+        return (JSON.parse(line) as { step: number }).step <= step;
+      } catch {
+        return false;
+      }
+    });
+  writeFileSync(file, kept.length > 0 ? `${kept.join('\n')}\n` : '');
+}
+
+function copyParams(dst: Params, src: Params): void {
+  for (const [name, t] of src) dst.get(name)!.data.set(t.data);
+}
+
+function evaluate(model: GlamModel, batches: Batch[]): { loss: number; lm: number } {
+  let loss = 0;
+  let lm = 0;
+  // A fixed seed keeps validation deterministic and leaves the training RNG untouched.
+  const rng = new Rng(0);
+  for (const b of batches) {
+    const parts = model.forward(b.inputs, b.targets, b.batch, b.seqLen, { rng });
+    loss += parts.total;
+    lm += parts.lm;
+  }
+  return { loss: loss / batches.length, lm: lm / batches.length };
+}
+
+function isDone(s: TrainSettings, step: number, tokensSeen: number, elapsed: number): boolean {
+  if (s.maxSteps !== undefined && step >= s.maxSteps) return true;
+  if (s.maxTokens !== undefined && tokensSeen >= s.maxTokens) return true;
+  if (s.timeMinutes !== undefined && elapsed >= s.timeMinutes * 60) return true;
+  return false;
+}
+
+/** Run (or resume) training until a limit in the settings is reached or a stop is signalled. */
+export async function train(run: TrainRun): Promise<TrainResult> {
+  const { settings: s, data, outDir, hooks = {} } = run;
+  if (s.maxSteps === undefined && s.maxTokens === undefined && s.timeMinutes === undefined) {
+    throw new Error('train: set at least one of maxSteps, maxTokens or timeMinutes');
+  }
+  mkdirSync(outDir, { recursive: true });
+  const metricsFile = path.join(outDir, METRICS_FILE);
+  const model = new GlamModel(run.config, run.params);
+  const optimizer: Optimizer = createOptimizer(model.params, s.optimizer);
+  let state: TrainerState = {
+    step: 0,
+    tokensSeen: 0,
+    skippedSteps: 0,
+    rollbacks: 0,
+    rng: new Rng(s.seed).getState(),
+    data: data.getState(),
+    elapsedSeconds: 0,
+    emaLoss: null,
+  };
+
+  const restore = (dir: string, keepDataPosition: boolean): void => {
+    const ck = loadTrainingCheckpoint(dir, optimizer);
+    copyParams(model.params, ck.params);
+    const dataState = data.getState();
+    state = { ...ck.state };
+    if (keepDataPosition) state.data = dataState;
+    else data.setState(state.data);
+  };
+
+  if (run.resume) {
+    const dir = latestCheckpoint(outDir);
+    if (dir === undefined)
+      throw new Error(`--resume: no checkpoint found under ${path.join(outDir, 'checkpoints')}`);
+    restore(dir, false);
+    truncateMetrics(metricsFile, state.step);
+    hooks.onEvent?.(`resumed from ${dir} at step ${state.step}`);
+  } else {
+    writeFileSync(metricsFile, '');
+  }
+  const rng = Rng.fromState(state.rng);
+  const validation = data.validation();
+
+  const checkpoint = (): string => {
+    state.rng = rng.getState();
+    state.data = data.getState();
+    return saveTrainingCheckpoint({
+      outDir,
+      config: run.config,
+      params: model.params,
+      optimizer,
+      state,
+      keepLast: s.keepLast,
+      ...(run.tokenizer === undefined ? {} : { tokenizer: run.tokenizer }),
+    });
+  };
+  // A run always has a checkpoint to roll back to.
+  let lastCheckpoint = latestCheckpoint(outDir) ?? checkpoint();
+
+  const startTime = performance.now();
+  const elapsedBefore = state.elapsedSeconds;
+  let lastLoss = Number.NaN;
+  let badSteps = 0;
+  let stoppedBySignal = false;
+
+  while (!isDone(s, state.step, state.tokensSeen, state.elapsedSeconds)) {
+    if (run.stopSignal?.stop) {
+      stoppedBySignal = true;
+      break;
+    }
+    const t0 = performance.now();
+    const step = state.step + 1;
+    model.zeroGrads();
+    const parts: LossParts[] = [];
+    for (let micro = 0; micro < s.gradAccum; micro++) {
+      const b = data.next();
+      parts.push(model.forward(b.inputs, b.targets, b.batch, b.seqLen, { rng }));
+      model.backward(1 / s.gradAccum);
+    }
+    hooks.afterBackward?.(step, model.grads);
+    const finite = gradsAreFinite(model.grads);
+    const gradNorm = finite ? globalGradNorm(model.grads) : Number.NaN;
+    const lr = learningRate(s.schedule, optimizer.stepCount + 1);
+    if (finite) optimizer.step(model.params, model.grads, lr);
+    else state.skippedSteps++;
+
+    const m = meanParts(parts);
+    state.step = step;
+    state.tokensSeen += m.tokens;
+    const dt = (performance.now() - t0) / 1000;
+    state.elapsedSeconds = elapsedBefore + (performance.now() - startTime) / 1000;
+    lastLoss = m.total;
+    const record: StepRecord = {
+      step,
+      loss: m.total,
+      lm_loss: m.lm,
+      aux_loss: m.aux,
+      z_loss: m.z,
+      lr,
+      tokens: m.tokens,
+      tokens_seen: state.tokensSeen,
+      tokens_per_s: m.tokens / dt,
+      elapsed_s: state.elapsedSeconds,
+      grad_norm: gradNorm,
+      skipped: !finite,
+      skipped_steps: state.skippedSteps,
+      ...moeSummary(parts[parts.length - 1]!),
+    };
+    if (!finite) {
+      record.event = 'skipped: non-finite gradients';
+      hooks.onEvent?.(`step ${step}: gradients hold NaN/Inf, update skipped (${state.skippedSteps} so far)`);
+    }
+
+    // Divergence: a loss far above its running average (or non-finite) for several steps in a row.
+    const diverged =
+      !Number.isFinite(m.total) || (state.emaLoss !== null && m.total > s.divergenceFactor * state.emaLoss);
+    badSteps = diverged ? badSteps + 1 : 0;
+    if (!diverged && finite)
+      state.emaLoss = state.emaLoss === null ? m.total : 0.9 * state.emaLoss + 0.1 * m.total;
+
+    const done = isDone(s, state.step, state.tokensSeen, state.elapsedSeconds);
+    if (validation.length > 0 && (step % s.evalEvery === 0 || done)) {
+      const v = evaluate(model, validation);
+      record.val_loss = v.loss;
+      record.val_lm_loss = v.lm;
+    }
+    appendFileSync(metricsFile, `${JSON.stringify(record)}\n`);
+    hooks.onStep?.(record);
+
+    if (badSteps >= s.divergencePatience) {
+      if (state.rollbacks >= s.maxRollbacks) {
+        throw new Error(`training diverged ${state.rollbacks + 1} times; giving up (last loss ${m.total})`);
+      }
+      const rollbacks = state.rollbacks + 1;
+      const skipped = state.skippedSteps;
+      hooks.onEvent?.(`step ${step}: loss ${m.total.toFixed(4)} diverged; rolling back to ${lastCheckpoint}`);
+      // Keep the data position: replaying the batches that diverged would diverge again.
+      restore(lastCheckpoint, true);
+      rng.setState(state.rng);
+      state.rollbacks = rollbacks;
+      state.skippedSteps = skipped;
+      badSteps = 0;
+      appendFileSync(
+        metricsFile,
+        `${JSON.stringify({ step: state.step, event: `rollback to ${lastCheckpoint}` })}\n`,
+      );
+      continue;
+    }
+    if (step % s.checkpointEvery === 0 && badSteps === 0) lastCheckpoint = checkpoint();
+    // Let signal handlers run between steps.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  if (badSteps === 0 || stoppedBySignal) lastCheckpoint = checkpoint();
+  return {
+    step: state.step,
+    lastLoss,
+    skippedSteps: state.skippedSteps,
+    rollbacks: state.rollbacks,
+    tokensSeen: state.tokensSeen,
+    checkpoint: lastCheckpoint,
+    stoppedBySignal,
+  };
+}

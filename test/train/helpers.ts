@@ -1,0 +1,57 @@
+import type { Batch, BatchSource } from '../../src/train/trainer.js';
+
+/**
+ * A deterministic in-memory batch source over a token stream with learnable
+ * structure (a noisy repeating pattern), for trainer tests without a prepared corpus.
+ */
+export class PatternSource implements BatchSource {
+  private pos = 0;
+  private readonly stream: Int32Array;
+
+  constructor(
+    private readonly vocab: number,
+    private readonly batch: number,
+    private readonly seqLen: number,
+    length = 50_000,
+  ) {
+    this.stream = new Int32Array(length);
+    let x = 12345;
+    for (let i = 0; i < length; i++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      // Mostly the pattern (i*7 mod 23), sometimes a random token.
+      this.stream[i] = x % 10 === 0 ? (x >>> 8) % vocab : ((i * 7) % 23) % vocab;
+    }
+  }
+
+  private take(start: number): Batch {
+    const n = this.batch * this.seqLen;
+    const inputs = new Int32Array(n);
+    const targets = new Int32Array(n);
+    for (let b = 0; b < this.batch; b++) {
+      for (let t = 0; t < this.seqLen; t++) {
+        const i = (start + b * (this.seqLen + 1) + t) % (this.stream.length - 1);
+        inputs[b * this.seqLen + t] = this.stream[i]!;
+        targets[b * this.seqLen + t] = this.stream[i + 1]!;
+      }
+    }
+    return { inputs, targets, batch: this.batch, seqLen: this.seqLen };
+  }
+
+  next(): Batch {
+    const b = this.take(this.pos);
+    this.pos += this.batch * (this.seqLen + 1);
+    return b;
+  }
+
+  getState(): unknown {
+    return { pos: this.pos };
+  }
+
+  setState(state: unknown): void {
+    this.pos = (state as { pos: number }).pos;
+  }
+
+  validation(): Batch[] {
+    return [this.take(this.stream.length / 2)];
+  }
+}
