@@ -1,0 +1,172 @@
+/**
+ * Checkpoint directories (SPEC.md "Checkpoint format"):
+ *
+ *   config.json        the model config plus "format": "glam-moe/1"
+ *   model.safetensors  every parameter as F32, named and shaped as paramSpecs(config)
+ *   tokenizer.json     optional
+ *
+ * Each file is written atomically. config.json is written last, so a directory
+ * whose config.json exists was completely written once; a crash while
+ * overwriting an existing checkpoint can leave new weights beside the old config
+ * (the trainer writes each checkpoint into a fresh directory for that reason).
+ *
+ * saveTensors/loadTensors are the same machinery for other tensor files (the
+ * trainer's optimizer.safetensors).
+ */
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import * as path from 'node:path';
+import { sameShape, shapeString, type Tensor } from '../tensor/tensor.js';
+import { atomicWriteFileSync, atomicWriteJsonSync } from '../util/atomic.js';
+import { CHECKPOINT_FORMAT, configToJson, type GlamConfig, parseConfig } from './config.js';
+import { type Params, paramSpecs } from './params.js';
+import { readSafetensors, readSafetensorsHeader, writeSafetensors } from './safetensors.js';
+
+export const CONFIG_FILE = 'config.json';
+export const MODEL_FILE = 'model.safetensors';
+export const TOKENIZER_FILE = 'tokenizer.json';
+
+export interface SaveExtras {
+  /** tokenizer.json contents: JSON text or a JSON-serialisable object. */
+  tokenizer?: string | object;
+}
+
+export interface LoadedCheckpoint {
+  config: GlamConfig;
+  params: Params;
+  /** Path of tokenizer.json when the checkpoint has one. */
+  tokenizerPath?: string;
+}
+
+/** Expected name and shape of one tensor of a tensor file. */
+export interface TensorExpectation {
+  name: string;
+  shape: readonly number[];
+}
+
+/** Names listed for an error message, at most `max` of them. */
+function listNames(names: string[], max = 5): string {
+  const shown = names.slice(0, max).map((n) => `'${n}'`);
+  if (names.length > max) shown.push(`and ${names.length - max} more`);
+  return shown.join(', ');
+}
+
+/**
+ * Check a set of named tensors against expectations: every expected name present,
+ * no other names, shapes equal. `source` and `what` phrase the errors.
+ */
+export function checkTensorSet(
+  actual: Map<string, readonly number[]>,
+  expected: readonly TensorExpectation[],
+  source: string,
+): void {
+  const want = new Map(expected.map((e) => [e.name, e.shape]));
+  const missing = [...want.keys()].filter((n) => !actual.has(n));
+  if (missing.length > 0) throw new Error(`${source}: missing tensor ${listNames(missing)}`);
+  const unexpected = [...actual.keys()].filter((n) => !want.has(n));
+  if (unexpected.length > 0) throw new Error(`${source}: unexpected tensor ${listNames(unexpected)}`);
+  for (const [name, shape] of want) {
+    const got = actual.get(name)!;
+    if (!sameShape(got, shape)) {
+      throw new Error(
+        `${source}: tensor '${name}' has shape ${shapeString(got)}, expected ${shapeString(shape)}`,
+      );
+    }
+  }
+}
+
+/** Parameters must be exactly those of the config (names and shapes). */
+export function validateParams(cfg: GlamConfig, params: Params, source = 'params'): void {
+  checkTensorSet(new Map([...params].map(([n, t]) => [n, t.shape])), paramSpecs(cfg), source);
+}
+
+/** Write tensors to a safetensors file atomically, in the given order. */
+export function saveTensors(
+  file: string,
+  tensors: Map<string, Tensor> | Iterable<readonly [string, Tensor]>,
+  metadata?: Record<string, string>,
+): void {
+  writeSafetensors(file, tensors, metadata);
+}
+
+/**
+ * Read an F32 safetensors file. With `expected`, the header is checked first
+ * (names, shapes, dtype) so a wrong file fails before any data is read.
+ */
+export function loadTensors(file: string, expected?: readonly TensorExpectation[]): Map<string, Tensor> {
+  if (expected !== undefined) {
+    const header = readSafetensorsHeader(file);
+    checkTensorSet(new Map(header.entries.map((e) => [e.name, e.shape])), expected, file);
+    for (const e of header.entries) {
+      if (e.dtype !== 'F32')
+        throw new Error(`${file}: tensor '${e.name}' has dtype ${e.dtype}, expected F32`);
+    }
+  }
+  return readSafetensors(file, { requireF32: true }).tensors;
+}
+
+function requireDirectory(dir: string): void {
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(dir);
+  } catch {
+    throw new Error(`checkpoint directory '${dir}' does not exist`);
+  }
+  if (!st.isDirectory()) throw new Error(`checkpoint '${dir}' is not a directory`);
+}
+
+/** Save a checkpoint into `dir` (created if needed). Parameters are checked against the config first. */
+export function saveCheckpoint(dir: string, cfg: GlamConfig, params: Params, extras: SaveExtras = {}): void {
+  validateParams(cfg, params, `saveCheckpoint(${dir})`);
+  let tokenizerText: string | undefined;
+  if (extras.tokenizer !== undefined) {
+    tokenizerText =
+      typeof extras.tokenizer === 'string' ? extras.tokenizer : `${JSON.stringify(extras.tokenizer)}\n`;
+    try {
+      JSON.parse(tokenizerText);
+    } catch (err) {
+      throw new Error(`saveCheckpoint(${dir}): tokenizer is not valid JSON (${(err as Error).message})`);
+    }
+  }
+  mkdirSync(dir, { recursive: true });
+  const ordered = paramSpecs(cfg).map((s) => [s.name, params.get(s.name)!] as const);
+  writeSafetensors(path.join(dir, MODEL_FILE), ordered, { format: CHECKPOINT_FORMAT });
+  if (tokenizerText !== undefined) atomicWriteFileSync(path.join(dir, TOKENIZER_FILE), tokenizerText);
+  atomicWriteJsonSync(path.join(dir, CONFIG_FILE), configToJson(cfg));
+}
+
+/** Read and validate a checkpoint's config.json. */
+export function loadCheckpointConfig(dir: string): GlamConfig {
+  requireDirectory(dir);
+  const file = path.join(dir, CONFIG_FILE);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new Error(`'${dir}' is not a checkpoint: ${CONFIG_FILE} not found`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${file}: not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof raw === 'object' && raw !== null && !Array.isArray(raw) && !('format' in raw)) {
+    throw new Error(`${file}: missing key 'format' (expected "${CHECKPOINT_FORMAT}")`);
+  }
+  return parseConfig(raw, file);
+}
+
+/**
+ * Load a checkpoint: config.json, then model.safetensors checked against
+ * paramSpecs(config) for names, shapes and dtype before its data is read.
+ */
+export function loadCheckpoint(dir: string): LoadedCheckpoint {
+  const config = loadCheckpointConfig(dir);
+  const params = loadTensors(path.join(dir, MODEL_FILE), paramSpecs(config));
+  const tokenizerPath = path.join(dir, TOKENIZER_FILE);
+  let hasTokenizer = false;
+  try {
+    hasTokenizer = statSync(tokenizerPath).isFile();
+  } catch {}
+  return hasTokenizer ? { config, params, tokenizerPath } : { config, params };
+}
