@@ -29,7 +29,16 @@ export interface GlamConfig {
 
 export const CHECKPOINT_FORMAT = 'glam-moe/1';
 
-const REQUIRED_INT = ['vocab_size', 'd_model', 'n_layers', 'n_heads', 'd_head', 'd_ff', 'n_experts', 'max_seq_len'] as const;
+const REQUIRED_INT = [
+  'vocab_size',
+  'd_model',
+  'n_layers',
+  'n_heads',
+  'd_head',
+  'd_ff',
+  'n_experts',
+  'max_seq_len',
+] as const;
 
 const DEFAULTS = {
   moe_layer_interval: 2,
@@ -77,17 +86,21 @@ export function parseConfig(raw: unknown, source = 'config'): GlamConfig {
   };
   const int = (key: string, min: number, dflt?: number): number => {
     const v = num(key, dflt);
-    if (!Number.isInteger(v) || v < min) throw new Error(`${source}: '${key}' must be an integer >= ${min}, got ${v}`);
+    if (!Number.isInteger(v) || v < min)
+      throw new Error(`${source}: '${key}' must be an integer >= ${min}, got ${v}`);
     return v;
   };
   const bool = (key: string, dflt: boolean): boolean => {
     const v = obj[key] ?? dflt;
-    if (typeof v !== 'boolean') throw new Error(`${source}: '${key}' must be true or false, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'boolean')
+      throw new Error(`${source}: '${key}' must be true or false, got ${JSON.stringify(v)}`);
     return v;
   };
   const policy = obj.second_expert_policy ?? DEFAULTS.second_expert_policy;
   if (policy !== 'all' && policy !== 'random') {
-    throw new Error(`${source}: 'second_expert_policy' must be "all" or "random", got ${JSON.stringify(policy)}`);
+    throw new Error(
+      `${source}: 'second_expert_policy' must be "all" or "random", got ${JSON.stringify(policy)}`,
+    );
   }
   const d_ff = int('d_ff', 1);
   const cfg: GlamConfig = {
@@ -117,7 +130,8 @@ export function parseConfig(raw: unknown, source = 'config'): GlamConfig {
   if (cfg.n_experts > 0 && cfg.top_k !== 2) {
     throw new Error(`${source}: only top_k = 2 (GLaM's top-2 gating) is supported, got ${cfg.top_k}`);
   }
-  if (cfg.n_experts === 1) throw new Error(`${source}: 'n_experts' must be 0 (dense) or >= 2 for top-2 gating`);
+  if (cfg.n_experts === 1)
+    throw new Error(`${source}: 'n_experts' must be 0 (dense) or >= 2 for top-2 gating`);
   if (cfg.rel_max_distance <= cfg.rel_buckets / 2) {
     throw new Error(`${source}: 'rel_max_distance' (${cfg.rel_max_distance}) must exceed rel_buckets / 2`);
   }

@@ -1,0 +1,295 @@
+import { kernels } from '../../backend/index.js';
+import type { Arena } from '../../tensor/arena.js';
+import { linearForward, linearInputGrad, linearWeightGrad } from './linear.js';
+
+/**
+ * T5 relative-position bucket for a query-key distance n = i - j >= 0
+ * (unidirectional): exact buckets below buckets/2, then logarithmic up to
+ * maxDistance, everything farther in the last bucket.
+ */
+export function relativeBucket(n: number, buckets: number, maxDistance: number): number {
+  if (!Number.isInteger(n) || n < 0) {
+    throw new Error(`relativeBucket: distance must be an integer >= 0, got ${n}`);
+  }
+  const maxExact = Math.floor(buckets / 2);
+  if (n < maxExact) return n;
+  const large =
+    maxExact + Math.floor((Math.log(n / maxExact) / Math.log(maxDistance / maxExact)) * (buckets - maxExact));
+  return Math.min(buckets - 1, large);
+}
+
+export interface AttentionDims {
+  dModel: number;
+  heads: number;
+  dHead: number;
+  relBuckets: number;
+  relMaxDistance: number;
+}
+
+export interface AttentionWeights {
+  wq: Float32Array;
+  wk: Float32Array;
+  wv: Float32Array;
+  wo: Float32Array;
+  /** [relBuckets, heads]. */
+  relBias: Float32Array;
+}
+
+/**
+ * Causal multi-head self-attention with a learned T5 relative-position bias:
+ * score[h,i,j] = q_i·k_j / sqrt(dHead) + relBias[bucket(i-j), h].
+ * Rows are tokens b·T + t; q/k/v are [rows, heads·dHead] with head h in columns h·dHead...
+ */
+export class AttentionLayer {
+  private a: Float32Array = new Float32Array(0);
+  private q: Float32Array = new Float32Array(0);
+  private k: Float32Array = new Float32Array(0);
+  private v: Float32Array = new Float32Array(0);
+  /** Attention probabilities [batch, heads, T, T], zero above the diagonal. */
+  private probs: Float32Array = new Float32Array(0);
+  private o: Float32Array = new Float32Array(0);
+  private batch = 0;
+  private seqLen = 0;
+  private bucketsOf: Int32Array = new Int32Array(0);
+  private bucketsLen = -1;
+
+  constructor(readonly dims: AttentionDims) {}
+
+  /** bucket(i - j) for i, j < T (j > i unused), cached per sequence length. */
+  private bucketTable(T: number): Int32Array {
+    if (this.bucketsLen !== T) {
+      const { relBuckets, relMaxDistance } = this.dims;
+      const table = new Int32Array(T * T);
+      for (let i = 0; i < T; i++) {
+        for (let j = 0; j <= i; j++) table[i * T + j] = relativeBucket(i - j, relBuckets, relMaxDistance);
+      }
+      this.bucketsOf = table;
+      this.bucketsLen = T;
+    }
+    return this.bucketsOf;
+  }
+
+  /** out += Attention(a) (adds into the residual stream). `scratch` holds what backward does not need. */
+  forward(
+    arena: Arena,
+    scratch: Arena,
+    a: Float32Array,
+    w: AttentionWeights,
+    batch: number,
+    seqLen: number,
+    out: Float32Array,
+  ): void {
+    const { dModel: D, heads: H, dHead: Dh } = this.dims;
+    const T = seqLen;
+    const N = batch * T;
+    const HD = H * Dh;
+    const K = kernels();
+    this.a = a;
+    this.batch = batch;
+    this.seqLen = T;
+    this.q = arena.alloc([N, HD]).data;
+    this.k = arena.alloc([N, HD]).data;
+    this.v = arena.alloc([N, HD]).data;
+    this.probs = arena.alloc([batch, H, T, T]).data;
+    this.o = arena.alloc([N, HD]).data;
+    linearForward(a, w.wq, N, D, HD, this.q);
+    linearForward(a, w.wk, N, D, HD, this.k);
+    linearForward(a, w.wv, N, D, HD, this.v);
+
+    // bias[h, i, j] = relBias[bucket(i - j), h], expanded once per forward.
+    const table = this.bucketTable(T);
+    const bias = scratch.alloc([H, T, T]).data;
+    for (let h = 0; h < H; h++) {
+      const ob = h * T * T;
+      for (let i = 0; i < T; i++) {
+        for (let j = 0; j <= i; j++) bias[ob + i * T + j] = w.relBias[table[i * T + j]! * H + h]!;
+      }
+    }
+
+    const TT = T * T;
+    for (let b = 0; b < batch; b++) {
+      const rows = b * T * HD;
+      // scores[b,h] = Q_bh·K_bhᵀ, one strided batch over heads.
+      K.sgemmStridedBatched(
+        false,
+        true,
+        T,
+        T,
+        Dh,
+        1,
+        this.q.subarray(rows),
+        HD,
+        Dh,
+        this.k.subarray(rows),
+        HD,
+        Dh,
+        0,
+        this.probs.subarray(b * H * TT),
+        T,
+        TT,
+        H,
+      );
+    }
+    K.causalSoftmax(this.probs, bias, batch * H, H, T, 1 / Math.sqrt(Dh));
+    for (let b = 0; b < batch; b++) {
+      const rows = b * T * HD;
+      K.sgemmStridedBatched(
+        false,
+        false,
+        T,
+        Dh,
+        T,
+        1,
+        this.probs.subarray(b * H * TT),
+        T,
+        TT,
+        this.v.subarray(rows),
+        HD,
+        Dh,
+        0,
+        this.o.subarray(rows),
+        HD,
+        Dh,
+        H,
+      );
+    }
+    linearForward(this.o, w.wo, N, HD, D, out, 1);
+  }
+
+  /** From dOut (grad of the sublayer output) writes da and accumulates the weight grads. */
+  backward(
+    scratch: Arena,
+    w: AttentionWeights,
+    g: AttentionWeights,
+    dOut: Float32Array,
+    da: Float32Array,
+  ): void {
+    const { dModel: D, heads: H, dHead: Dh } = this.dims;
+    const T = this.seqLen;
+    const batch = this.batch;
+    const N = batch * T;
+    const HD = H * Dh;
+    const TT = T * T;
+    const K = kernels();
+    const dO = scratch.alloc([N, HD]).data;
+    const dQ = scratch.alloc([N, HD]).data;
+    const dK = scratch.alloc([N, HD]).data;
+    const dV = scratch.alloc([N, HD]).data;
+    const dS = scratch.alloc([batch, H, T, T]).data;
+
+    linearWeightGrad(this.o, dOut, N, HD, D, g.wo);
+    linearInputGrad(dOut, w.wo, N, HD, D, dO);
+    for (let b = 0; b < batch; b++) {
+      const rows = b * T * HD;
+      const P = this.probs.subarray(b * H * TT);
+      // dP = dO_bh·V_bhᵀ; dV_bh = Pᵀ·dO_bh.
+      K.sgemmStridedBatched(
+        false,
+        true,
+        T,
+        T,
+        Dh,
+        1,
+        dO.subarray(rows),
+        HD,
+        Dh,
+        this.v.subarray(rows),
+        HD,
+        Dh,
+        0,
+        dS.subarray(b * H * TT),
+        T,
+        TT,
+        H,
+      );
+      K.sgemmStridedBatched(
+        true,
+        false,
+        T,
+        Dh,
+        T,
+        1,
+        P,
+        T,
+        TT,
+        dO.subarray(rows),
+        HD,
+        Dh,
+        0,
+        dV.subarray(rows),
+        HD,
+        Dh,
+        H,
+      );
+    }
+    // Masked entries have P = 0, so the row-softmax backward leaves them at 0.
+    K.softmaxRowsBackward(this.probs, dS, batch * H * T, T, dS);
+
+    // The bias enters the scores unscaled: dRelBias[bucket(i-j), h] += Σ_b dS[b,h,i,j].
+    // The sum over the batch is a [1,B]·[B, H·T·T] product; the bucket scatter is per head.
+    const ones = scratch.alloc([batch]).fill(1).data;
+    const dBias = scratch.alloc([H, T, T]).data;
+    K.sgemm(false, false, 1, H * TT, batch, 1, ones, batch, dS, H * TT, 0, dBias, H * TT);
+    const table = this.bucketTable(T);
+    for (let h = 0; h < H; h++) {
+      const o = h * TT;
+      for (let i = 0; i < T; i++) {
+        for (let j = 0; j <= i; j++) {
+          const idx = table[i * T + j]! * H + h;
+          g.relBias[idx] = g.relBias[idx]! + dBias[o + i * T + j]!;
+        }
+      }
+    }
+
+    const scale = 1 / Math.sqrt(Dh);
+    for (let b = 0; b < batch; b++) {
+      const rows = b * T * HD;
+      const dSb = dS.subarray(b * H * TT);
+      // dQ_bh = scale·dS·K_bh; dK_bh = scale·dSᵀ·Q_bh.
+      K.sgemmStridedBatched(
+        false,
+        false,
+        T,
+        Dh,
+        T,
+        scale,
+        dSb,
+        T,
+        TT,
+        this.k.subarray(rows),
+        HD,
+        Dh,
+        0,
+        dQ.subarray(rows),
+        HD,
+        Dh,
+        H,
+      );
+      K.sgemmStridedBatched(
+        true,
+        false,
+        T,
+        Dh,
+        T,
+        scale,
+        dSb,
+        T,
+        TT,
+        this.q.subarray(rows),
+        HD,
+        Dh,
+        0,
+        dK.subarray(rows),
+        HD,
+        Dh,
+        H,
+      );
+    }
+    linearWeightGrad(this.a, dQ, N, D, HD, g.wq);
+    linearWeightGrad(this.a, dK, N, D, HD, g.wk);
+    linearWeightGrad(this.a, dV, N, D, HD, g.wv);
+    linearInputGrad(dQ, w.wq, N, D, HD, da);
+    linearInputGrad(dK, w.wk, N, D, HD, da, 1);
+    linearInputGrad(dV, w.wv, N, D, HD, da, 1);
+  }
+}

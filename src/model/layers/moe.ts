@@ -1,0 +1,236 @@
+import { kernels } from '../../backend/index.js';
+import type { Arena } from '../../tensor/arena.js';
+import { linearForward, linearInputGrad, linearWeightGrad } from './linear.js';
+import { type RoutingOptions, Top2Routing } from './routing.js';
+
+export type { RoutingOptions } from './routing.js';
+export { Top2Routing } from './routing.js';
+
+export interface MoeDims {
+  dModel: number;
+  /** Expert hidden width (d_ff_expert). */
+  dFf: number;
+  experts: number;
+  /** Experts are gelu(x·wi_0) ⊙ (x·wi_1) instead of gelu(x·wi). */
+  gated: boolean;
+}
+
+export interface MoeWeights {
+  /** [D, E]. */
+  router: Float32Array;
+  /** [E, D, F]: wi, or wi_0 when gated. */
+  wi: Float32Array;
+  /** [E, D, F]: wi_1 when gated, else null. */
+  wi1: Float32Array | null;
+  /** [E, F, D]. */
+  wo: Float32Array;
+}
+
+export interface MoeStats {
+  /** Kept assignments per expert. */
+  load: number[];
+  /** Assignments dropped for lack of capacity. */
+  dropped: number;
+  /** dropped / (2 · tokens): the share of all top-2 assignments lost to capacity. */
+  droppedFraction: number;
+  routerEntropy: number;
+  aux: number;
+}
+
+/**
+ * The GLaM/GShard top-2 mixture-of-experts feed-forward sublayer, computed
+ * sparsely: each expert's kept tokens are gathered into one contiguous block,
+ * multiplied by that expert's weights only, and scattered back weighted by
+ * their gates. Cost follows the kept assignments, not the number of experts.
+ */
+export class MoeLayer {
+  readonly routing: Top2Routing;
+  private f: Float32Array = new Float32Array(0);
+  private p: Float32Array = new Float32Array(0);
+  private x: Float32Array = new Float32Array(0);
+  private h0: Float32Array = new Float32Array(0);
+  private h1: Float32Array = new Float32Array(0);
+  private act: Float32Array = new Float32Array(0);
+  private y: Float32Array = new Float32Array(0);
+  private rows = 0;
+  private readonly auxCoef: Float64Array;
+
+  constructor(readonly dims: MoeDims) {
+    this.routing = new Top2Routing(dims.experts);
+    this.auxCoef = new Float64Array(dims.experts);
+  }
+
+  /** out += MoE(f) (adds into the residual stream). Buffers are sized for 2 assignments per token so arena use is stable. */
+  forward(
+    arena: Arena,
+    f: Float32Array,
+    w: MoeWeights,
+    rows: number,
+    opts: RoutingOptions,
+    out: Float32Array,
+  ): MoeStats {
+    const { dModel: D, dFf: F, experts: E, gated } = this.dims;
+    const K = kernels();
+    this.f = f;
+    this.rows = rows;
+    const logits = arena.alloc([rows, E]).data;
+    this.p = arena.alloc([rows, E]).data;
+    linearForward(f, w.router, rows, D, E, logits);
+    K.softmaxRows(logits, rows, E, this.p);
+    const r = this.routing.route(this.p, rows, opts, logits);
+
+    const cap = 2 * rows;
+    this.x = arena.alloc([cap, D]).data;
+    this.h0 = arena.alloc([cap, F]).data;
+    this.h1 = gated ? arena.alloc([cap, F]).data : this.h1;
+    this.act = arena.alloc([cap, F]).data;
+    this.y = arena.alloc([cap, D]).data;
+    const A = r.assignments;
+    const token = r.token.subarray(0, A);
+    K.gatherRows(f, token, D, this.x);
+    this.forEachExpert((e, a0, n) => {
+      const xe = this.x.subarray(a0 * D);
+      linearForward(xe, w.wi.subarray(e * D * F), n, D, F, this.h0.subarray(a0 * F));
+      if (gated) linearForward(xe, w.wi1!.subarray(e * D * F), n, D, F, this.h1.subarray(a0 * F));
+    });
+    const h0 = this.h0.subarray(0, A * F);
+    const act = this.act.subarray(0, A * F);
+    if (gated) K.gatedGelu(h0, this.h1.subarray(0, A * F), act);
+    else K.gelu(h0, act);
+    this.forEachExpert((e, a0, n) => {
+      linearForward(this.act.subarray(a0 * F), w.wo.subarray(e * F * D), n, F, D, this.y.subarray(a0 * D));
+    });
+    K.scatterAddRows(this.y.subarray(0, A * D), token, r.gate.subarray(0, A), D, out);
+
+    return {
+      load: Array.from(r.load),
+      dropped: r.dropped,
+      droppedFraction: rows > 0 ? r.dropped / (2 * rows) : 0,
+      routerEntropy: r.entropy,
+      aux: r.aux,
+    };
+  }
+
+  /**
+   * From dOut (grad of the sublayer output) writes df and accumulates the weight
+   * grads. `auxGrad` is d(objective)/d(aux) of this layer; the aux loss reaches
+   * the router through p only, the gates through their normalisation into p.
+   */
+  backward(
+    scratch: Arena,
+    w: MoeWeights,
+    g: MoeWeights,
+    dOut: Float32Array,
+    df: Float32Array,
+    auxGrad: number,
+  ): void {
+    const { dModel: D, dFf: F, experts: E, gated } = this.dims;
+    const K = kernels();
+    const r = this.routing;
+    const rows = this.rows;
+    const A = r.assignments;
+    const cap = 2 * rows;
+    const token = r.token.subarray(0, A);
+
+    // dy_a = dOut[token_a]; the gate gradient is dy_a·y_a, then dy_a is scaled by its gate.
+    const dy = scratch.alloc([cap, D]).data;
+    const dGate = scratch.alloc([cap]).data;
+    K.gatherRows(dOut, token, D, dy);
+    gateGradAndScale(dy, this.y, r.gate, A, D, dGate);
+
+    const dAct = scratch.alloc([cap, F]).data;
+    this.forEachExpert((e, a0, n) => {
+      const dye = dy.subarray(a0 * D);
+      linearWeightGrad(this.act.subarray(a0 * F), dye, n, F, D, g.wo.subarray(e * F * D));
+      linearInputGrad(dye, w.wo.subarray(e * F * D), n, F, D, dAct.subarray(a0 * F));
+    });
+    let dh0 = dAct;
+    const dh1 = gated ? scratch.alloc([cap, F]).data : dAct;
+    if (gated) {
+      dh0 = scratch.alloc([cap, F]).data;
+      K.gatedGeluBackward(
+        this.h0.subarray(0, A * F),
+        this.h1.subarray(0, A * F),
+        dAct.subarray(0, A * F),
+        dh0.subarray(0, A * F),
+        dh1.subarray(0, A * F),
+      );
+    } else {
+      K.geluBackward(this.h0.subarray(0, A * F), dAct.subarray(0, A * F), dAct.subarray(0, A * F));
+    }
+    const dx = dy; // dy is spent: reuse its rows for the expert input grads
+    this.forEachExpert((e, a0, n) => {
+      const xe = this.x.subarray(a0 * D);
+      const dxe = dx.subarray(a0 * D);
+      linearWeightGrad(xe, dh0.subarray(a0 * F), n, D, F, g.wi.subarray(e * D * F));
+      linearInputGrad(dh0.subarray(a0 * F), w.wi.subarray(e * D * F), n, D, F, dxe);
+      if (gated) {
+        linearWeightGrad(xe, dh1.subarray(a0 * F), n, D, F, g.wi1!.subarray(e * D * F));
+        linearInputGrad(dh1.subarray(a0 * F), w.wi1!.subarray(e * D * F), n, D, F, dxe, 1);
+      }
+    });
+
+    // Router: the gates g1 = p1/(p1+p2), g2 = p2/(p1+p2) (a dropped choice has
+    // zero gate gradient but still shapes the other gate), plus the aux loss
+    // through p: d aux / d p_t[e] = E · firstCount_g[e] / (G · S²) for t in group g.
+    const p = this.p;
+    const dp = scratch.alloc([rows, E]).data;
+    const S = r.groupSize;
+    const G = r.groups;
+    const auxCoef = this.auxCoef;
+    for (let gi = 0; gi < G; gi++) {
+      for (let e = 0; e < E; e++) auxCoef[e] = (auxGrad * E * r.firstCounts[gi * E + e]!) / (G * S * S);
+      for (let t = gi * S; t < (gi + 1) * S; t++) {
+        const o = t * E;
+        for (let e = 0; e < E; e++) dp[o + e] = auxCoef[e]!;
+        const e1 = r.first[t]!;
+        const e2 = r.second[t]!;
+        const a1 = r.slot1[t]!;
+        const a2 = r.slot2[t]!;
+        const dg1 = a1 >= 0 ? dGate[a1]! : 0;
+        const dg2 = a2 >= 0 ? dGate[a2]! : 0;
+        const p1 = p[o + e1]!;
+        const p2 = p[o + e2]!;
+        const s2 = (p1 + p2) * (p1 + p2);
+        dp[o + e1] += (p2 * (dg1 - dg2)) / s2;
+        dp[o + e2] += (p1 * (dg2 - dg1)) / s2;
+      }
+    }
+    K.softmaxRowsBackward(p, dp, rows, E, dp);
+    linearWeightGrad(this.f, dp, rows, D, E, g.router);
+    linearInputGrad(dp, w.router, rows, D, E, df);
+    const ones = scratch.alloc([A]).fill(1).data;
+    K.scatterAddRows(dx.subarray(0, A * D), token, ones, D, df);
+  }
+
+  /** Calls fn(expert, first assignment, count) for every expert with kept tokens. */
+  private forEachExpert(fn: (e: number, a0: number, n: number) => void): void {
+    const off = this.routing.offsets;
+    for (let e = 0; e < this.dims.experts; e++) {
+      const n = off[e + 1]! - off[e]!;
+      if (n > 0) fn(e, off[e]!, n);
+    }
+  }
+}
+
+/** dGate[a] = dy[a]·y[a] (the gradient of assignment a's gate), then dy[a] *= gate[a]. */
+function gateGradAndScale(
+  dy: Float32Array,
+  y: Float32Array,
+  gate: Float32Array,
+  assignments: number,
+  cols: number,
+  dGate: Float32Array,
+): void {
+  for (let a = 0; a < assignments; a++) {
+    const o = a * cols;
+    const g = gate[a]!;
+    let dot = 0;
+    for (let j = o; j < o + cols; j++) {
+      const d = dy[j]!;
+      dot += d * y[j]!;
+      dy[j] = d * g;
+    }
+    dGate[a] = dot;
+  }
+}
