@@ -20,7 +20,7 @@ export function formatDuration(seconds: number): string {
 }
 
 export class ProgressBar {
-  private readonly total: number;
+  readonly total: number;
   private readonly label: string;
   private readonly width: number;
   private readonly plainEvery: number;

@@ -1,0 +1,246 @@
+/** `glam train`: train a GLaM model on a prepared dataset (preparing the default corpus if needed). */
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { kernels } from '../backend/index.js';
+import type { Dataset } from '../data/dataset.js';
+import { inputsAndTargets, openDataset } from '../data/dataset.js';
+import type { GlamConfig } from '../model/config.js';
+import { initParams } from '../model/init.js';
+import { resolveConfig } from '../model/presets.js';
+import { latestCheckpoint, listCheckpointSteps, loadTrainingCheckpoint } from '../train/checkpoints.js';
+import { type Batch, type BatchSource, DEFAULT_TRAIN_SETTINGS, type TrainSettings, train } from '../train/trainer.js';
+import { formatDuration, ProgressBar } from '../util/progress.js';
+import { intOption, numberOption } from './args.js';
+import { prepareWithProgress } from './prepare.js';
+
+const DEFAULT_CONFIG = 'small-moe';
+const DEFAULT_DATA = 'data/default';
+const DEFAULT_MINUTES = 10;
+
+const HELP = `usage: glam train [--config NAME|FILE] [--data DIR] [--max-steps N | --max-tokens N | --time MIN]
+                  [--seed N] [--out DIR] [--resume] [options]
+
+Trains a GLaM model with GLaM's recipe (Adafactor, constant-then-rsqrt learning rate,
+load-balancing and z losses, NaN-step skipping, roll-back on divergence). With no
+arguments: prepares the bundled corpus if needed and trains the '${DEFAULT_CONFIG}' preset for
+${DEFAULT_MINUTES} minutes into runs/${DEFAULT_CONFIG}.
+
+options:
+  --config NAME|FILE    model preset or config.json (default ${DEFAULT_CONFIG}); a preset's vocab_size
+                        follows the dataset's tokenizer
+  --data DIR            prepared dataset (default ${DEFAULT_DATA}; prepared on first use)
+  --max-steps N         stop after N optimizer steps
+  --max-tokens N        stop after N training tokens
+  --time MIN            stop after MIN minutes (default ${DEFAULT_MINUTES} when no limit is given)
+  --seed N              seed of initialisation, data order and routing coins (default 0)
+  --out DIR             run directory: metrics.jsonl, checkpoints/ (default runs/<config>)
+  --resume              continue from the latest checkpoint in --out
+  --overwrite           start afresh even if --out holds checkpoints
+  --batch-size N        sequences per micro-batch (default 8)
+  --seq-len N           tokens per sequence (default min(128, max_seq_len))
+  --grad-accum N        micro-batches per step (default 1)
+  --optimizer NAME      adafactor (default) or adamw
+  --lr X                peak learning rate (default 0.01)
+  --warmup N            linear warm-up steps (default 0)
+  --decay-start N       constant-lr steps before inverse-sqrt decay (default 10000)
+  --checkpoint-every N  steps between checkpoints (default 200)
+  --keep N              checkpoints kept (default 3)
+  --eval-every N        steps between validation runs (default 100)
+  --eval-batches N      validation batches per run (default 8)
+  --threads N           compute threads (default: all cores, or GLAM_THREADS)
+  -h, --help            this help`;
+
+/** Adapts a prepared Dataset to the trainer's BatchSource. */
+class DatasetSource implements BatchSource {
+  private position;
+
+  constructor(
+    private readonly ds: Dataset,
+    seed: number,
+    private readonly batch: number,
+    private readonly seqLen: number,
+    private readonly evalBatches: number,
+  ) {
+    this.position = ds.initialPosition(seed);
+  }
+
+  private toBatch(b: { tokens: Int32Array; rows: number; seqLen: number; categories: unknown[] }): Batch {
+    const { inputs, targets } = inputsAndTargets({ ...b, categories: [] });
+    return { inputs, targets, batch: b.rows, seqLen: b.seqLen };
+  }
+
+  next(): Batch {
+    return this.toBatch(this.ds.nextBatch(this.position, this.batch, this.seqLen));
+  }
+
+  getState(): unknown {
+    return structuredClone(this.position);
+  }
+
+  setState(state: unknown): void {
+    this.position = structuredClone(state as typeof this.position);
+  }
+
+  validation(): Batch[] {
+    return [...this.ds.validationBatches(this.batch, this.seqLen, { maxBatches: this.evalBatches })].map((b) =>
+      this.toBatch(b),
+    );
+  }
+}
+
+export async function run(args: string[]): Promise<void> {
+  const { values: v } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string' },
+      data: { type: 'string', default: DEFAULT_DATA },
+      'max-steps': { type: 'string' },
+      'max-tokens': { type: 'string' },
+      time: { type: 'string' },
+      seed: { type: 'string', default: '0' },
+      out: { type: 'string' },
+      resume: { type: 'boolean', default: false },
+      overwrite: { type: 'boolean', default: false },
+      'batch-size': { type: 'string', default: '8' },
+      'seq-len': { type: 'string' },
+      'grad-accum': { type: 'string', default: '1' },
+      optimizer: { type: 'string', default: 'adafactor' },
+      lr: { type: 'string', default: '0.01' },
+      warmup: { type: 'string', default: '0' },
+      'decay-start': { type: 'string', default: '10000' },
+      'checkpoint-every': { type: 'string', default: '200' },
+      keep: { type: 'string', default: '3' },
+      'eval-every': { type: 'string', default: '100' },
+      'eval-batches': { type: 'string', default: '8' },
+      threads: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (v.help) {
+    console.log(HELP);
+    return;
+  }
+  if (v.threads !== undefined) kernels().setThreads(intOption('threads', v.threads, 1, 1024));
+  const configName = v.config ?? DEFAULT_CONFIG;
+  const outDir = v.out ?? path.join('runs', path.basename(configName).replace(/\.json$/, ''));
+  const seed = intOption('seed', v.seed, 0);
+  const optimizerKind = v.optimizer;
+  if (optimizerKind !== 'adafactor' && optimizerKind !== 'adamw') {
+    throw new Error(`--optimizer must be 'adafactor' or 'adamw', got '${optimizerKind}'`);
+  }
+  const lr = numberOption('lr', v.lr);
+  if (!(lr > 0)) throw new Error(`--lr must be > 0, got ${lr}`);
+  const limits: Pick<TrainSettings, 'maxSteps' | 'maxTokens' | 'timeMinutes'> = {};
+  if (v['max-steps'] !== undefined) limits.maxSteps = intOption('max-steps', v['max-steps'], 1);
+  if (v['max-tokens'] !== undefined) limits.maxTokens = intOption('max-tokens', v['max-tokens'], 1);
+  if (v.time !== undefined) {
+    limits.timeMinutes = numberOption('time', v.time);
+    if (!(limits.timeMinutes > 0)) throw new Error(`--time must be > 0 minutes, got ${v.time}`);
+  }
+  if (Object.keys(limits).length === 0) limits.timeMinutes = DEFAULT_MINUTES;
+
+  const existing = listCheckpointSteps(outDir);
+  if (v.resume && existing.length === 0) throw new Error(`--resume: no checkpoint in ${outDir}/checkpoints`);
+  if (!v.resume && !v.overwrite && existing.length > 0) {
+    throw new Error(
+      `${outDir} already holds checkpoints (latest step ${existing[existing.length - 1]}); ` +
+        'pass --resume to continue it, --overwrite to start afresh, or another --out',
+    );
+  }
+
+  // Model config: from the checkpoint when resuming, else the preset/file (vocab from the data).
+  let config: GlamConfig = v.resume ? loadTrainingCheckpoint(latestCheckpoint(outDir)!).config : resolveConfig(configName);
+  if (!existsSync(path.join(v.data, 'manifest.json'))) {
+    if (v.data !== DEFAULT_DATA) throw new Error(`--data ${v.data}: no prepared dataset (run glam prepare --out ${v.data})`);
+    console.error(`No prepared data in ${v.data}: preparing the bundled corpus (once).`);
+    await prepareWithProgress({ out: v.data, vocabSize: config.vocab_size });
+  }
+  const dataset = openDataset(v.data);
+  const vocab = dataset.tokenizer.vocabSize;
+  if (config.vocab_size !== vocab) {
+    if (v.resume) {
+      throw new Error(`${v.data}: tokenizer has ${vocab} ids but the checkpoint's model has vocab_size ${config.vocab_size}`);
+    }
+    console.error(`note: vocab_size ${config.vocab_size} -> ${vocab} to match the tokenizer of ${v.data}`);
+    config = { ...config, vocab_size: vocab };
+  }
+  const batch = intOption('batch-size', v['batch-size'], 1);
+  const seqLen = v['seq-len'] === undefined ? Math.min(128, config.max_seq_len) : intOption('seq-len', v['seq-len'], 1);
+  if (seqLen > config.max_seq_len) throw new Error(`--seq-len ${seqLen} exceeds the model's max_seq_len ${config.max_seq_len}`);
+  const settings: TrainSettings = {
+    ...DEFAULT_TRAIN_SETTINGS,
+    ...limits,
+    seed,
+    gradAccum: intOption('grad-accum', v['grad-accum'], 1),
+    optimizer: { kind: optimizerKind },
+    schedule: {
+      kind: 'rsqrt',
+      peak_lr: lr,
+      warmup_steps: intOption('warmup', v.warmup, 0),
+      decay_start: intOption('decay-start', v['decay-start'], 1),
+    },
+    checkpointEvery: intOption('checkpoint-every', v['checkpoint-every'], 1),
+    keepLast: intOption('keep', v.keep, 1),
+    evalEvery: intOption('eval-every', v['eval-every'], 1),
+  };
+  const source = new DatasetSource(dataset, seed, batch, seqLen, intOption('eval-batches', v['eval-batches'], 0));
+
+  const tokensPerStep = batch * seqLen * settings.gradAccum;
+  const total = limits.maxSteps ?? (limits.maxTokens !== undefined ? Math.ceil(limits.maxTokens / tokensPerStep) : 0);
+  const bar = new ProgressBar({ total: total > 0 ? total : 1, label: 'train ', plainEvery: 20 });
+  const timeBudget = limits.timeMinutes === undefined ? 0 : limits.timeMinutes * 60;
+  console.error(
+    `training ${configName} (${config.n_experts > 0 ? `${config.n_experts} experts` : 'dense'}) on ${v.data}: ` +
+      `${batch}x${seqLen} tokens x ${settings.gradAccum} per step, ${optimizerKind}, lr ${lr}; ${kernels().describe()}; out ${outDir}`,
+  );
+
+  const stopSignal = { stop: false };
+  const onSignal = (sig: string) => {
+    if (stopSignal.stop) process.exit(130); // second signal: leave now (checkpoints are atomic)
+    stopSignal.stop = true;
+    bar.log(`${sig}: stopping after this step and writing a checkpoint (again to quit at once)`);
+  };
+  const sigint = () => onSignal('SIGINT');
+  const sigterm = () => onSignal('SIGTERM');
+  process.on('SIGINT', sigint);
+  process.on('SIGTERM', sigterm);
+  try {
+    const res = await train({
+      config,
+      params: initParams(config, seed),
+      data: source,
+      outDir,
+      settings,
+      tokenizer: readFileSync(path.join(v.data, dataset.manifest.tokenizer), 'utf8'),
+      resume: v.resume,
+      stopSignal,
+      hooks: {
+        onStep(r) {
+          const done = timeBudget > 0 && total === 0 ? (r.elapsed_s / timeBudget) * bar.total : r.step;
+          const val = r.val_loss === undefined ? '' : ` val ${r.val_loss.toFixed(3)}`;
+          bar.update(
+            done,
+            `step ${r.step} loss ${r.loss.toFixed(3)}${val} lr ${r.lr.toExponential(1)} ${Math.round(r.tokens_per_s)} tok/s`,
+          );
+          if (r.val_loss !== undefined && !bar.isTTY) bar.log(`step ${r.step}: loss ${r.loss.toFixed(4)}${val}`);
+        },
+        onEvent: (m) => bar.log(m),
+      },
+    });
+    bar.finish(`step ${res.step} loss ${res.lastLoss.toFixed(3)}`);
+    console.log(
+      `${res.stoppedBySignal ? 'stopped' : 'done'}: ${res.step} steps, ${res.tokensSeen.toLocaleString('en-US')} tokens, ` +
+        `final loss ${res.lastLoss.toFixed(4)}, ${res.skippedSteps} skipped steps, ${res.rollbacks} roll-backs, ` +
+        `${formatDuration(performance.now() / 1000)} wall`,
+    );
+    console.log(`checkpoint: ${res.checkpoint}`);
+    console.log(`metrics:    ${path.join(outDir, 'metrics.jsonl')} (plot: npx glam plot ${outDir})`);
+    console.log(`generate:   npx glam generate --model ${outDir} --prompt "The "`);
+    if (res.stoppedBySignal) process.exitCode = 130;
+  } finally {
+    process.off('SIGINT', sigint);
+    process.off('SIGTERM', sigterm);
+    dataset.close();
+  }
+}
