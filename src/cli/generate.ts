@@ -26,7 +26,8 @@ options:
 export function resolveModelDir(dir: string): string {
   if (existsSync(path.join(dir, 'config.json'))) return dir;
   const latest = latestCheckpoint(dir);
-  if (latest === undefined) throw new Error(`${dir}: neither a checkpoint (config.json) nor a run with checkpoints`);
+  if (latest === undefined)
+    throw new Error(`${dir}: neither a checkpoint (config.json) nor a run with checkpoints`);
   return latest;
 }
 
@@ -51,7 +52,8 @@ export async function run(args: string[]): Promise<void> {
   const dir = resolveModelDir(requireOption('generate', 'model', v.model));
   const prompt = requireOption('generate', 'prompt', v.prompt);
   const ck = loadCheckpoint(dir);
-  if (ck.tokenizerPath === undefined) throw new Error(`${dir}: no ${TOKENIZER_FILE}; cannot turn text into tokens`);
+  if (ck.tokenizerPath === undefined)
+    throw new Error(`${dir}: no ${TOKENIZER_FILE}; cannot turn text into tokens`);
   const tokenizer = Tokenizer.load(ck.tokenizerPath);
   if (tokenizer.vocabSize !== ck.config.vocab_size) {
     throw new Error(`${dir}: tokenizer has ${tokenizer.vocabSize} ids, the model ${ck.config.vocab_size}`);

@@ -9,7 +9,13 @@ import type { GlamConfig } from '../model/config.js';
 import { initParams } from '../model/init.js';
 import { resolveConfig } from '../model/presets.js';
 import { latestCheckpoint, listCheckpointSteps, loadTrainingCheckpoint } from '../train/checkpoints.js';
-import { type Batch, type BatchSource, DEFAULT_TRAIN_SETTINGS, type TrainSettings, train } from '../train/trainer.js';
+import {
+  type Batch,
+  type BatchSource,
+  DEFAULT_TRAIN_SETTINGS,
+  type TrainSettings,
+  train,
+} from '../train/trainer.js';
 import { formatDuration, ProgressBar } from '../util/progress.js';
 import { intOption, numberOption } from './args.js';
 import { prepareWithProgress } from './prepare.js';
@@ -83,8 +89,8 @@ class DatasetSource implements BatchSource {
   }
 
   validation(): Batch[] {
-    return [...this.ds.validationBatches(this.batch, this.seqLen, { maxBatches: this.evalBatches })].map((b) =>
-      this.toBatch(b),
+    return [...this.ds.validationBatches(this.batch, this.seqLen, { maxBatches: this.evalBatches })].map(
+      (b) => this.toBatch(b),
     );
   }
 }
@@ -150,9 +156,12 @@ export async function run(args: string[]): Promise<void> {
   }
 
   // Model config: from the checkpoint when resuming, else the preset/file (vocab from the data).
-  let config: GlamConfig = v.resume ? loadTrainingCheckpoint(latestCheckpoint(outDir)!).config : resolveConfig(configName);
+  let config: GlamConfig = v.resume
+    ? loadTrainingCheckpoint(latestCheckpoint(outDir)!).config
+    : resolveConfig(configName);
   if (!existsSync(path.join(v.data, 'manifest.json'))) {
-    if (v.data !== DEFAULT_DATA) throw new Error(`--data ${v.data}: no prepared dataset (run glam prepare --out ${v.data})`);
+    if (v.data !== DEFAULT_DATA)
+      throw new Error(`--data ${v.data}: no prepared dataset (run glam prepare --out ${v.data})`);
     console.error(`No prepared data in ${v.data}: preparing the bundled corpus (once).`);
     await prepareWithProgress({ out: v.data, vocabSize: config.vocab_size });
   }
@@ -160,14 +169,18 @@ export async function run(args: string[]): Promise<void> {
   const vocab = dataset.tokenizer.vocabSize;
   if (config.vocab_size !== vocab) {
     if (v.resume) {
-      throw new Error(`${v.data}: tokenizer has ${vocab} ids but the checkpoint's model has vocab_size ${config.vocab_size}`);
+      throw new Error(
+        `${v.data}: tokenizer has ${vocab} ids but the checkpoint's model has vocab_size ${config.vocab_size}`,
+      );
     }
     console.error(`note: vocab_size ${config.vocab_size} -> ${vocab} to match the tokenizer of ${v.data}`);
     config = { ...config, vocab_size: vocab };
   }
   const batch = intOption('batch-size', v['batch-size'], 1);
-  const seqLen = v['seq-len'] === undefined ? Math.min(128, config.max_seq_len) : intOption('seq-len', v['seq-len'], 1);
-  if (seqLen > config.max_seq_len) throw new Error(`--seq-len ${seqLen} exceeds the model's max_seq_len ${config.max_seq_len}`);
+  const seqLen =
+    v['seq-len'] === undefined ? Math.min(128, config.max_seq_len) : intOption('seq-len', v['seq-len'], 1);
+  if (seqLen > config.max_seq_len)
+    throw new Error(`--seq-len ${seqLen} exceeds the model's max_seq_len ${config.max_seq_len}`);
   const settings: TrainSettings = {
     ...DEFAULT_TRAIN_SETTINGS,
     ...limits,
@@ -184,10 +197,17 @@ export async function run(args: string[]): Promise<void> {
     keepLast: intOption('keep', v.keep, 1),
     evalEvery: intOption('eval-every', v['eval-every'], 1),
   };
-  const source = new DatasetSource(dataset, seed, batch, seqLen, intOption('eval-batches', v['eval-batches'], 0));
+  const source = new DatasetSource(
+    dataset,
+    seed,
+    batch,
+    seqLen,
+    intOption('eval-batches', v['eval-batches'], 0),
+  );
 
   const tokensPerStep = batch * seqLen * settings.gradAccum;
-  const total = limits.maxSteps ?? (limits.maxTokens !== undefined ? Math.ceil(limits.maxTokens / tokensPerStep) : 0);
+  const total =
+    limits.maxSteps ?? (limits.maxTokens !== undefined ? Math.ceil(limits.maxTokens / tokensPerStep) : 0);
   const bar = new ProgressBar({ total: total > 0 ? total : 1, label: 'train ', plainEvery: 20 });
   const timeBudget = limits.timeMinutes === undefined ? 0 : limits.timeMinutes * 60;
   console.error(
@@ -223,7 +243,8 @@ export async function run(args: string[]): Promise<void> {
             done,
             `step ${r.step} loss ${r.loss.toFixed(3)}${val} lr ${r.lr.toExponential(1)} ${Math.round(r.tokens_per_s)} tok/s`,
           );
-          if (r.val_loss !== undefined && !bar.isTTY) bar.log(`step ${r.step}: loss ${r.loss.toFixed(4)}${val}`);
+          if (r.val_loss !== undefined && !bar.isTTY)
+            bar.log(`step ${r.step}: loss ${r.loss.toFixed(4)}${val}`);
         },
         onEvent: (m) => bar.log(m),
       },

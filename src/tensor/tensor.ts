@@ -27,7 +27,9 @@ export class Tensor {
   constructor(data: Float32Array, shape: Shape) {
     const n = shapeSize(shape);
     if (data.length !== n) {
-      throw new Error(`tensor of shape ${shapeString(shape)} needs ${n} elements, storage has ${data.length}`);
+      throw new Error(
+        `tensor of shape ${shapeString(shape)} needs ${n} elements, storage has ${data.length}`,
+      );
     }
     this.data = data;
     this.shape = [...shape];
@@ -42,7 +44,9 @@ export class Tensor {
   static from(values: ArrayLike<number>, shape: Shape): Tensor {
     const t = Tensor.zeros(shape);
     if (values.length !== t.size) {
-      throw new Error(`Tensor.from: ${values.length} values for shape ${shapeString(shape)} (${t.size} elements)`);
+      throw new Error(
+        `Tensor.from: ${values.length} values for shape ${shapeString(shape)} (${t.size} elements)`,
+      );
     }
     t.data.set(values);
     return t;

@@ -9,7 +9,7 @@ export class PatternSource implements BatchSource {
   private readonly stream: Int32Array;
 
   constructor(
-    private readonly vocab: number,
+    vocab: number,
     private readonly batch: number,
     private readonly seqLen: number,
     length = 50_000,

@@ -1,0 +1,46 @@
+/**
+ * glam-moe: GLaM sparse Mixture-of-Experts language models in TypeScript.
+ * The library's public API, layer by layer (each layer uses only those above it).
+ */
+
+// Compute core: kernels (native C++ or the TypeScript reference) and aligned storage.
+export { alignedFloat32, type Kernels, kernels, referenceKernels, useKernels } from './backend/index.js';
+// Data pipeline.
+export * from './data/index.js';
+// Inference.
+export { type GenerateOptions, generateIds, generateText, type TextCodec } from './infer/generate.js';
+export { type SamplingOptions, sampleToken } from './infer/sample.js';
+export { type ScoreResult, scoreTokenRows } from './infer/score.js';
+// Model: config, presets, parameters, the GLaM stack, checkpoints, accounting.
+export { accounting, type ModelAccounting } from './model/accounting.js';
+export { loadCheckpoint, loadTensors, saveCheckpoint, saveTensors } from './model/checkpoint.js';
+export { CHECKPOINT_FORMAT, type GlamConfig, isMoeLayer, parseConfig } from './model/config.js';
+export { type ForwardOptions, GlamModel, type LossParts, type MoeLayerStats } from './model/glam.js';
+export { initParams } from './model/init.js';
+export { type ParamSpec, type Params, paramSpecs } from './model/params.js';
+export { getPreset, presetNames, resolveConfig } from './model/presets.js';
+export { readSafetensors, writeSafetensors } from './model/safetensors.js';
+// Optimisers and schedules.
+export * from './optim/index.js';
+// Tensors and the per-step arena.
+export { Arena } from './tensor/arena.js';
+export { type Shape, Tensor } from './tensor/tensor.js';
+// Training.
+export {
+  latestCheckpoint,
+  loadTrainingCheckpoint,
+  saveTrainingCheckpoint,
+  type TrainerState,
+} from './train/checkpoints.js';
+export {
+  type Batch as TrainBatch,
+  type BatchSource,
+  DEFAULT_TRAIN_SETTINGS,
+  type StepRecord,
+  type TrainHooks,
+  type TrainResult,
+  type TrainRun,
+  type TrainSettings,
+  train,
+} from './train/trainer.js';
+export { Rng, type RngState } from './util/rng.js';
