@@ -39,7 +39,8 @@ async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => {
-    process.exitCode = code;
+    // A command may have set its own exit status (e.g. 130 after an interrupted run).
+    process.exitCode ??= code;
   },
   (err: unknown) => {
     const msg = err instanceof Error ? err.message : String(err);
