@@ -11,7 +11,8 @@ export function checkLen(op: string, bufs: Record<string, Buf>, n: number): void
 }
 
 function checkDim(op: string, name: string, v: number): void {
-  if (!Number.isInteger(v) || v < 0) throw new Error(`${op}: ${name} must be a non-negative integer, got ${v}`);
+  if (!Number.isInteger(v) || v < 0)
+    throw new Error(`${op}: ${name} must be a non-negative integer, got ${v}`);
 }
 
 /** Elements a [rows, cols] matrix with leading dimension ld spans. */
@@ -37,7 +38,18 @@ export function checkGemm(
   sc: number,
   batch: number,
 ): void {
-  for (const [name, v] of Object.entries({ m, n, k, lda, ldb, ldc, strideA: sa, strideB: sb, strideC: sc, batch })) {
+  for (const [name, v] of Object.entries({
+    m,
+    n,
+    k,
+    lda,
+    ldb,
+    ldc,
+    strideA: sa,
+    strideB: sb,
+    strideC: sc,
+    batch,
+  })) {
     checkDim(op, name, v);
   }
   const [ar, ac] = transA ? [k, m] : [m, k];
@@ -51,7 +63,10 @@ export function checkGemm(
   const na = need(span(ar, ac, lda), sa);
   const nb = need(span(br, bc, ldb), sb);
   const nc = need(span(m, n, ldc), sc);
-  if (a.length < na) throw new Error(`${op}: A has ${a.length} elements, needs ${na} (${shapes}, batch ${batch})`);
-  if (b.length < nb) throw new Error(`${op}: B has ${b.length} elements, needs ${nb} (${shapes}, batch ${batch})`);
-  if (c.length < nc) throw new Error(`${op}: C has ${c.length} elements, needs ${nc} (${shapes}, batch ${batch})`);
+  if (a.length < na)
+    throw new Error(`${op}: A has ${a.length} elements, needs ${na} (${shapes}, batch ${batch})`);
+  if (b.length < nb)
+    throw new Error(`${op}: B has ${b.length} elements, needs ${nb} (${shapes}, batch ${batch})`);
+  if (c.length < nc)
+    throw new Error(`${op}: C has ${c.length} elements, needs ${nc} (${shapes}, batch ${batch})`);
 }

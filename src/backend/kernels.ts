@@ -98,7 +98,13 @@ export interface Kernels {
   /** out = gelu(a) ⊙ b. */
   gatedGelu(a: Float32Array, b: Float32Array, out: Float32Array): void;
   /** da = dy ⊙ b ⊙ gelu'(a); db = dy ⊙ gelu(a). */
-  gatedGeluBackward(a: Float32Array, b: Float32Array, dy: Float32Array, da: Float32Array, db: Float32Array): void;
+  gatedGeluBackward(
+    a: Float32Array,
+    b: Float32Array,
+    dy: Float32Array,
+    da: Float32Array,
+    db: Float32Array,
+  ): void;
 
   /** Row softmax of x[rows, cols] into out (may alias x). */
   softmaxRows(x: Float32Array, rows: number, cols: number, out: Float32Array): void;
@@ -110,7 +116,14 @@ export interface Kernels {
    * s[bh,i,j] <- softmax_j(scale·s[bh,i,j] + bias[h,i,j]) for j <= i, 0 for j > i,
    * with h = bh % heads and bias[heads, t, t].
    */
-  causalSoftmax(scores: Float32Array, bias: Float32Array, batchHeads: number, heads: number, t: number, scale: number): void;
+  causalSoftmax(
+    scores: Float32Array,
+    bias: Float32Array,
+    batchHeads: number,
+    heads: number,
+    t: number,
+    scale: number,
+  ): void;
 
   /**
    * Cross-entropy with logsumexp over logits[rows, cols] and integer targets[rows].
@@ -142,5 +155,11 @@ export interface Kernels {
   /** out[i, :] = src[idx[i], :] for i < idx.length; rows of width cols. */
   gatherRows(src: Float32Array, idx: Int32Array, cols: number, out: Float32Array): void;
   /** out[idx[i], :] += weight[i] · src[i, :]. Indices may repeat. */
-  scatterAddRows(src: Float32Array, idx: Int32Array, weight: Float32Array, cols: number, out: Float32Array): void;
+  scatterAddRows(
+    src: Float32Array,
+    idx: Int32Array,
+    weight: Float32Array,
+    cols: number,
+    out: Float32Array,
+  ): void;
 }

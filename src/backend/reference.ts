@@ -201,7 +201,8 @@ export const referenceKernels: Kernels = {
     for (let r = 0; r < rows; r++) {
       const o = r * cols;
       const tgt = targets[r]!;
-      if (!(tgt >= 0 && tgt < cols)) throw new Error(`crossEntropy: target ${tgt} at row ${r} outside [0, ${cols})`);
+      if (!(tgt >= 0 && tgt < cols))
+        throw new Error(`crossEntropy: target ${tgt} at row ${r} outside [0, ${cols})`);
       let mx = -Infinity;
       for (let j = 0; j < cols; j++) mx = Math.max(mx, logits[o + j]!);
       let s = 0;
@@ -221,14 +222,15 @@ export const referenceKernels: Kernels = {
       const coef = ceScale + 2 * zScale * l;
       for (let j = 0; j < cols; j++) dlogits[o + j] = coef * Math.exp(logits[o + j]! - l);
       const tgt = targets[r]!;
-      if (!(tgt >= 0 && tgt < cols)) throw new Error(`crossEntropyBackward: target ${tgt} at row ${r} outside [0, ${cols})`);
+      if (!(tgt >= 0 && tgt < cols))
+        throw new Error(`crossEntropyBackward: target ${tgt} at row ${r} outside [0, ${cols})`);
       dlogits[o + tgt] = dlogits[o + tgt]! - ceScale;
     }
   },
 
   gatherRows(src, idx, cols, out) {
     checkLen('gatherRows', { out }, idx.length * cols);
-    const srcRows = cols === 0 ? 0 : src.length / cols;
+    const srcRows = cols === 0 ? 0 : Math.floor(src.length / cols);
     for (let i = 0; i < idx.length; i++) {
       const r = idx[i]!;
       if (!(r >= 0 && r < srcRows)) throw new Error(`gatherRows: index ${r} at ${i} outside [0, ${srcRows})`);
@@ -239,10 +241,11 @@ export const referenceKernels: Kernels = {
   scatterAddRows(src, idx, weight, cols, out) {
     checkLen('scatterAddRows', { src }, idx.length * cols);
     checkLen('scatterAddRows', { weight }, idx.length);
-    const outRows = cols === 0 ? 0 : out.length / cols;
+    const outRows = cols === 0 ? 0 : Math.floor(out.length / cols);
     for (let i = 0; i < idx.length; i++) {
       const r = idx[i]!;
-      if (!(r >= 0 && r < outRows)) throw new Error(`scatterAddRows: index ${r} at ${i} outside [0, ${outRows})`);
+      if (!(r >= 0 && r < outRows))
+        throw new Error(`scatterAddRows: index ${r} at ${i} outside [0, ${outRows})`);
       const w = weight[i]!;
       for (let j = 0; j < cols; j++) out[r * cols + j] = out[r * cols + j]! + w * src[i * cols + j]!;
     }

@@ -1,0 +1,66 @@
+// GEMM operand packing, written once and compiled into each ISA translation unit (include it inside an
+// anonymous namespace there so every copy keeps internal linkage and its own instruction set).
+// op(A)[i,p] = a[i*rs + p*cs]; op(B)[p,j] = b[p*rs + j*cs].
+
+template <int MR>
+void packAPanels(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, float* dst) {
+  for (int64_t i0 = 0; i0 < mc; i0 += MR, dst += MR * kc) {
+    const int64_t rows = mc - i0 < MR ? mc - i0 : MR;
+    const float* src = a + i0 * rs;
+    if (rows == MR && cs == 1) {
+      // A stored row-major: MR row streams, interleaved into the panel.
+      const float* row[MR];
+      for (int r = 0; r < MR; r++) row[r] = src + r * rs;
+      for (int64_t p = 0; p < kc; p++) {
+        for (int r = 0; r < MR; r++) dst[p * MR + r] = row[r][p];
+      }
+    } else if (rows == MR && rs == 1) {
+      // A stored transposed: each panel column is contiguous.
+      for (int64_t p = 0; p < kc; p++) {
+        for (int r = 0; r < MR; r++) dst[p * MR + r] = src[p * cs + r];
+      }
+    } else {
+      for (int64_t p = 0; p < kc; p++) {
+        for (int r = 0; r < MR; r++) dst[p * MR + r] = r < rows ? src[r * rs + p * cs] : 0.0f;
+      }
+    }
+  }
+}
+
+template <int NR>
+void packBPanels(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, float* dst) {
+  for (int64_t j0 = 0; j0 < nc; j0 += NR, dst += NR * kc) {
+    const int64_t cols = nc - j0 < NR ? nc - j0 : NR;
+    const float* src = b + j0 * cs;
+    if (cols == NR && cs == 1) {
+      // B stored row-major: each panel row is a contiguous run of NR floats.
+      for (int64_t p = 0; p < kc; p++) {
+        for (int c = 0; c < NR; c++) dst[p * NR + c] = src[p * rs + c];
+      }
+    } else if (cols == NR && rs == 1) {
+      // B stored transposed: read each source row once, scatter it down the panel column.
+      for (int c = 0; c < NR; c++) {
+        const float* col = src + c * cs;
+        for (int64_t p = 0; p < kc; p++) dst[p * NR + c] = col[p];
+      }
+    } else {
+      for (int64_t p = 0; p < kc; p++) {
+        for (int c = 0; c < NR; c++) dst[p * NR + c] = c < cols ? src[p * rs + c * cs] : 0.0f;
+      }
+    }
+  }
+}
+
+// Writes a computed tile held row-major in `tile` (ld = NR) to the first rows x cols of C.
+template <int NR>
+void storeTile(const float* tile, float* c, int64_t ldc, float alpha, float beta, int rows, int cols) {
+  for (int r = 0; r < rows; r++) {
+    float* cr = c + r * ldc;
+    const float* tr = tile + r * NR;
+    if (beta == 0.0f) {
+      for (int j = 0; j < cols; j++) cr[j] = alpha * tr[j];
+    } else {
+      for (int j = 0; j < cols; j++) cr[j] = alpha * tr[j] + beta * cr[j];
+    }
+  }
+}

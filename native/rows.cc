@@ -1,0 +1,197 @@
+#include "rows.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+#include "isa.h"
+#include "threadpool.h"
+
+namespace glam {
+namespace {
+
+// Work (in element-operations) below which one thread does it all: a wake-up costs a few microseconds.
+constexpr int64_t kParallelWork = 1 << 16;
+constexpr int64_t kChunkAlign = 16;  // floats: chunks start on cache-line multiples of the range
+
+int threadsForWork(double work) {
+  if (work < static_cast<double>(kParallelWork)) return 1;
+  const double byWork = work / static_cast<double>(kParallelWork);
+  const int pool = poolThreads();
+  return byWork < pool ? static_cast<int>(byWork) : pool;
+}
+
+// Runs body(begin, end) over [0, total) in contiguous chunks (multiples of `align`) claimed from a
+// counter by whichever threads are running, a few chunks per thread so a late or descheduled thread
+// costs little.
+template <typename Body>
+void forRanges(int64_t total, double workPerItem, int64_t align, Body body) {
+  const int nt = threadsForWork(static_cast<double>(total) * workPerItem);
+  if (nt <= 1) {
+    body(int64_t{0}, total);
+    return;
+  }
+  const int64_t blocks = (total + align - 1) / align;
+  const int64_t chunks = blocks < 4 * nt ? blocks : 4 * nt;
+  std::atomic<int64_t> next{0};
+  auto job = [&](int, int) {
+    for (int64_t c = next.fetch_add(1); c < chunks; c = next.fetch_add(1)) {
+      int64_t b0, b1;
+      splitRange(blocks, static_cast<int>(chunks), static_cast<int>(c), &b0, &b1);
+      const int64_t begin = b0 * align;
+      const int64_t end = b1 * align < total ? b1 * align : total;
+      if (end > begin) body(begin, end);
+    }
+  };
+  parallelFor(nt, job);
+}
+
+const RowKernels& k() { return currentIsa().rows; }
+
+// Relative cost of one element for the transcendental kernels (exp + divide) against a plain add.
+constexpr double kExpCost = 8.0;
+
+}  // namespace
+
+void add(const float* a, const float* b, float* out, int64_t n) {
+  const auto f = k().add;
+  forRanges(n, 1.0, kChunkAlign, [&](int64_t i0, int64_t i1) { f(a + i0, b + i0, out + i0, i1 - i0); });
+}
+
+void axpy(float alpha, const float* x, float* y, int64_t n) {
+  const auto f = k().axpy;
+  forRanges(n, 1.0, kChunkAlign, [&](int64_t i0, int64_t i1) { f(alpha, x + i0, y + i0, i1 - i0); });
+}
+
+void gelu(const float* x, float* out, int64_t n) {
+  const auto f = k().gelu;
+  forRanges(n, kExpCost, kChunkAlign, [&](int64_t i0, int64_t i1) { f(x + i0, out + i0, i1 - i0); });
+}
+
+void geluBackward(const float* x, const float* dy, float* dx, int64_t n) {
+  const auto f = k().geluBackward;
+  forRanges(n, kExpCost, kChunkAlign, [&](int64_t i0, int64_t i1) { f(x + i0, dy + i0, dx + i0, i1 - i0); });
+}
+
+void gatedGelu(const float* a, const float* b, float* out, int64_t n) {
+  const auto f = k().gatedGelu;
+  forRanges(n, kExpCost, kChunkAlign, [&](int64_t i0, int64_t i1) { f(a + i0, b + i0, out + i0, i1 - i0); });
+}
+
+void gatedGeluBackward(const float* a, const float* b, const float* dy, float* da, float* db, int64_t n) {
+  const auto f = k().gatedGeluBackward;
+  forRanges(n, kExpCost, kChunkAlign,
+            [&](int64_t i0, int64_t i1) { f(a + i0, b + i0, dy + i0, da + i0, db + i0, i1 - i0); });
+}
+
+void rmsnorm(const float* x, const float* scale, int64_t rows, int64_t cols, float eps, float* out, float* invRms) {
+  const auto f = k().rmsnorm;
+  forRanges(rows, 2.0 * static_cast<double>(cols), 1, [&](int64_t r0, int64_t r1) {
+    f(x + r0 * cols, scale, r1 - r0, cols, eps, out + r0 * cols, invRms + r0);
+  });
+}
+
+void rmsnormBackward(const float* x, const float* scale, const float* invRms, const float* dy, int64_t rows,
+                     int64_t cols, float* dx, float* dscale) {
+  // dscale first, split by columns (each column summed over all rows by one thread, in row order, so the
+  // result does not depend on the thread count); then dx by rows, which may overwrite dy.
+  const auto fs = k().rmsnormBackwardScale;
+  forRanges(cols, 2.0 * static_cast<double>(rows), kChunkAlign,
+            [&](int64_t c0, int64_t c1) { fs(x, invRms, dy, rows, cols, c0, c1, dscale); });
+  const auto fx = k().rmsnormBackwardDx;
+  forRanges(rows, 3.0 * static_cast<double>(cols), 1, [&](int64_t r0, int64_t r1) {
+    fx(x + r0 * cols, scale, invRms + r0, dy + r0 * cols, r1 - r0, cols, dx + r0 * cols);
+  });
+}
+
+void softmaxRows(const float* x, int64_t rows, int64_t cols, float* out) {
+  const auto f = k().softmaxRows;
+  forRanges(rows, kExpCost * static_cast<double>(cols), 1,
+            [&](int64_t r0, int64_t r1) { f(x + r0 * cols, r1 - r0, cols, out + r0 * cols); });
+}
+
+void softmaxRowsBackward(const float* y, const float* dy, int64_t rows, int64_t cols, float* dx) {
+  const auto f = k().softmaxRowsBackward;
+  forRanges(rows, 2.0 * static_cast<double>(cols), 1, [&](int64_t r0, int64_t r1) {
+    f(y + r0 * cols, dy + r0 * cols, r1 - r0, cols, dx + r0 * cols);
+  });
+}
+
+void causalSoftmax(float* scores, const float* bias, int64_t batchHeads, int64_t heads, int64_t t, float scale) {
+  const auto f = k().causalSoftmax;
+  // Row i holds i+1 live entries: about t/2 on average.
+  forRanges(batchHeads * t, kExpCost * static_cast<double>(t) / 2.0, 1,
+            [&](int64_t r0, int64_t r1) { f(scores, bias, r0, r1, heads, t, scale); });
+}
+
+void crossEntropy(const float* logits, const int32_t* targets, int64_t rows, int64_t cols, float* losses,
+                  float* lse) {
+  const auto f = k().crossEntropy;
+  forRanges(rows, kExpCost * static_cast<double>(cols), 1, [&](int64_t r0, int64_t r1) {
+    f(logits + r0 * cols, targets + r0, r1 - r0, cols, losses + r0, lse + r0);
+  });
+}
+
+void crossEntropyBackward(const float* logits, const float* lse, const int32_t* targets, int64_t rows,
+                          int64_t cols, float ceScale, float zScale, float* dlogits) {
+  const auto f = k().crossEntropyBackward;
+  forRanges(rows, kExpCost * static_cast<double>(cols), 1, [&](int64_t r0, int64_t r1) {
+    f(logits + r0 * cols, lse + r0, targets + r0, r1 - r0, cols, ceScale, zScale, dlogits + r0 * cols);
+  });
+}
+
+void gatherRows(const float* src, const int32_t* idx, int64_t count, int64_t cols, float* out) {
+  const size_t rowBytes = static_cast<size_t>(cols) * sizeof(float);
+  forRanges(count, 2.0 * static_cast<double>(cols), 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) std::memmove(out + i * cols, src + static_cast<int64_t>(idx[i]) * cols, rowBytes);
+  });
+}
+
+void scatterAddRows(const float* src, const int32_t* idx, const float* weight, int64_t count, int64_t cols,
+                    float* out) {
+  // Split by columns: repeated indices then never race, and each element sums in index order.
+  const auto f = k().scatterAddRows;
+  forRanges(cols, 2.0 * static_cast<double>(count), kChunkAlign,
+            [&](int64_t c0, int64_t c1) { f(src, idx, weight, count, cols, c0, c1, out); });
+}
+
+PeakResult peakGflops(int threads, double seconds) {
+  const auto loop = currentIsa().peakLoop;
+  loop(100000);  // warm up: clocks ramp and the code is paged in
+  // Calibrate a trial of about 20 ms on one thread, then run trials on all threads at once.
+  constexpr double kTrialSeconds = 0.02;
+  int64_t iterations = 1 << 14;
+  for (;;) {
+    const auto t0 = std::chrono::steady_clock::now();
+    loop(iterations);
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (dt > kTrialSeconds / 4 || iterations > (int64_t{1} << 40)) {
+      iterations = static_cast<int64_t>(static_cast<double>(iterations) * kTrialSeconds / dt) + 1;
+      break;
+    }
+    iterations *= 2;
+  }
+  std::vector<double> rates;
+  int used = 1;
+  const auto start = std::chrono::steady_clock::now();
+  do {
+    double flops[1024] = {0};
+    const auto t0 = std::chrono::steady_clock::now();
+    auto job = [&](int tid, int nt) {
+      if (tid == 0) used = nt;
+      flops[tid] = loop(iterations);
+    };
+    parallelFor(threads, job, /*waitForAll=*/true);
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double total = 0;
+    for (int t = 0; t < used; t++) total += flops[t];
+    rates.push_back(total / dt / 1e9);
+  } while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds ||
+           rates.size() < 3);
+  std::sort(rates.begin(), rates.end());
+  return PeakResult{rates.back(), rates[rates.size() / 2], used, static_cast<int>(rates.size())};
+}
+
+}  // namespace glam

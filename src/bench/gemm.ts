@@ -1,0 +1,165 @@
+/**
+ * Matrix-product and FMA-peak measurements for `glam bench gemm|peak` and the bench/ scripts.
+ * Timings are per call; a sample repeats short calls until it lasts about a millisecond, so timer
+ * resolution never dominates. Results are medians over samples with their spread.
+ */
+import { alignedFloat32, type Kernels } from '../backend/index.js';
+import type { NativeKernels } from '../backend/native.js';
+import { type Summary, summarize, timeSeconds } from './stats.js';
+
+export type Trans = 'NN' | 'NT' | 'TN' | 'TT';
+export const TRANS_CASES: readonly Trans[] = ['NN', 'NT', 'TN', 'TT'];
+
+export interface GemmBenchOptions {
+  m: number;
+  n: number;
+  k: number;
+  trans?: Trans;
+  /** Kernel threads (ignored by the reference kernels). Default: the backend's current count. */
+  threads?: number;
+  /** Timed samples (default 15). */
+  repeat?: number;
+  /** Untimed seconds first, so clocks ramp up and caches and scratch buffers are warm (default 0.2). */
+  warmupSeconds?: number;
+}
+
+export interface GemmBenchResult {
+  op: 'sgemm';
+  m: number;
+  n: number;
+  k: number;
+  trans: Trans;
+  threads: number;
+  backend: string;
+  /** Median GFLOP/s (2·m·n·k flops per call) and its extremes over the samples. */
+  gflops: number;
+  gflops_min: number;
+  gflops_max: number;
+  /** Milliseconds per call: median, extremes, and relative spread of the middle half. */
+  ms_median: number;
+  ms_min: number;
+  ms_max: number;
+  spread_iqr: number;
+  repeat: number;
+  calls_per_sample: number;
+}
+
+function randomFill(a: Float32Array, seed: number): Float32Array {
+  let s = seed >>> 0;
+  for (let i = 0; i < a.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = s / 4294967296 - 0.5;
+  }
+  return a;
+}
+
+export function parseTrans(value: string): Trans {
+  const t = value.toUpperCase();
+  if (!(TRANS_CASES as readonly string[]).includes(t)) {
+    throw new Error(`--trans must be one of ${TRANS_CASES.join(', ')}, got '${value}'`);
+  }
+  return t as Trans;
+}
+
+/** Times C = A·B (with the requested transposes) on tight, 64-byte-aligned operands. */
+export function benchGemm(kern: Kernels, opts: GemmBenchOptions): GemmBenchResult {
+  const { m, n, k } = opts;
+  for (const [name, v] of Object.entries({ m, n, k })) {
+    if (!Number.isInteger(v) || v < 1)
+      throw new Error(`bench gemm: ${name} must be a positive integer, got ${v}`);
+  }
+  const trans = opts.trans ?? 'NN';
+  const repeat = opts.repeat ?? 15;
+  if (!Number.isInteger(repeat) || repeat < 1)
+    throw new Error(`bench gemm: repeat must be >= 1, got ${repeat}`);
+  if (opts.threads !== undefined) kern.setThreads(opts.threads);
+  const ta = trans[0] === 'T';
+  const tb = trans[1] === 'T';
+  const a = randomFill(alignedFloat32(m * k), 1);
+  const b = randomFill(alignedFloat32(k * n), 2);
+  const c = alignedFloat32(m * n);
+  const lda = ta ? m : k;
+  const ldb = tb ? k : n;
+  const call = () => kern.sgemm(ta, tb, m, n, k, 1, a, lda, b, ldb, 0, c, n);
+
+  const warmup = opts.warmupSeconds ?? 0.2;
+  let once = timeSeconds(call);
+  for (let spent = once; spent < warmup; ) {
+    once = timeSeconds(call);
+    spent += once;
+  }
+  const callsPerSample = Math.max(1, Math.ceil(1e-3 / Math.max(once, 1e-9)));
+  const seconds: number[] = [];
+  for (let r = 0; r < repeat; r++) {
+    seconds.push(
+      timeSeconds(() => {
+        for (let i = 0; i < callsPerSample; i++) call();
+      }) / callsPerSample,
+    );
+  }
+  const flops = 2 * m * n * k;
+  const t: Summary = summarize(seconds);
+  return {
+    op: 'sgemm',
+    m,
+    n,
+    k,
+    trans,
+    threads: kern.getThreads(),
+    backend: kern.describe(),
+    gflops: flops / t.median / 1e9,
+    gflops_min: flops / t.max / 1e9,
+    gflops_max: flops / t.min / 1e9,
+    ms_median: t.median * 1e3,
+    ms_min: t.min * 1e3,
+    ms_max: t.max * 1e3,
+    spread_iqr: t.iqrRel,
+    repeat,
+    calls_per_sample: callsPerSample,
+  };
+}
+
+export interface PeakResultRow {
+  threads: number;
+  /** Fastest ~20 ms trial: the machine's capability. */
+  gflops: number;
+  gflops_per_thread: number;
+  /** Median trial: lower when other processes share the cores. */
+  gflops_median: number;
+  trials: number;
+}
+
+export interface PeakBenchResult {
+  op: 'peak';
+  isa: string;
+  results: PeakResultRow[];
+}
+
+/**
+ * FMA throughput (independent multiply-add chains held in registers) for each thread count: the
+ * ceiling any kernel can reach on this machine, the denominator of efficiency figures. Reported as the
+ * fastest of many short trials, which noise from other processes cannot inflate, with the median trial.
+ */
+export function benchPeak(kern: NativeKernels, threadCounts: number[], seconds = 0.5): PeakBenchResult {
+  const before = kern.getThreads();
+  const results: PeakResultRow[] = [];
+  try {
+    for (const threads of threadCounts) {
+      if (!Number.isInteger(threads) || threads < 1) {
+        throw new Error(`bench peak: threads must be a positive integer, got ${threads}`);
+      }
+      kern.setThreads(threads);
+      const p = kern.peak(threads, seconds);
+      results.push({
+        threads: p.threads,
+        gflops: p.gflops,
+        gflops_per_thread: p.gflops / p.threads,
+        gflops_median: p.median,
+        trials: p.trials,
+      });
+    }
+  } finally {
+    kern.setThreads(before);
+  }
+  return { op: 'peak', isa: kern.info().isa, results };
+}

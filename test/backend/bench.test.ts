@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { referenceKernels } from '../../src/backend/reference.js';
+import { benchGemm, benchPeak, parseTrans } from '../../src/bench/gemm.js';
+import { median, quantile, summarize } from '../../src/bench/stats.js';
+import { native, nativeMissing } from './helpers.js';
+
+describe('bench helpers', () => {
+  test('median, quantiles and spreads', () => {
+    assert.equal(median([3, 1, 2]), 2);
+    assert.equal(median([4, 1, 3, 2]), 2.5);
+    assert.equal(quantile([1, 2, 3, 4, 5], 0.25), 2);
+    assert.ok(Number.isNaN(median([])));
+    const s = summarize([10, 12, 11, 30, 9]);
+    assert.equal(s.median, 11);
+    assert.equal(s.min, 9);
+    assert.equal(s.max, 30);
+    assert.equal(s.q1, 10);
+    assert.equal(s.q3, 12);
+    assert.ok(Math.abs(s.iqrRel - 2 / 11) < 1e-12);
+    assert.ok(Math.abs(s.rangeRel - 21 / 11) < 1e-12);
+  });
+
+  test('benchGemm reports GFLOP/s consistent with its timings', () => {
+    const r = benchGemm(referenceKernels, { m: 8, n: 9, k: 10, trans: 'NT', repeat: 3, warmupSeconds: 0 });
+    assert.equal(r.op, 'sgemm');
+    assert.equal(r.trans, 'NT');
+    assert.equal(r.repeat, 3);
+    assert.equal(r.threads, 1);
+    assert.ok(r.ms_min <= r.ms_median && r.ms_median <= r.ms_max);
+    assert.ok(Math.abs(r.gflops - (2 * 8 * 9 * 10) / (r.ms_median * 1e6)) < 1e-9 * r.gflops);
+    assert.throws(() => benchGemm(referenceKernels, { m: 0, n: 1, k: 1 }), /m must be a positive integer/);
+    assert.throws(() => parseTrans('XN'), /--trans must be one of NN, NT, TN, TT/);
+  });
+
+  test('benchPeak gives a positive peak per thread count', { skip: nativeMissing }, () => {
+    const r = benchPeak(native!, [1], 0.05);
+    assert.equal(r.results.length, 1);
+    const row = r.results[0]!;
+    assert.equal(row.threads, 1);
+    assert.ok(row.gflops >= row.gflops_median && row.gflops_median > 0);
+    assert.ok(row.trials >= 3);
+  });
+});

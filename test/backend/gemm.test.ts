@@ -1,0 +1,325 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { referenceKernels } from '../../src/backend/reference.js';
+import {
+  assertClose,
+  forEachPath,
+  type GemmCase,
+  gemmBound,
+  gemmCase,
+  gemmSizes,
+  native,
+  nativeMissing,
+  randomArray,
+} from './helpers.js';
+
+const TRANS: [boolean, boolean][] = [
+  [false, false],
+  [false, true],
+  [true, false],
+  [true, true],
+];
+const name = (g: GemmCase) =>
+  `${g.transA ? 'T' : 'N'}${g.transB ? 'T' : 'N'} m=${g.m} n=${g.n} k=${g.k} ld=${g.lda},${g.ldb},${g.ldc} ` +
+  `alpha=${g.alpha} beta=${g.beta}`;
+
+interface Prepared {
+  g: GemmCase;
+  a: Float32Array;
+  b: Float32Array;
+  c0: Float32Array;
+  expected: Float32Array;
+  bound: (i: number) => number;
+}
+
+/** Inputs, the reference result and the per-element bound for one case. */
+function prepare(g: GemmCase, seed: number): Prepared {
+  const sizes = gemmSizes(g);
+  const a = randomArray(sizes.a, seed);
+  const b = randomArray(sizes.b, seed + 1);
+  // beta = 0 must ignore C entirely, NaN included.
+  const c0 = g.beta === 0 ? new Float32Array(sizes.c).fill(Number.NaN) : randomArray(sizes.c, seed + 2);
+  const expected = c0.slice();
+  referenceKernels.sgemm(
+    g.transA,
+    g.transB,
+    g.m,
+    g.n,
+    g.k,
+    g.alpha,
+    a,
+    g.lda,
+    b,
+    g.ldb,
+    g.beta,
+    expected,
+    g.ldc,
+  );
+  return { g, a, b, c0, expected, bound: gemmBound(g, a, b, c0) };
+}
+
+function runNative(p: Prepared): Float32Array {
+  const { g } = p;
+  const c = p.c0.slice();
+  native!.sgemm(g.transA, g.transB, g.m, g.n, g.k, g.alpha, p.a, g.lda, p.b, g.ldb, g.beta, c, g.ldc);
+  return c;
+}
+
+/** Elements of C outside the m x n window (padding between rows) must be left alone. */
+function assertPaddingUntouched(p: Prepared, c: Float32Array): void {
+  for (let i = 0; i < c.length; i++) {
+    if (i % p.g.ldc >= p.g.n) assert.ok(Object.is(c[i], p.c0[i]), `padding element ${i} changed`);
+  }
+}
+
+function check(p: Prepared, label: string): void {
+  const c = runNative(p);
+  const inWindow = (i: number) => i % p.g.ldc < p.g.n;
+  assertClose(`${label} ${name(p.g)}`, c, p.expected, (i) => (inWindow(i) ? p.bound(i) : 0));
+  assertPaddingUntouched(p, c);
+}
+
+describe('native sgemm vs reference', { skip: nativeMissing }, () => {
+  const cases: GemmCase[] = [];
+  for (const [ta, tb] of TRANS) {
+    for (const s of [1, 7, 33, 257]) cases.push(gemmCase(ta, tb, s, s, s));
+    cases.push(gemmCase(ta, tb, 7, 33, 257, 3, 0.5, 0));
+    cases.push(gemmCase(ta, tb, 257, 7, 33, 5, 1, 0.75));
+    cases.push(gemmCase(ta, tb, 33, 257, 1, 1, -2, 1));
+    cases.push(gemmCase(ta, tb, 64, 256, 128, 0, 1, 0));
+    cases.push(gemmCase(ta, tb, 19, 45, 300, 17, 1.25, -0.5));
+    // Few rows / few columns: B (or A) read in place instead of packed.
+    cases.push(gemmCase(ta, tb, 2, 70, 90, 1, 1, 0.5));
+    cases.push(gemmCase(ta, tb, 3, 40, 70, 2, 1, 0));
+    cases.push(gemmCase(ta, tb, 6, 130, 33, 0, -1, 0));
+    cases.push(gemmCase(ta, tb, 50, 3, 90, 1, 1, 0.5));
+    cases.push(gemmCase(ta, tb, 90, 4, 45, 0, 2, 0));
+  }
+  cases.push(gemmCase(false, false, 512, 128, 512, 0, 1, 0));
+  cases.push(gemmCase(false, true, 512, 128, 512, 4, 1, 1));
+  cases.push(gemmCase(true, false, 130, 530, 270, 2, 0.5, 0.25));
+
+  test('every transpose case, odd and transformer shapes, leading dims, alpha/beta', () => {
+    cases.forEach((g, i) => {
+      const p = prepare(g, 100 + i);
+      forEachPath((path) => check(p, path));
+    });
+  });
+
+  test('k = 0 and alpha = 0 scale C by beta without reading A or B', () => {
+    for (const [alpha, k] of [
+      [0, 5],
+      [1, 0],
+    ] as const) {
+      const g = gemmCase(false, false, 4, 6, k, 2, alpha, 0.5);
+      const p = prepare(g, 7);
+      // NaN in A must not leak when alpha = 0 (BLAS semantics: A and B are not referenced).
+      p.a.fill(Number.NaN);
+      const c = runNative(p);
+      for (let i = 0; i < c.length; i++) {
+        const want = i % g.ldc < g.n ? 0.5 * p.c0[i]! : p.c0[i]!;
+        assert.ok(Math.abs(c[i]! - want) <= 1e-7, `element ${i}: ${c[i]} vs ${want}`);
+      }
+    }
+  });
+
+  test('sizes with a zero dimension leave C untouched', () => {
+    const c = new Float32Array([1, 2, 3]);
+    native!.sgemm(false, false, 0, 3, 4, 1, new Float32Array(0), 4, new Float32Array(12), 3, 0, c, 3);
+    native!.sgemm(false, false, 1, 0, 4, 1, new Float32Array(4), 4, new Float32Array(0), 0, 0, c, 3);
+    assert.deepEqual([...c], [1, 2, 3]);
+  });
+
+  test('the bound check rejects a wrong product', () => {
+    // Guards against a vacuous comparison: a product missing its last k term must fail it.
+    const g = gemmCase(false, false, 9, 9, 40);
+    const p = prepare(g, 3);
+    const wrong = p.c0.slice();
+    native!.sgemm(false, false, g.m, g.n, g.k - 1, 1, p.a, g.lda, p.b, g.ldb, 0, wrong, g.ldc);
+    assert.throws(() => assertClose('wrong', wrong, p.expected, p.bound), /expected/);
+  });
+
+  test('strided batched: strides beyond the matrix span, every transpose case', () => {
+    for (const [ta, tb] of TRANS) {
+      for (const batch of [1, 3, 8]) {
+        const g = gemmCase(ta, tb, 13, 21, 37, 2, 1.5, batch === 3 ? 0.5 : 0);
+        const sizes = gemmSizes(g);
+        const [sa, sb, sc] = [sizes.a + 5, sizes.b + 3, sizes.c + 7];
+        const a = randomArray(sa * batch, 11);
+        const b = randomArray(sb * batch, 12);
+        const c0 = g.beta === 0 ? new Float32Array(sc * batch).fill(Number.NaN) : randomArray(sc * batch, 13);
+        const expected = c0.slice();
+        referenceKernels.sgemmStridedBatched(
+          ta,
+          tb,
+          g.m,
+          g.n,
+          g.k,
+          g.alpha,
+          a,
+          g.lda,
+          sa,
+          b,
+          g.ldb,
+          sb,
+          g.beta,
+          expected,
+          g.ldc,
+          sc,
+          batch,
+        );
+        forEachPath((path) => {
+          const c = c0.slice();
+          native!.sgemmStridedBatched(
+            ta,
+            tb,
+            g.m,
+            g.n,
+            g.k,
+            g.alpha,
+            a,
+            g.lda,
+            sa,
+            b,
+            g.ldb,
+            sb,
+            g.beta,
+            c,
+            g.ldc,
+            sc,
+            batch,
+          );
+          for (let i = 0; i < batch; i++) {
+            const view = (x: Float32Array) => x.subarray(i * sc, i * sc + sizes.c);
+            const bound = gemmBound(g, a.subarray(i * sa), b.subarray(i * sb), view(c0));
+            assertClose(`${path} batch ${i}/${batch} ${name(g)}`, view(c), view(expected), (j) =>
+              j % g.ldc < g.n ? bound(j) : 0,
+            );
+            // The gap between items is not written.
+            for (let j = i * sc + sizes.c; j < Math.min((i + 1) * sc, c.length); j++) {
+              assert.ok(Object.is(c[j], c0[j]), `gap element ${j} changed`);
+            }
+          }
+        });
+      }
+    }
+  });
+
+  test('small batched attention products (many items, split across threads)', () => {
+    const [bh, t, dh] = [16, 24, 16];
+    const q = randomArray(bh * t * dh, 21);
+    const kk = randomArray(bh * t * dh, 22);
+    const expected = new Float32Array(bh * t * t);
+    referenceKernels.sgemmStridedBatched(
+      false,
+      true,
+      t,
+      t,
+      dh,
+      0.25,
+      q,
+      dh,
+      t * dh,
+      kk,
+      dh,
+      t * dh,
+      0,
+      expected,
+      t,
+      t * t,
+      bh,
+    );
+    const g = gemmCase(false, true, t, t, dh, 0, 0.25, 0);
+    forEachPath((path) => {
+      const c = new Float32Array(bh * t * t);
+      native!.sgemmStridedBatched(
+        false,
+        true,
+        t,
+        t,
+        dh,
+        0.25,
+        q,
+        dh,
+        t * dh,
+        kk,
+        dh,
+        t * dh,
+        0,
+        c,
+        t,
+        t * t,
+        bh,
+      );
+      for (let i = 0; i < bh; i++) {
+        const bound = gemmBound(g, q.subarray(i * t * dh), kk.subarray(i * t * dh), new Float32Array(t * t));
+        const off = i * t * t;
+        assertClose(
+          `${path} item ${i}`,
+          c.subarray(off, off + t * t),
+          expected.subarray(off, off + t * t),
+          bound,
+        );
+      }
+    });
+  });
+});
+
+describe('native sgemm threading', { skip: nativeMissing }, () => {
+  test('1 and 2 threads give the same result (bitwise: the k order never depends on the split)', () => {
+    const shapes: [number, number, number][] = [
+      [300, 200, 300],
+      [4, 2000, 300],
+      [2000, 5, 300],
+      [257, 263, 600],
+    ];
+    const before = native!.getThreads();
+    try {
+      for (const [ta, tb] of TRANS) {
+        for (const [m, n, k] of shapes) {
+          const p = prepare(gemmCase(ta, tb, m, n, k, 1, 1, 0.5), m + n + k);
+          native!.setThreads(1);
+          const one = runNative(p);
+          native!.setThreads(2);
+          const two = runNative(p);
+          assertClose(`1 vs 2 threads ${name(p.g)}`, two, one, (i) => (i % p.g.ldc < p.g.n ? p.bound(i) : 0));
+          assert.ok(
+            two.every((v, i) => Object.is(v, one[i])),
+            `1 vs 2 threads not bitwise equal ${name(p.g)}`,
+          );
+        }
+      }
+      const batchCase = gemmCase(false, false, 48, 40, 64);
+      const sizes = gemmSizes(batchCase);
+      const a = randomArray(sizes.a * 6, 1);
+      const b = randomArray(sizes.b * 6, 2);
+      const results = [1, 2].map((threads) => {
+        native!.setThreads(threads);
+        const c = new Float32Array(sizes.c * 6);
+        native!.sgemmStridedBatched(
+          false,
+          false,
+          48,
+          40,
+          64,
+          1,
+          a,
+          64,
+          sizes.a,
+          b,
+          40,
+          sizes.b,
+          0,
+          c,
+          40,
+          sizes.c,
+          6,
+        );
+        return c;
+      });
+      assert.deepEqual(results[1], results[0]);
+    } finally {
+      native!.setThreads(before);
+    }
+  });
+});
