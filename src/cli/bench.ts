@@ -1,0 +1,235 @@
+/**
+ * `glam bench <subcommand>`: performance measurements. Each subcommand is an entry of SUBCOMMANDS
+ * (a one-line doc and a run function); the measuring code lives in src/bench/.
+ */
+import { parseArgs } from 'node:util';
+import { kernels, loadNative } from '../backend/index.js';
+import { benchGemm, benchPeak, parseTrans } from '../bench/gemm.js';
+import { percent } from '../bench/stats.js';
+import { benchTrain, formatTrainBench } from '../bench/train.js';
+import { benchMoe, formatMoeBench } from '../model/moe-bench.js';
+import { intOption } from './args.js';
+
+interface Subcommand {
+  doc: string;
+  run(args: string[]): Promise<void>;
+}
+
+const GEMM_HELP = `usage: glam bench gemm --m M --n N --k K [--threads T] [--trans NN|NT|TN|TT] [--repeat R] [--json]
+
+Times C = op(A)·op(B) (float32, row-major, tight leading dimensions) with the active kernels and prints
+the median GFLOP/s over R samples with its spread.
+
+options:
+  --m, --n, --k M  matrix sizes: op(A) is [m,k], op(B) is [k,n]
+  --threads T      kernel threads (default: GLAM_THREADS or all cores)
+  --trans XY       transposes of A and B (default NN)
+  --repeat R       timed samples (default 15)
+  --json           print one JSON object (gflops, ms_median, threads, spread, ...)
+  -h, --help       this help`;
+
+const PEAK_HELP = `usage: glam bench peak [--threads T] [--seconds S] [--json]
+
+Measures the machine's FMA throughput: independent multiply-add chains in registers on T threads
+(default: every count from 1 to the number of cores), in ~20 ms trials for S seconds (default 0.5).
+Reports the fastest trial (the machine's capability: other processes only slow trials down) and the
+median trial.
+
+options:
+  --threads T   thread count (default: 1..cores)
+  --seconds S   seconds of trials per thread count (default 0.5)
+  --json        print one JSON object
+  -h, --help    this help`;
+
+async function runGemm(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      m: { type: 'string' },
+      n: { type: 'string' },
+      k: { type: 'string' },
+      threads: { type: 'string' },
+      trans: { type: 'string', default: 'NN' },
+      repeat: { type: 'string', default: '15' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(GEMM_HELP);
+    return;
+  }
+  const size = (name: 'm' | 'n' | 'k'): number => {
+    const v = values[name];
+    if (v === undefined) throw new Error(`bench gemm: --${name} is required (see glam bench gemm --help)`);
+    return intOption(name, v, 1);
+  };
+  const r = benchGemm(kernels(), {
+    m: size('m'),
+    n: size('n'),
+    k: size('k'),
+    trans: parseTrans(values.trans),
+    threads: values.threads !== undefined ? intOption('threads', values.threads, 1, 1024) : undefined,
+    repeat: intOption('repeat', values.repeat, 1),
+  });
+  if (values.json) {
+    console.log(JSON.stringify(r));
+    return;
+  }
+  console.log(
+    `sgemm ${r.trans} m=${r.m} n=${r.n} k=${r.k} on ${r.backend}\n` +
+      `  ${r.gflops.toFixed(1)} GFLOP/s median (min ${r.gflops_min.toFixed(1)}, max ${r.gflops_max.toFixed(1)}), ` +
+      `${r.ms_median.toFixed(3)} ms per call, spread ${percent(r.spread_iqr)} (IQR/median) over ${r.repeat} samples`,
+  );
+}
+
+async function runPeak(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      threads: { type: 'string' },
+      seconds: { type: 'string', default: '0.5' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(PEAK_HELP);
+    return;
+  }
+  const native = loadNative();
+  if (!native.ok) throw new Error(`bench peak needs the native addon, which did not load: ${native.reason}`);
+  const seconds = Number(values.seconds);
+  if (!(seconds > 0 && seconds <= 60))
+    throw new Error(`--seconds must be in (0, 60], got '${values.seconds}'`);
+  const cores = native.kernels.info().cores;
+  const counts =
+    values.threads !== undefined
+      ? [intOption('threads', values.threads, 1, 1024)]
+      : Array.from({ length: cores }, (_, i) => i + 1);
+  const r = benchPeak(native.kernels, counts, seconds);
+  if (values.json) {
+    const single = r.results.length === 1 ? r.results[0] : undefined;
+    console.log(JSON.stringify(single ? { ...r, ...single } : r));
+    return;
+  }
+  console.log(`FMA peak (${r.isa}): fastest of ~20 ms trials over ${seconds} s (median trial in brackets)`);
+  for (const row of r.results) {
+    console.log(
+      `  ${String(row.threads).padStart(3)} thread${row.threads === 1 ? ' ' : 's'}  ` +
+        `${row.gflops.toFixed(1).padStart(8)} GFLOP/s  (${row.gflops_per_thread.toFixed(1)} per thread) ` +
+        `[median ${row.gflops_median.toFixed(1)} over ${row.trials} trials]`,
+    );
+  }
+}
+
+const TRAIN_HELP = `usage: glam bench train [--config NAME|FILE] [--batch B] [--seq T] [--steps N] [--warmup W]
+                       [--threads T] [--seed S] [--json]
+
+Training throughput: real steps (forward, backward, the trainer's gradient check, Adafactor) on
+synthetic token batches; median tokens/s over the timed steps with its spread, the time per phase,
+and MFU = train FLOPs/token (glam info, T = --seq) × tokens/s ÷ the FMA peak for the thread count.
+
+options:
+  --config NAME|FILE  preset or config file (default small-moe)
+  --batch B           sequences per step (default 8)
+  --seq T             tokens per sequence (default 128)
+  --steps N           timed steps (default 10)
+  --warmup W          untimed steps first (default 3)
+  --threads T         kernel threads (default: GLAM_THREADS or all cores)
+  --seed S            parameter and data seed (default 1)
+  --json              print one JSON object
+  -h, --help          this help`;
+
+async function runTrain(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string', default: 'small-moe' },
+      batch: { type: 'string', default: '8' },
+      seq: { type: 'string', default: '128' },
+      steps: { type: 'string', default: '10' },
+      warmup: { type: 'string', default: '3' },
+      threads: { type: 'string' },
+      seed: { type: 'string', default: '1' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(TRAIN_HELP);
+    return;
+  }
+  const r = benchTrain({
+    config: values.config,
+    batch: intOption('batch', values.batch, 1),
+    seqLen: intOption('seq', values.seq, 1),
+    steps: intOption('steps', values.steps, 1),
+    warmup: intOption('warmup', values.warmup, 0),
+    threads: values.threads !== undefined ? intOption('threads', values.threads, 1, 1024) : undefined,
+    seed: intOption('seed', values.seed, 0),
+    onStep: values.json
+      ? undefined
+      : (i, ms, timed) =>
+          process.stderr.write(`\r${timed ? 'step' : 'warm-up'} ${i + 1}: ${ms.toFixed(0)} ms   `),
+  });
+  if (!values.json) process.stderr.write('\n');
+  console.log(values.json ? JSON.stringify(r) : formatTrainBench(r));
+}
+
+async function runMoe(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      threads: { type: 'string' },
+      repeat: { type: 'string', default: '7' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(`usage: glam bench moe [--threads T] [--repeat R] [--json]
+
+Forward+backward of an MoE layer (4096 tokens, d_model 256, 64 experts of d_ff 512, top-2, dropless)
+against a dense gated-GELU layer with the same activated FLOPs; medians of R interleaved runs and
+the ratio MoE/dense (goal <= 1.25).`);
+    return;
+  }
+  if (values.threads !== undefined) kernels().setThreads(intOption('threads', values.threads, 1, 1024));
+  const r = benchMoe({ repeats: intOption('repeat', values.repeat, 1) });
+  console.log(values.json ? JSON.stringify(r) : formatMoeBench(r));
+}
+
+export const SUBCOMMANDS: Record<string, Subcommand> = {
+  gemm: { doc: 'matrix product GFLOP/s (median and spread of repeated runs)', run: runGemm },
+  peak: { doc: 'FMA throughput of the machine per thread count', run: runPeak },
+  moe: { doc: 'MoE layer vs dense layer of equal activated FLOPs (forward+backward)', run: runMoe },
+  train: { doc: 'training tokens/s, phase times and MFU on synthetic batches', run: runTrain },
+};
+
+function usage(): string {
+  const lines = Object.entries(SUBCOMMANDS).map(([name, s]) => `  ${name.padEnd(8)} ${s.doc}`);
+  return `usage: glam bench <subcommand> [options]\n\nsubcommands:\n${lines.join('\n')}\n\nglam bench <subcommand> --help for its options`;
+}
+
+export async function run(args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+    console.log(usage());
+    if (sub === undefined) process.exitCode = 1;
+    return;
+  }
+  const s = SUBCOMMANDS[sub];
+  if (!Object.hasOwn(SUBCOMMANDS, sub) || s === undefined) {
+    throw new Error(`bench: unknown subcommand '${sub}'\n\n${usage()}`);
+  }
+  await s.run(rest);
+}
