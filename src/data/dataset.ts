@@ -196,12 +196,15 @@ export class Dataset {
     let made = 0;
     let tokens = new Int32Array(rows * n);
     let cats: Category[] = [];
-    for (const c of CATEGORIES) {
-      const stream = this.valid.get(c);
-      if (stream === undefined) continue;
-      for (let off = 0; off + n <= stream.length; off += n) {
-        stream.read(off, n, tokens, cats.length * n);
-        cats.push(c);
+    // Round-robin over the categories, so a bounded number of batches still covers all of them.
+    const cursors = CATEGORIES.filter((c) => this.valid.has(c)).map((c) => ({ c, off: 0 }));
+    for (;;) {
+      const open = cursors.filter((k) => k.off + n <= this.valid.get(k.c)!.length);
+      if (open.length === 0) break;
+      for (const k of open) {
+        this.valid.get(k.c)!.read(k.off, n, tokens, cats.length * n);
+        k.off += n;
+        cats.push(k.c);
         if (cats.length === rows) {
           yield { tokens, rows, seqLen, categories: cats };
           if (++made >= max) return;

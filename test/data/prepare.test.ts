@@ -160,6 +160,10 @@ test('dataset: validation batches cover the held-out documents in a fixed order;
   for (const c of CATEGORIES) expected += Math.floor(ds.validTokens(c) / 17);
   assert.equal(rows, expected);
   assert.equal([...ds.validationBatches(3, 16, { maxBatches: 2 })].length, 2);
+  // A single bounded batch already covers every category with validation data (round-robin).
+  const withValid = CATEGORIES.filter((c) => ds.validTokens(c) >= 17);
+  const first = [...ds.validationBatches(withValid.length, 16, { maxBatches: 1 })][0]!;
+  assert.deepEqual([...new Set(first.categories)].sort(), [...withValid].sort());
   ds.close();
 });
 
