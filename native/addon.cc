@@ -7,7 +7,9 @@
 
 #include "args.h"
 #include "gemm.h"
+#include "grouped.h"
 #include "isa.h"
+#include "optim.h"
 #include "rows.h"
 #include "threadpool.h"
 
@@ -486,6 +488,7 @@ struct Export {
 constexpr Export kExports[] = {
     {"sgemm", Sgemm},
     {"sgemmStridedBatched", SgemmStridedBatched},
+    {"sgemmGrouped", SgemmGroupedBinding},
     {"add", Add},
     {"axpy", Axpy},
     {"gelu", Gelu},
@@ -507,6 +510,12 @@ constexpr Export kExports[] = {
     {"info", Info},
     {"peak", Peak},
     {"addressMod64", AddressMod64},
+    {"sumSquares", SumSquaresBinding},
+    {"fill", FillBinding},
+    {"adafactorFactoredStats", AdafactorFactoredStatsBinding},
+    {"adafactorFactoredApply", AdafactorFactoredApplyBinding},
+    {"adafactorFullStats", AdafactorFullStatsBinding},
+    {"adafactorFullApply", AdafactorFullApplyBinding},
 };
 
 void ensurePool() {

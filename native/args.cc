@@ -88,6 +88,16 @@ bool Args::number(size_t i, const char* name, float* out) {
   return true;
 }
 
+bool Args::number(size_t i, const char* name, double* out) {
+  if (!ok_) return false;
+  napi_valuetype type;
+  if (napi_typeof(env_, argv_[i], &type) != napi_ok || type != napi_number) {
+    return fail(fmt("%s must be a number", name));
+  }
+  napi_get_value_double(env_, argv_[i], out);
+  return true;
+}
+
 bool Args::typedArray(size_t i, const char* name, napi_typedarray_type want, const char* typeName, void** data,
                       int64_t* length) {
   if (!ok_) return false;
@@ -125,6 +135,13 @@ bool Args::i32(size_t i, const char* name, I32View* out) {
   void* data = nullptr;
   if (!typedArray(i, name, napi_int32_array, "an Int32Array", &data, &out->length)) return false;
   out->data = static_cast<int32_t*>(data);
+  return true;
+}
+
+bool Args::f64(size_t i, const char* name, F64View* out) {
+  void* data = nullptr;
+  if (!typedArray(i, name, napi_float64_array, "a Float64Array", &data, &out->length)) return false;
+  out->data = static_cast<double*>(data);
   return true;
 }
 

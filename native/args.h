@@ -19,6 +19,11 @@ struct I32View {
   int64_t length;
 };
 
+struct F64View {
+  double* data;
+  int64_t length;
+};
+
 class Args {
  public:
   Args(napi_env env, napi_callback_info info, const char* op, size_t expected);
@@ -33,8 +38,11 @@ class Args {
   bool size(size_t i, const char* name, int64_t* out);
   // A number (any value), converted to float.
   bool number(size_t i, const char* name, float* out);
+  // A number (any value), kept in double precision.
+  bool number(size_t i, const char* name, double* out);
   bool f32(size_t i, const char* name, F32View* out);
   bool i32(size_t i, const char* name, I32View* out);
+  bool f64(size_t i, const char* name, F64View* out);
 
   // Throws `op: message` and marks the call failed. Always returns false.
   bool fail(const std::string& message);

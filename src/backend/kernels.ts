@@ -61,6 +61,36 @@ export interface Kernels {
     batch: number,
   ): void;
 
+  /**
+   * Grouped products over ragged groups of rows (the experts of an MoE layer), in one call.
+   * A is [T, d] (leading dim lda), T = offsets[groups]; group g owns rows offsets[g] .. offsets[g+1]-1
+   * (offsets: groups + 1 non-decreasing entries, offsets[0] >= 0).
+   * - transA = false: C[off_g:off_g+1, :] = alpha·A[off_g:off_g+1, :]·op(B_g) + beta·C[...], with
+   *   op(B_g) [d, n] (transB: stored [n, d]) at b + g·strideB, and C [T, n] at c + g·strideC (ldc).
+   * - transA = true (weight gradients): C_g [d, n] at c + g·strideC = alpha·A[off_g:off_g+1, :]ᵀ·B_g + beta·C_g,
+   *   B_g the rows off_g .. off_g+1-1 of B [T, n] at b + g·strideB; transB must be false, the C_g must not
+   *   overlap (strideC >= (d-1)·ldc + n). An empty group gives C_g = beta·C_g (zeros when beta = 0).
+   * beta = 0 means C is write-only.
+   */
+  sgemmGrouped(
+    transA: boolean,
+    transB: boolean,
+    groups: number,
+    offsets: Int32Array,
+    d: number,
+    n: number,
+    alpha: number,
+    a: Float32Array,
+    lda: number,
+    b: Float32Array,
+    ldb: number,
+    strideB: number,
+    beta: number,
+    c: Float32Array,
+    ldc: number,
+    strideC: number,
+  ): void;
+
   /** out = a + b (elementwise, n = a.length). out may alias a or b. */
   add(a: Float32Array, b: Float32Array, out: Float32Array): void;
   /** y += alpha·x (elementwise). */
@@ -154,6 +184,70 @@ export interface Kernels {
 
   /** out[i, :] = src[idx[i], :] for i < idx.length; rows of width cols. */
   gatherRows(src: Float32Array, idx: Int32Array, cols: number, out: Float32Array): void;
+  /**
+   * Σ x² accumulated in float64 (a NaN or ±Infinity element makes the result NaN or Infinity; float32
+   * squares cannot overflow float64, so a finite result means every element is finite). The native sum
+   * is cut into fixed blocks whose partials are added in order: the same bits on any thread count.
+   */
+  sumSquares(x: Float32Array): number;
+  /** x[:] = value. */
+  fill(x: Float32Array, value: number): void;
+
+  /**
+   * Adafactor statistics for a stack of `slices` factored matrices g[s] of [rows, cols] (row-major,
+   * consecutive), row statistics vRow[slices·rows], column statistics vCol[slices·cols]:
+   *   R ← beta2·R + mix·rowsum(g² + eps1),  C ← beta2·C + mix·colsum(g² + eps1)   (float64 sums)
+   * then sumSq[s] = Σ U² with U_ij = g_ij·sqrt(ΣR/R_i)/sqrt(C_j) (the unclipped update, float64).
+   */
+  adafactorFactoredStats(
+    g: Float32Array,
+    vRow: Float32Array,
+    vCol: Float32Array,
+    slices: number,
+    rows: number,
+    cols: number,
+    beta2: number,
+    mix: number,
+    eps1: number,
+    sumSq: Float64Array,
+  ): void;
+  /** θ ← θ − decay·θ − stepSizes[s]·U over each slice s, U as in adafactorFactoredStats. p must not alias g. */
+  adafactorFactoredApply(
+    g: Float32Array,
+    vRow: Float32Array,
+    vCol: Float32Array,
+    p: Float32Array,
+    slices: number,
+    rows: number,
+    cols: number,
+    stepSizes: Float64Array,
+    decay: number,
+  ): void;
+  /**
+   * Adafactor with a full second moment over `slices` consecutive blocks of `size` elements:
+   * v ← beta2·v + mix·(g² + eps1) (rounded to float32), then sumSq[s] = Σ (g/sqrt(v))² over block s.
+   */
+  adafactorFullStats(
+    g: Float32Array,
+    v: Float32Array,
+    slices: number,
+    size: number,
+    beta2: number,
+    mix: number,
+    eps1: number,
+    sumSq: Float64Array,
+  ): void;
+  /** θ ← θ − decay·θ − stepSizes[s]·g/sqrt(v) over block s. p must not alias g. */
+  adafactorFullApply(
+    g: Float32Array,
+    v: Float32Array,
+    p: Float32Array,
+    slices: number,
+    size: number,
+    stepSizes: Float64Array,
+    decay: number,
+  ): void;
+
   /** out[idx[i], :] += weight[i] · src[i, :]. Indices may repeat. */
   scatterAddRows(
     src: Float32Array,

@@ -5,7 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { checkGemm, checkLen } from './checks.js';
+import { checkGemm, checkGrouped, checkLen, checkStack } from './checks.js';
 import type { Kernels } from './kernels.js';
 
 export interface NativeInfo {
@@ -39,6 +39,7 @@ export interface NativeAddon
     Kernels,
     | 'sgemm'
     | 'sgemmStridedBatched'
+    | 'sgemmGrouped'
     | 'add'
     | 'axpy'
     | 'rmsnorm'
@@ -54,6 +55,12 @@ export interface NativeAddon
     | 'crossEntropyBackward'
     | 'gatherRows'
     | 'scatterAddRows'
+    | 'sumSquares'
+    | 'fill'
+    | 'adafactorFactoredStats'
+    | 'adafactorFactoredApply'
+    | 'adafactorFullStats'
+    | 'adafactorFullApply'
   > {
   /** Resizes the thread pool; returns the size in effect. */
   setThreads(n: number): number;
@@ -87,6 +94,7 @@ export const ADDON_PATH = fileURLToPath(new URL('../../../build/Release/glam_nat
 const NATIVE_EXPORTS = [
   'sgemm',
   'sgemmStridedBatched',
+  'sgemmGrouped',
   'add',
   'axpy',
   'rmsnorm',
@@ -108,6 +116,12 @@ const NATIVE_EXPORTS = [
   'info',
   'peak',
   'addressMod64',
+  'sumSquares',
+  'fill',
+  'adafactorFactoredStats',
+  'adafactorFactoredApply',
+  'adafactorFullStats',
+  'adafactorFullApply',
 ] as const;
 
 let cached: NativeLoad | undefined;
@@ -177,6 +191,44 @@ export function wrapAddon(addon: NativeAddon): NativeKernels {
         batch,
       );
     },
+    sgemmGrouped(
+      transA,
+      transB,
+      groups,
+      offsets,
+      d,
+      n,
+      alpha,
+      a,
+      lda,
+      b,
+      ldb,
+      strideB,
+      beta,
+      c,
+      ldc,
+      strideC,
+    ) {
+      checkGrouped(transA, transB, groups, offsets, d, n, a, lda, b, ldb, strideB, c, ldc, strideC);
+      addon.sgemmGrouped(
+        transA,
+        transB,
+        groups,
+        offsets,
+        d,
+        n,
+        alpha,
+        a,
+        lda,
+        b,
+        ldb,
+        strideB,
+        beta,
+        c,
+        ldc,
+        strideC,
+      );
+    },
     add(a, b, out) {
       checkLen('add', { a, b, out }, a.length);
       addon.add(a, b, out);
@@ -239,6 +291,24 @@ export function wrapAddon(addon: NativeAddon): NativeKernels {
     gatherRows(src, idx, cols, out) {
       checkLen('gatherRows', { out }, idx.length * cols);
       addon.gatherRows(src, idx, cols, out);
+    },
+    sumSquares: (x) => addon.sumSquares(x),
+    fill: (x, value) => addon.fill(x, value),
+    adafactorFactoredStats(g, vRow, vCol, slices, rows, cols, beta2, mix, eps1, sumSq) {
+      checkStack('adafactorFactoredStats', slices, rows, cols, { g }, { vRow }, { vCol }, { sumSq });
+      addon.adafactorFactoredStats(g, vRow, vCol, slices, rows, cols, beta2, mix, eps1, sumSq);
+    },
+    adafactorFactoredApply(g, vRow, vCol, p, slices, rows, cols, stepSizes, decay) {
+      checkStack('adafactorFactoredApply', slices, rows, cols, { g, p }, { vRow }, { vCol }, { stepSizes });
+      addon.adafactorFactoredApply(g, vRow, vCol, p, slices, rows, cols, stepSizes, decay);
+    },
+    adafactorFullStats(g, v, slices, size, beta2, mix, eps1, sumSq) {
+      checkStack('adafactorFullStats', slices, 1, size, { g, v }, {}, {}, { sumSq });
+      addon.adafactorFullStats(g, v, slices, size, beta2, mix, eps1, sumSq);
+    },
+    adafactorFullApply(g, v, p, slices, size, stepSizes, decay) {
+      checkStack('adafactorFullApply', slices, 1, size, { g, v, p }, {}, {}, { stepSizes });
+      addon.adafactorFullApply(g, v, p, slices, size, stepSizes, decay);
     },
     scatterAddRows(src, idx, weight, cols, out) {
       checkLen('scatterAddRows', { src }, idx.length * cols);

@@ -1,4 +1,4 @@
-import { checkGemm, checkLen } from './checks.js';
+import { checkGemm, checkGrouped, checkLen, checkStack } from './checks.js';
 import type { Kernels } from './kernels.js';
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -42,6 +42,21 @@ function gemm(
   }
 }
 
+/** rowTotal = Σ_i R[s,i] and colFactor[j] = 1/sqrt(C[s,j]) for slice s of a factored stack. */
+function adafactorFactors(
+  vRow: Float32Array,
+  vCol: Float32Array,
+  s: number,
+  rows: number,
+  cols: number,
+  colFactor: Float64Array,
+): number {
+  for (let j = 0; j < cols; j++) colFactor[j] = 1 / Math.sqrt(vCol[s * cols + j]!);
+  let rowTotal = 0;
+  for (let i = 0; i < rows; i++) rowTotal += vRow[s * rows + i]!;
+  return rowTotal;
+}
+
 /**
  * The pure TypeScript kernels: straightforward loops with float64 accumulation.
  * They define the semantics the native core is tested against.
@@ -75,6 +90,23 @@ export const referenceKernels: Kernels = {
         c.subarray(i * sc),
         ldc,
       );
+    }
+  },
+
+  sgemmGrouped(transA, transB, groups, offsets, d, n, alpha, a, lda, b, ldb, strideB, beta, c, ldc, strideC) {
+    checkGrouped(transA, transB, groups, offsets, d, n, a, lda, b, ldb, strideB, c, ldc, strideC);
+    for (let g = 0; g < groups; g++) {
+      const r0 = offsets[g]!;
+      const rows = offsets[g + 1]! - r0;
+      const ag = a.subarray(r0 * lda);
+      if (transA) {
+        // C_g [d, n] = alpha·A_gᵀ·B_g + beta·C_g; k = rows (an empty group scales C_g by beta).
+        const bg = b.subarray(g * strideB + r0 * ldb);
+        gemm(true, false, d, n, rows, alpha, ag, lda, bg, ldb, beta, c.subarray(g * strideC), ldc);
+      } else if (rows > 0) {
+        const cg = c.subarray(g * strideC + r0 * ldc);
+        gemm(false, transB, rows, n, d, alpha, ag, lda, b.subarray(g * strideB), ldb, beta, cg, ldc);
+      }
     }
   },
 
@@ -225,6 +257,101 @@ export const referenceKernels: Kernels = {
       if (!(tgt >= 0 && tgt < cols))
         throw new Error(`crossEntropyBackward: target ${tgt} at row ${r} outside [0, ${cols})`);
       dlogits[o + tgt] = dlogits[o + tgt]! - ceScale;
+    }
+  },
+
+  sumSquares(x) {
+    let acc = 0;
+    for (let k = 0; k < x.length; k++) acc += x[k]! * x[k]!;
+    return acc;
+  },
+
+  fill(x, value) {
+    x.fill(value);
+  },
+
+  adafactorFactoredStats(g, vRow, vCol, slices, rows, cols, beta2, mix, eps1, sumSq) {
+    checkStack('adafactorFactoredStats', slices, rows, cols, { g }, { vRow }, { vCol }, { sumSq });
+    const colAcc = new Float64Array(cols);
+    for (let s = 0; s < slices; s++) {
+      const base = s * rows * cols;
+      colAcc.fill(0);
+      for (let i = 0; i < rows; i++) {
+        const off = base + i * cols;
+        let rowSum = 0;
+        for (let j = 0; j < cols; j++) {
+          const gk = g[off + j]!;
+          const q = gk * gk + eps1;
+          rowSum += q;
+          colAcc[j] += q;
+        }
+        const r = s * rows + i;
+        vRow[r] = beta2 * vRow[r]! + mix * rowSum;
+      }
+      for (let j = 0; j < cols; j++) {
+        const c = s * cols + j;
+        vCol[c] = beta2 * vCol[c]! + mix * colAcc[j]!;
+      }
+    }
+    const cf = colAcc;
+    for (let s = 0; s < slices; s++) {
+      const base = s * rows * cols;
+      const rowTotal = adafactorFactors(vRow, vCol, s, rows, cols, cf);
+      let acc = 0;
+      for (let i = 0; i < rows; i++) {
+        const rf = Math.sqrt(rowTotal / vRow[s * rows + i]!);
+        const off = base + i * cols;
+        for (let j = 0; j < cols; j++) {
+          const u = g[off + j]! * rf * cf[j]!;
+          acc += u * u;
+        }
+      }
+      sumSq[s] = acc;
+    }
+  },
+
+  adafactorFactoredApply(g, vRow, vCol, p, slices, rows, cols, stepSizes, decay) {
+    checkStack('adafactorFactoredApply', slices, rows, cols, { g, p }, { vRow }, { vCol }, { stepSizes });
+    const cf = new Float64Array(cols);
+    for (let s = 0; s < slices; s++) {
+      const base = s * rows * cols;
+      const rowTotal = adafactorFactors(vRow, vCol, s, rows, cols, cf);
+      const step = stepSizes[s]!;
+      for (let i = 0; i < rows; i++) {
+        const rf = Math.sqrt(rowTotal / vRow[s * rows + i]!);
+        const off = base + i * cols;
+        for (let j = 0; j < cols; j++) {
+          const u = g[off + j]! * rf * cf[j]!;
+          const pk = p[off + j]!;
+          p[off + j] = pk - decay * pk - step * u;
+        }
+      }
+    }
+  },
+
+  adafactorFullStats(g, v, slices, size, beta2, mix, eps1, sumSq) {
+    checkStack('adafactorFullStats', slices, 1, size, { g, v }, {}, {}, { sumSq });
+    for (let s = 0; s < slices; s++) {
+      let acc = 0;
+      for (let k = s * size, end = k + size; k < end; k++) {
+        const gk = g[k]!;
+        v[k] = beta2 * v[k]! + mix * (gk * gk + eps1);
+        const u = gk / Math.sqrt(v[k]!);
+        acc += u * u;
+      }
+      sumSq[s] = acc;
+    }
+  },
+
+  adafactorFullApply(g, v, p, slices, size, stepSizes, decay) {
+    checkStack('adafactorFullApply', slices, 1, size, { g, v, p }, {}, {}, { stepSizes });
+    for (let s = 0; s < slices; s++) {
+      const step = stepSizes[s]!;
+      for (let k = s * size, end = k + size; k < end; k++) {
+        const u = g[k]! / Math.sqrt(v[k]!);
+        const pk = p[k]!;
+        p[k] = pk - decay * pk - step * u;
+      }
     }
   },
 

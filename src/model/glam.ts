@@ -138,7 +138,8 @@ export class GlamModel {
   }
 
   zeroGrads(): void {
-    for (const g of this.grads.values()) g.fill(0);
+    const k = kernels();
+    for (const g of this.grads.values()) k.fill(g.data, 0);
   }
 
   /** Floats of activation storage held (grows to the peak step, then stays). */

@@ -26,7 +26,12 @@
  *
  * Precision: state is float32 (exact checkpoint round trip); sums and the update
  * itself are computed in float64 and rounded once when stored.
+ *
+ * The passes over the data run in the kernels (`adafactorFactoredStats/Apply`,
+ * `adafactorFullStats/Apply`: native and threaded when the addon is loaded, the
+ * TypeScript reference otherwise); this class only computes the per-slice step sizes.
  */
+import { kernels } from '../backend/index.js';
 import type { Params } from '../model/params.js';
 import { type Shape, Tensor } from '../tensor/tensor.js';
 import {
@@ -89,21 +94,21 @@ export class Adafactor implements Optimizer {
   private readonly shapes: Map<string, Shape>;
   private readonly slots: Slot[] = [];
   private readonly state = new Map<string, Tensor>();
-  // Scratch for column sums and column factors, sized for the widest matrix, so step() allocates nothing.
-  private readonly colAcc: Float64Array;
-  private readonly colFactor: Float64Array;
+  // Per-slice Σ U² and step sizes, sized for the deepest stack, so step() allocates nothing.
+  private readonly sliceSumSq: Float64Array;
+  private readonly sliceSteps: Float64Array;
 
   constructor(params: ParamShapes, options: AdafactorOptions = {}) {
     this.options = resolveOptions(options);
     this.shapes = snapshotShapes(params);
-    let maxCols = 0;
+    let maxSlices = 1;
     for (const [name, shape] of this.shapes) {
       const slot = this.makeSlot(name, shape);
       this.slots.push(slot);
-      if (slot.factored) maxCols = Math.max(maxCols, slot.cols);
+      maxSlices = Math.max(maxSlices, slot.slices);
     }
-    this.colAcc = new Float64Array(maxCols);
-    this.colFactor = new Float64Array(maxCols);
+    this.sliceSumSq = new Float64Array(maxSlices);
+    this.sliceSteps = new Float64Array(maxSlices);
   }
 
   /** True when the parameter's second moment is factored into row and column statistics. */
@@ -115,26 +120,38 @@ export class Adafactor implements Optimizer {
 
   step(params: Params, grads: Params, lr: number): void {
     checkStepArgs('Adafactor.step', this.shapes, params, grads, lr);
+    const k = kernels();
     const t = this.stepCount + 1;
     const mix = t ** -this.options.decayExponent;
     const beta2 = 1 - mix;
+    const { epsilon1, weightDecay } = this.options;
+    const sumSq = this.sliceSumSq;
+    const steps = this.sliceSteps;
     for (const slot of this.slots) {
       const g = grads.get(slot.name)!.data;
       const p = params.get(slot.name)!.data;
       if (p.length === 0) continue;
-      for (let s = 0; s < slot.slices; s++) this.updateStatistics(slot, s, g, beta2, mix);
-      if (this.options.rmsScope === 'matrix' || slot.slices === 1) {
-        for (let s = 0; s < slot.slices; s++) {
-          const n = slot.rows * slot.cols;
-          const sumSq = this.sliceUpdateSumSq(slot, s, g);
-          const scale = this.paramScale(p, s * n, n);
-          this.applySlice(slot, s, g, p, this.stepSize(lr, scale, sumSq, n), lr);
+      const { slices, rows, cols } = slot;
+      const n = rows * cols;
+      if (slot.factored) {
+        k.adafactorFactoredStats(g, slot.vRow, slot.vCol, slices, rows, cols, beta2, mix, epsilon1, sumSq);
+      } else {
+        k.adafactorFullStats(g, slot.v, slices, n, beta2, mix, epsilon1, sumSq);
+      }
+      if (this.options.rmsScope === 'matrix' || slices === 1) {
+        for (let s = 0; s < slices; s++) {
+          steps[s] = this.stepSize(lr, this.paramScale(p, s * n, n), sumSq[s]!, n);
         }
       } else {
-        let sumSq = 0;
-        for (let s = 0; s < slot.slices; s++) sumSq += this.sliceUpdateSumSq(slot, s, g);
-        const stepSize = this.stepSize(lr, this.paramScale(p, 0, p.length), sumSq, p.length);
-        for (let s = 0; s < slot.slices; s++) this.applySlice(slot, s, g, p, stepSize, lr);
+        let total = 0;
+        for (let s = 0; s < slices; s++) total += sumSq[s]!;
+        steps.fill(this.stepSize(lr, this.paramScale(p, 0, p.length), total, p.length), 0, slices);
+      }
+      const decay = slot.decays ? lr * weightDecay : 0;
+      if (slot.factored) {
+        k.adafactorFactoredApply(g, slot.vRow, slot.vCol, p, slices, rows, cols, steps, decay);
+      } else {
+        k.adafactorFullApply(g, slot.v, p, slices, n, steps, decay);
       }
     }
     this.stepCount = t;
@@ -183,116 +200,6 @@ export class Adafactor implements Optimizer {
     return t.data;
   }
 
-  /** Fold slice s of g² + ε1 into the decayed statistics. */
-  private updateStatistics(slot: Slot, s: number, g: Float32Array, beta2: number, mix: number): void {
-    const eps1 = this.options.epsilon1;
-    const { rows, cols } = slot;
-    const base = s * rows * cols;
-    if (!slot.factored) {
-      const v = slot.v;
-      for (let k = base, end = base + rows * cols; k < end; k++) {
-        const gk = g[k]!;
-        v[k] = beta2 * v[k]! + mix * (gk * gk + eps1);
-      }
-      return;
-    }
-    const colAcc = this.colAcc;
-    colAcc.fill(0, 0, cols);
-    const vRow = slot.vRow;
-    for (let i = 0; i < rows; i++) {
-      const off = base + i * cols;
-      let rowSum = 0;
-      for (let j = 0; j < cols; j++) {
-        const gk = g[off + j]!;
-        const q = gk * gk + eps1;
-        rowSum += q;
-        colAcc[j] += q;
-      }
-      const r = s * rows + i;
-      vRow[r] = beta2 * vRow[r]! + mix * rowSum;
-    }
-    const vCol = slot.vCol;
-    for (let j = 0; j < cols; j++) {
-      const c = s * cols + j;
-      vCol[c] = beta2 * vCol[c]! + mix * colAcc[j]!;
-    }
-  }
-
-  /**
-   * For a factored slice: colFactor[j] = 1/sqrt(C_j), and the return value is Σ R,
-   * so that U_ij = g_ij · sqrt(ΣR / R_i) · colFactor[j] = g_ij / sqrt(R_i C_j / ΣR).
-   */
-  private prepareFactors(slot: Slot, s: number): number {
-    const { rows, cols, vRow, vCol } = slot;
-    const cf = this.colFactor;
-    for (let j = 0; j < cols; j++) cf[j] = 1 / Math.sqrt(vCol[s * cols + j]!);
-    let rowTotal = 0;
-    for (let i = 0; i < rows; i++) rowTotal += vRow[s * rows + i]!;
-    return rowTotal;
-  }
-
-  /** Σ U² over slice s (before clipping). Must compute U exactly as `applySlice` does. */
-  private sliceUpdateSumSq(slot: Slot, s: number, g: Float32Array): number {
-    const { rows, cols } = slot;
-    const base = s * rows * cols;
-    let acc = 0;
-    if (!slot.factored) {
-      const v = slot.v;
-      for (let k = base, end = base + rows * cols; k < end; k++) {
-        const u = g[k]! / Math.sqrt(v[k]!);
-        acc += u * u;
-      }
-      return acc;
-    }
-    const rowTotal = this.prepareFactors(slot, s);
-    const cf = this.colFactor;
-    const vRow = slot.vRow;
-    for (let i = 0; i < rows; i++) {
-      const rf = Math.sqrt(rowTotal / vRow[s * rows + i]!);
-      const off = base + i * cols;
-      for (let j = 0; j < cols; j++) {
-        const u = g[off + j]! * rf * cf[j]!;
-        acc += u * u;
-      }
-    }
-    return acc;
-  }
-
-  /** θ ← θ − lr·wd·θ − stepSize·U over slice s. */
-  private applySlice(
-    slot: Slot,
-    s: number,
-    g: Float32Array,
-    p: Float32Array,
-    stepSize: number,
-    lr: number,
-  ): void {
-    const { rows, cols } = slot;
-    const base = s * rows * cols;
-    const decay = slot.decays ? lr * this.options.weightDecay : 0;
-    if (!slot.factored) {
-      const v = slot.v;
-      for (let k = base, end = base + rows * cols; k < end; k++) {
-        const u = g[k]! / Math.sqrt(v[k]!);
-        const pk = p[k]!;
-        p[k] = pk - decay * pk - stepSize * u;
-      }
-      return;
-    }
-    const rowTotal = this.prepareFactors(slot, s);
-    const cf = this.colFactor;
-    const vRow = slot.vRow;
-    for (let i = 0; i < rows; i++) {
-      const rf = Math.sqrt(rowTotal / vRow[s * rows + i]!);
-      const off = base + i * cols;
-      for (let j = 0; j < cols; j++) {
-        const u = g[off + j]! * rf * cf[j]!;
-        const pk = p[off + j]!;
-        p[off + j] = pk - decay * pk - stepSize * u;
-      }
-    }
-  }
-
   /** lr · scale / max(1, RMS(U)/d). */
   private stepSize(lr: number, scale: number, sumSq: number, n: number): number {
     const rms = Math.sqrt(sumSq / n);
@@ -302,8 +209,7 @@ export class Adafactor implements Optimizer {
   /** max(ε2, RMS(θ[off, off+n))) when parameter scaling is on, else 1. */
   private paramScale(p: Float32Array, off: number, n: number): number {
     if (!this.options.multiplyByParameterScale) return 1;
-    let acc = 0;
-    for (let k = off, end = off + n; k < end; k++) acc += p[k]! * p[k]!;
+    const acc = kernels().sumSquares(p.subarray(off, off + n));
     return Math.max(this.options.epsilon2, Math.sqrt(acc / n));
   }
 }

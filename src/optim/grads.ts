@@ -1,4 +1,5 @@
 /** Gradient helpers for the training step: accumulation, finite check, global norm, clipping. */
+import { kernels } from '../backend/index.js';
 import type { Params } from '../model/params.js';
 import { assertSameShape, Tensor } from '../tensor/tensor.js';
 import type { ParamShapes } from './optimizer.js';
@@ -11,7 +12,8 @@ export function zeroGradsLike(params: ParamShapes): Params {
 }
 
 export function zeroGrads(grads: Params): void {
-  for (const g of grads.values()) g.data.fill(0);
+  const k = kernels();
+  for (const g of grads.values()) k.fill(g.data, 0);
 }
 
 /**
@@ -42,26 +44,26 @@ export function scaleGrads(grads: Params, factor: number): void {
   }
 }
 
+/**
+ * Σ g² over every gradient, accumulated in float64 (kernels().sumSquares per tensor, added in order).
+ * Float32 squares cannot overflow float64, so the sum is finite exactly when every gradient element is:
+ * one pass gives both the trainer's finite check and the global norm.
+ */
+export function gradSumSquares(grads: Params): number {
+  const k = kernels();
+  let acc = 0;
+  for (const g of grads.values()) acc += k.sumSquares(g.data);
+  return acc;
+}
+
 /** False when any gradient element is NaN or ±Infinity (the step must then be skipped). */
 export function gradsAreFinite(grads: Params): boolean {
-  for (const g of grads.values()) {
-    const d = g.data;
-    // x·0 is 0 for finite x and NaN for NaN or ±Inf: one branch-free pass per tensor.
-    let probe = 0;
-    for (let k = 0; k < d.length; k++) probe += d[k]! * 0;
-    if (probe !== 0) return false;
-  }
-  return true;
+  return Number.isFinite(gradSumSquares(grads));
 }
 
 /** sqrt(Σ g²) over every gradient, accumulated in float64; NaN or Infinity when a gradient is not finite. */
 export function globalGradNorm(grads: Params): number {
-  let acc = 0;
-  for (const g of grads.values()) {
-    const d = g.data;
-    for (let k = 0; k < d.length; k++) acc += d[k]! * d[k]!;
-  }
-  return Math.sqrt(acc);
+  return Math.sqrt(gradSumSquares(grads));
 }
 
 /** Scale all gradients so their global norm is at most maxNorm; returns the norm before clipping. */

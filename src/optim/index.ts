@@ -5,6 +5,7 @@ export {
   accumulateGrads,
   clipGradsByGlobalNorm,
   globalGradNorm,
+  gradSumSquares,
   gradsAreFinite,
   scaleGrads,
   zeroGrads,

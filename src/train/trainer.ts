@@ -10,7 +10,7 @@ import type { GlamConfig } from '../model/config.js';
 import { GlamModel, type LossParts } from '../model/glam.js';
 import type { Params } from '../model/params.js';
 import { createOptimizer, type OptimizerConfig } from '../optim/create.js';
-import { globalGradNorm, gradsAreFinite } from '../optim/grads.js';
+import { gradSumSquares } from '../optim/grads.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { type LrSchedule, learningRate } from '../optim/schedule.js';
 import { Rng } from '../util/rng.js';
@@ -284,8 +284,10 @@ export async function train(run: TrainRun): Promise<TrainResult> {
       model.backward(1 / s.gradAccum);
     }
     hooks.afterBackward?.(step, model.grads);
-    const finite = gradsAreFinite(model.grads);
-    const gradNorm = finite ? globalGradNorm(model.grads) : Number.NaN;
+    // One pass: the float64 sum of squares is finite exactly when every gradient is.
+    const gradSumSq = gradSumSquares(model.grads);
+    const finite = Number.isFinite(gradSumSq);
+    const gradNorm = finite ? Math.sqrt(gradSumSq) : Number.NaN;
     const lr = learningRate(s.schedule, optimizer.stepCount + 1);
     if (finite) optimizer.step(model.params, model.grads, lr);
     else state.skippedSteps++;

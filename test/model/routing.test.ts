@@ -198,6 +198,11 @@ describe('sparse compute', () => {
         if (m === 0 || n === 0 || k === 0) flops.emptyCalls++;
         referenceKernels.sgemm(ta, tb, m, n, k, ...rest);
       },
+      // The grouped product costs the rows of its groups (empty experts cost nothing).
+      sgemmGrouped(ta, tb, groups, offsets, d, n, ...rest) {
+        flops.total += (offsets[groups]! - offsets[0]!) * d * n;
+        referenceKernels.sgemmGrouped(ta, tb, groups, offsets, d, n, ...rest);
+      },
     };
     const prev = kernels();
     useKernels(counting);

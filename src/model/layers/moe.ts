@@ -88,18 +88,15 @@ export class MoeLayer {
     const A = r.assignments;
     const token = r.token.subarray(0, A);
     K.gatherRows(f, token, D, this.x);
-    this.forEachExpert((e, a0, n) => {
-      const xe = this.x.subarray(a0 * D);
-      linearForward(xe, w.wi.subarray(e * D * F), n, D, F, this.h0.subarray(a0 * F));
-      if (gated) linearForward(xe, w.wi1!.subarray(e * D * F), n, D, F, this.h1.subarray(a0 * F));
-    });
+    // One grouped product per weight matrix: every expert's rows at once.
+    const off = this.routing.offsets;
+    K.sgemmGrouped(false, false, E, off, D, F, 1, this.x, D, w.wi, F, D * F, 0, this.h0, F, 0);
+    if (gated) K.sgemmGrouped(false, false, E, off, D, F, 1, this.x, D, w.wi1!, F, D * F, 0, this.h1, F, 0);
     const h0 = this.h0.subarray(0, A * F);
     const act = this.act.subarray(0, A * F);
     if (gated) K.gatedGelu(h0, this.h1.subarray(0, A * F), act);
     else K.gelu(h0, act);
-    this.forEachExpert((e, a0, n) => {
-      linearForward(this.act.subarray(a0 * F), w.wo.subarray(e * F * D), n, F, D, this.y.subarray(a0 * D));
-    });
+    K.sgemmGrouped(false, false, E, off, F, D, 1, this.act, F, w.wo, D, F * D, 0, this.y, D, 0);
     K.scatterAddRows(this.y.subarray(0, A * D), token, r.gate.subarray(0, A), D, out);
 
     return {
@@ -139,11 +136,10 @@ export class MoeLayer {
     gateGradAndScale(dy, this.y, r.gate, A, D, dGate);
 
     const dAct = scratch.alloc([cap, F]).data;
-    this.forEachExpert((e, a0, n) => {
-      const dye = dy.subarray(a0 * D);
-      linearWeightGrad(this.act.subarray(a0 * F), dye, n, F, D, g.wo.subarray(e * F * D));
-      linearInputGrad(dye, w.wo.subarray(e * F * D), n, F, D, dAct.subarray(a0 * F));
-    });
+    const off = r.offsets;
+    // g.wo_e += act_eᵀ·dy_e; dAct_e = dy_e·wo_eᵀ (grouped over the experts).
+    K.sgemmGrouped(true, false, E, off, F, D, 1, this.act, F, dy, D, 0, 1, g.wo, D, F * D);
+    K.sgemmGrouped(false, true, E, off, D, F, 1, dy, D, w.wo, D, F * D, 0, dAct, F, 0);
     let dh0 = dAct;
     const dh1 = gated ? scratch.alloc([cap, F]).data : dAct;
     if (gated) {
@@ -159,16 +155,12 @@ export class MoeLayer {
       K.geluBackward(this.h0.subarray(0, A * F), dAct.subarray(0, A * F), dAct.subarray(0, A * F));
     }
     const dx = dy; // dy is spent: reuse its rows for the expert input grads
-    this.forEachExpert((e, a0, n) => {
-      const xe = this.x.subarray(a0 * D);
-      const dxe = dx.subarray(a0 * D);
-      linearWeightGrad(xe, dh0.subarray(a0 * F), n, D, F, g.wi.subarray(e * D * F));
-      linearInputGrad(dh0.subarray(a0 * F), w.wi.subarray(e * D * F), n, D, F, dxe);
-      if (gated) {
-        linearWeightGrad(xe, dh1.subarray(a0 * F), n, D, F, g.wi1!.subarray(e * D * F));
-        linearInputGrad(dh1.subarray(a0 * F), w.wi1!.subarray(e * D * F), n, D, F, dxe, 1);
-      }
-    });
+    K.sgemmGrouped(true, false, E, off, D, F, 1, this.x, D, dh0, F, 0, 1, g.wi, F, D * F);
+    K.sgemmGrouped(false, true, E, off, F, D, 1, dh0, F, w.wi, F, D * F, 0, dx, D, 0);
+    if (gated) {
+      K.sgemmGrouped(true, false, E, off, D, F, 1, this.x, D, dh1, F, 0, 1, g.wi1!, F, D * F);
+      K.sgemmGrouped(false, true, E, off, F, D, 1, dh1, F, w.wi1!, F, D * F, 1, dx, D, 0);
+    }
 
     // Router: the gates g1 = p1/(p1+p2), g2 = p2/(p1+p2) (a dropped choice has
     // zero gate gradient but still shapes the other gate), plus the aux loss
@@ -201,15 +193,6 @@ export class MoeLayer {
     linearInputGrad(dp, w.router, rows, D, E, df);
     const ones = scratch.alloc([A]).fill(1).data;
     K.scatterAddRows(dx.subarray(0, A * D), token, ones, D, df);
-  }
-
-  /** Calls fn(expert, first assignment, count) for every expert with kept tokens. */
-  private forEachExpert(fn: (e: number, a0: number, n: number) => void): void {
-    const off = this.routing.offsets;
-    for (let e = 0; e < this.dims.experts; e++) {
-      const n = off[e + 1]! - off[e]!;
-      if (n > 0) fn(e, off[e]!, n);
-    }
   }
 }
 

@@ -1,0 +1,365 @@
+// Grouped GEMM (see grouped.h): all the per-expert products of an MoE layer in one call. Work units are
+// (group x range of column panels) for transA == false and (group x range of row panels of C_g) for
+// transA == true; each unit packs its own B block and A block (no shared state but the unit counter), and
+// the threads take units from an atomic counter, largest first, so ragged groups keep every thread busy.
+// The blocking is that of gemm.cc (KC = 256 slices of k, MC = 144 row blocks, the same packing and
+// micro-kernel), and the unit split never changes the operations an element of C sees, so results are
+// bitwise identical whatever the thread count.
+#include "grouped.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "args.h"
+#include "isa.h"
+#include "threadpool.h"
+
+namespace glam {
+namespace {
+
+constexpr int64_t kKC = 256;
+constexpr int64_t kMC = 144;
+constexpr double kMinFlopsPerThread = 1.5e6;
+
+int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t minI(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// A per-thread, 64-byte-aligned scratch buffer that only grows.
+class Scratch {
+ public:
+  float* get(int64_t floats) {
+    if (floats > capacity_) {
+      std::free(data_);
+      const int64_t bytes = ceilDiv(floats * 4, 64) * 64;
+      data_ = static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(bytes)));
+      capacity_ = data_ != nullptr ? bytes / 4 : 0;
+    }
+    if (data_ == nullptr) std::abort();  // at most a few MiB of scratch: nothing sensible left to do
+    return data_;
+  }
+  ~Scratch() { std::free(data_); }
+
+ private:
+  float* data_ = nullptr;
+  int64_t capacity_ = 0;
+};
+
+thread_local Scratch tlsGroupA;
+thread_local Scratch tlsGroupB;
+
+struct Unit {
+  int64_t group;
+  int64_t p0, p1;  // panel range: column panels (transA false) or row panels of C_g (transA true)
+  double cost;
+};
+
+// C[rows x cols] (ldc) = beta * C; beta == 0 writes zeros without reading C.
+void scaleBlock(float* c, int64_t rows, int64_t cols, int64_t ldc, float beta) {
+  if (beta == 1.0f) return;
+  for (int64_t i = 0; i < rows; i++) {
+    float* row = c + i * ldc;
+    if (beta == 0.0f) {
+      std::memset(row, 0, static_cast<size_t>(cols) * sizeof(float));
+    } else {
+      for (int64_t j = 0; j < cols; j++) row[j] *= beta;
+    }
+  }
+}
+
+// C[M x N] (ldc) = alpha * op(A) op(B) + beta * C with op(A)[i,p] = a[i*rsA + p*csA] and
+// op(B)[p,j] = b[p*rsB + j*csB]. The A block (up to 2·MC x KC floats) is packed once per k slice and stays
+// in L2; B is packed a chunk of kChunkPanels panels at a time right
+// before the micro-kernel sweeps the A block over it, so the packed chunk is still in L1/L2 (a group's
+// B is used by few rows, so packing all of it first would push it out to L3).
+constexpr int64_t kChunkPanels = 4;
+
+void blockProduct(const GemmKernel& kern, int64_t M, int64_t N, int64_t K, float alpha, const float* a,
+                  int64_t rsA, int64_t csA, const float* b, int64_t rsB, int64_t csB, float beta0, float* c,
+                  int64_t ldc) {
+  const int64_t mr = kern.mr, nr = kern.nr;
+  float* packA = tlsGroupA.get(2 * kMC * kKC + mr * kKC);
+  float* packB = tlsGroupB.get(kKC * kChunkPanels * nr);
+  for (int64_t pc = 0; pc < K; pc += kKC) {
+    const int64_t kc = minI(kKC, K - pc);
+    const float beta = pc == 0 ? beta0 : 1.0f;
+    // Row blocks of at most 2·MC rows (288 x KC floats, 288 KiB, still in L2 beside the B chunk), cut
+    // evenly: a group of a few more rows than MC is then not followed by a thin block that repacks B.
+    const int64_t blocks = ceilDiv(M, 2 * kMC);
+    const int64_t mcMax = ceilDiv(ceilDiv(M, blocks), mr) * mr;
+    for (int64_t ic = 0; ic < M; ic += mcMax) {
+      const int64_t mc = minI(mcMax, M - ic);
+      kern.packA(mc, kc, a + ic * rsA + pc * csA, rsA, csA, packA);
+      const int64_t rowPanels = ceilDiv(mc, mr);
+      for (int64_t jc = 0; jc < N; jc += kChunkPanels * nr) {
+        const int64_t ncChunk = minI(kChunkPanels * nr, N - jc);
+        kern.packB(kc, ncChunk, b + pc * rsB + jc * csB, rsB, csB, packB);
+        // While the micro-kernel runs on this chunk, the source of the next one is fetched a few cache
+        // lines per micro-tile: a group's B (an expert's weights) comes from memory, in rows ldb apart that
+        // the hardware prefetcher does not follow across pages.
+        const int64_t jn = jc + kChunkPanels * nr;
+        const int64_t ncNext = jn < N ? minI(kChunkPanels * nr, N - jn) : 0;
+        const bool rowMajorB = csB == 1;
+        const int64_t linesPerRun = rowMajorB ? ceilDiv(ncNext, 16) : ceilDiv(kc, 16);
+        const int64_t runs = rowMajorB ? kc : ncNext;
+        const int64_t lines = ncNext > 0 ? runs * linesPerRun : 0;
+        const int64_t calls = ceilDiv(ncChunk, nr) * rowPanels;
+        const int64_t perCall = ceilDiv(lines, calls);
+        int64_t line = 0;
+        auto prefetchNext = [&]() {
+          for (int64_t e = minI(lines, line + perCall); line < e; line++) {
+            const int64_t run = line / linesPerRun;
+            const int64_t at = (line % linesPerRun) * 16;
+            const float* src = rowMajorB ? b + (pc + run) * rsB + jn + at : b + (pc + at) * rsB + (jn + run) * csB;
+            __builtin_prefetch(src, 0, 2);
+          }
+        };
+        for (int64_t q = 0; q * nr < ncChunk; q++) {
+          const int nc = static_cast<int>(minI(nr, ncChunk - q * nr));
+          const float* bp = packB + q * nr * kc;
+          float* cq = c + ic * ldc + jc + q * nr;
+          // The next packed panel is pulled towards L1 a slice per micro-tile, so switching panels does not
+          // stall (with ~20 row panels per group, the switch is frequent).
+          const char* nextPanel = (q + 1) * nr < ncChunk ? reinterpret_cast<const char*>(bp + nr * kc) : nullptr;
+          const int64_t panelLines = nr * kc * static_cast<int64_t>(sizeof(float)) / 64;
+          const int64_t linesPerTile = ceilDiv(panelLines, rowPanels);
+          for (int64_t ip = 0; ip < rowPanels; ip++) {
+            if (nextPanel != nullptr) {
+              for (int64_t l = ip * linesPerTile; l < minI(panelLines, (ip + 1) * linesPerTile); l++) {
+                __builtin_prefetch(nextPanel + l * 64, 0, 3);
+              }
+            }
+            const int rows = static_cast<int>(minI(mr, mc - ip * mr));
+            // The next C tile is fetched while this one computes: a group's C (or C_g) is touched once
+            // per k slice, so it is not in cache (the rows are ldc apart, which defeats the prefetcher).
+            if (ip + 1 < rowPanels) {
+              const float* nextC = cq + (ip + 1) * mr * ldc;
+              const int nextRows = static_cast<int>(minI(mr, mc - (ip + 1) * mr));
+              for (int r = 0; r < nextRows; r++) {
+                __builtin_prefetch(nextC + r * ldc, 1, 3);
+                __builtin_prefetch(nextC + r * ldc + nc - 1, 1, 3);
+              }
+            }
+            prefetchNext();
+            kern.micro(kc, packA + ip * mr * kc, bp, nr, cq + ip * mr * ldc, ldc, alpha, beta, rows, nc);
+          }
+        }
+      }
+    }
+  }
+}
+
+// transA == false: rows [off_g, off_g+1) of C, column panels [p0, p1).
+void runForward(const GroupedCall& g, const GemmKernel& kern, const Unit& u) {
+  const int64_t nr = kern.nr;
+  const int64_t row0 = g.offsets[u.group];
+  const int64_t rows = g.offsets[u.group + 1] - row0;
+  const int64_t j0 = u.p0 * nr;
+  const int64_t cols = minI(u.p1 * nr, g.n) - j0;
+  float* c = g.c + u.group * g.strideC + row0 * g.ldc + j0;
+  if (g.d == 0 || g.alpha == 0.0f) {
+    scaleBlock(c, rows, cols, g.ldc, g.beta);
+    return;
+  }
+  const int64_t rsB = g.transB ? 1 : g.ldb;
+  const int64_t csB = g.transB ? g.ldb : 1;
+  blockProduct(kern, rows, cols, g.d, g.alpha, g.a + row0 * g.lda, g.lda, 1, g.b + u.group * g.strideB + j0 * csB,
+               rsB, csB, g.beta, c, g.ldc);
+}
+
+// transA == true: rows [p0*mr, p1*mr) of C_g = A_gᵀ B_g, all n columns, k = the group's rows.
+void runWeightGrad(const GroupedCall& g, const GemmKernel& kern, const Unit& u) {
+  const int64_t mr = kern.mr;
+  const int64_t row0 = g.offsets[u.group];
+  const int64_t k = g.offsets[u.group + 1] - row0;
+  const int64_t i0 = u.p0 * mr;
+  const int64_t rows = minI(u.p1 * mr, g.d) - i0;
+  float* c = g.c + u.group * g.strideC + i0 * g.ldc;
+  if (k == 0 || g.alpha == 0.0f) {
+    scaleBlock(c, rows, g.n, g.ldc, g.beta);
+    return;
+  }
+  // op(A)[i, p] = a[p*lda + i]
+  blockProduct(kern, rows, g.n, k, g.alpha, g.a + row0 * g.lda + i0, 1, g.lda,
+               g.b + u.group * g.strideB + row0 * g.ldb, g.ldb, 1, g.beta, c, g.ldc);
+}
+
+}  // namespace
+
+void sgemmGrouped(const GroupedCall& g) {
+  if (g.groups <= 0 || g.n == 0) return;
+  if (g.transA && g.d == 0) return;
+  const GemmKernel& kern = currentIsa().gemm;
+  const int64_t mr = kern.mr, nr = kern.nr;
+  // Panels a unit may be cut along: columns of C (forward) or rows of C_g (weight gradient).
+  const int64_t panels = g.transA ? ceilDiv(g.d, mr) : ceilDiv(g.n, nr);
+  const int64_t inner = g.transA ? g.n : g.d;  // the other fixed dimension
+  double total = 0;
+  int64_t busy = 0;
+  for (int64_t i = 0; i < g.groups; i++) {
+    const int64_t len = g.offsets[i + 1] - g.offsets[i];
+    total += 2.0 * static_cast<double>(len) * static_cast<double>(panels) * static_cast<double>(inner);
+    busy += len > 0 || g.transA ? 1 : 0;
+  }
+  const double flops = total * static_cast<double>(g.transA ? mr : nr);
+  const int pool = poolThreads();
+  int nt = flops / kMinFlopsPerThread < 2.0 ? 1 : static_cast<int>(std::min<double>(pool, flops / kMinFlopsPerThread));
+  if (nt < 1) nt = 1;
+
+  // Units: one per group, cut further when there are few groups for the threads or one group is large
+  // (a hot expert): each unit at most about total / (2·threads).
+  std::vector<Unit> units;
+  units.reserve(static_cast<size_t>(g.groups) * 2);
+  const int64_t fewGroupParts = nt > 1 && busy > 0 ? ceilDiv(4 * nt, busy) : 1;
+  const double maxCost = total / (2.0 * nt);
+  for (int64_t i = 0; i < g.groups; i++) {
+    const int64_t len = g.offsets[i + 1] - g.offsets[i];
+    if (len == 0 && !g.transA) continue;
+    const double cost = 2.0 * static_cast<double>(len) * static_cast<double>(panels) * static_cast<double>(inner);
+    int64_t parts = 1;
+    if (nt > 1) {
+      parts = std::max<int64_t>(fewGroupParts, maxCost > 0 ? static_cast<int64_t>(std::ceil(cost / maxCost)) : 1);
+      parts = std::max<int64_t>(1, std::min(parts, panels));
+    }
+    for (int64_t p = 0; p < parts; p++) {
+      int64_t p0, p1;
+      splitRange(panels, static_cast<int>(parts), static_cast<int>(p), &p0, &p1);
+      units.push_back(Unit{i, p0, p1, 1.0 + static_cast<double>(len) * static_cast<double>(p1 - p0)});
+    }
+  }
+  if (units.empty()) return;
+  std::stable_sort(units.begin(), units.end(), [](const Unit& x, const Unit& y) { return x.cost > y.cost; });
+  if (nt > static_cast<int>(units.size())) nt = static_cast<int>(units.size());
+
+  std::atomic<int64_t> next{0};
+  const int64_t count = static_cast<int64_t>(units.size());
+  auto body = [&](int, int) {
+    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < count;
+         i = next.fetch_add(1, std::memory_order_relaxed)) {
+      if (g.transA) {
+        runWeightGrad(g, kern, units[static_cast<size_t>(i)]);
+      } else {
+        runForward(g, kern, units[static_cast<size_t>(i)]);
+      }
+    }
+  };
+  parallelFor(nt, body);
+}
+
+namespace {
+
+bool spanOf(int64_t rows, int64_t cols, int64_t ld, int64_t* out) {
+  if (rows == 0 || cols == 0) {
+    *out = 0;
+    return true;
+  }
+  int64_t body;
+  if (!mulFits(rows - 1, ld, &body)) return false;
+  *out = body + cols;
+  return true;
+}
+
+bool batchSpanOf(int64_t one, int64_t stride, int64_t batch, int64_t* out) {
+  if (one == 0 || batch == 0) {
+    *out = 0;
+    return true;
+  }
+  int64_t body;
+  if (!mulFits(batch - 1, stride, &body)) return false;
+  *out = body + one;
+  return true;
+}
+
+}  // namespace
+
+// sgemmGrouped(transA, transB, groups, offsets, d, n, alpha, a, lda, b, ldb, strideB, beta, c, ldc, strideC)
+napi_value SgemmGroupedBinding(napi_env env, napi_callback_info info) {
+  Args args(env, info, "sgemmGrouped", 16);
+  GroupedCall g{};
+  I32View offsets{};
+  F32View a{}, b{}, c{};
+  args.boolean(0, "transA", &g.transA);
+  args.boolean(1, "transB", &g.transB);
+  args.size(2, "groups", &g.groups);
+  args.i32(3, "offsets", &offsets);
+  args.size(4, "d", &g.d);
+  args.size(5, "n", &g.n);
+  args.number(6, "alpha", &g.alpha);
+  args.f32(7, "a", &a);
+  args.size(8, "lda", &g.lda);
+  args.f32(9, "b", &b);
+  args.size(10, "ldb", &g.ldb);
+  args.size(11, "strideB", &g.strideB);
+  args.number(12, "beta", &g.beta);
+  args.f32(13, "c", &c);
+  args.size(14, "ldc", &g.ldc);
+  args.size(15, "strideC", &g.strideC);
+  if (!args.ok()) return nullptr;
+  if (offsets.length < g.groups + 1) {
+    args.fail(fmt("offsets has %lld elements, needs groups + 1 = %lld", (long long)offsets.length,
+                  (long long)(g.groups + 1)));
+    return nullptr;
+  }
+  if (offsets.data[0] < 0) {
+    args.fail(fmt("offsets[0]=%d is negative", offsets.data[0]));
+    return nullptr;
+  }
+  for (int64_t i = 0; i < g.groups; i++) {
+    if (offsets.data[i + 1] < offsets.data[i]) {
+      args.fail(fmt("offsets must be non-decreasing: offsets[%lld]=%d > offsets[%lld]=%d", (long long)i,
+                    offsets.data[i], (long long)(i + 1), offsets.data[i + 1]));
+      return nullptr;
+    }
+  }
+  const int64_t T = offsets.data[g.groups];
+  const long long G = g.groups, D = g.d, N = g.n, TT = T;
+  const std::string shapes =
+      g.transA ? fmt("A=[%lld,%lld] B=[%lld,%lld] C_g=[%lld,%lld], %lld groups", TT, D, TT, N, D, N, G)
+               : fmt("A=[%lld,%lld] op(B_g)=[%lld,%lld] C=[%lld,%lld], %lld groups", TT, D, D, N, TT, N, G);
+  if (g.transA && g.transB) {
+    args.fail("transB must be false when transA is true (" + shapes + ")");
+    return nullptr;
+  }
+  const int64_t bCols = g.transA ? g.n : (g.transB ? g.d : g.n);
+  const int64_t bRows = g.transA ? T : (g.transB ? g.n : g.d);
+  if (g.lda < g.d) {
+    args.fail(fmt("lda=%lld < %lld columns of A (%s)", (long long)g.lda, D, shapes.c_str()));
+    return nullptr;
+  }
+  if (g.ldb < bCols) {
+    args.fail(fmt("ldb=%lld < %lld columns of B (%s)", (long long)g.ldb, (long long)bCols, shapes.c_str()));
+    return nullptr;
+  }
+  if (g.ldc < g.n) {
+    args.fail(fmt("ldc=%lld < %lld columns of C (%s)", (long long)g.ldc, N, shapes.c_str()));
+    return nullptr;
+  }
+  int64_t oneB, oneC, na, nb, nc;
+  if (!spanOf(T, g.d, g.lda, &na) || !spanOf(bRows, bCols, g.ldb, &oneB) ||
+      !spanOf(g.transA ? g.d : T, g.n, g.ldc, &oneC) || !batchSpanOf(oneB, g.strideB, g.groups, &nb) ||
+      !batchSpanOf(oneC, g.strideC, g.groups, &nc)) {
+    args.fail("sizes overflow (" + shapes + ")");
+    return nullptr;
+  }
+  if (g.transA && g.groups > 1 && oneC > 0 && g.strideC < oneC) {
+    args.fail(fmt("strideC=%lld < %lld: the C_g overlap (%s)", (long long)g.strideC, (long long)oneC,
+                  shapes.c_str()));
+    return nullptr;
+  }
+  if (!args.needs("A", a.length, na, shapes) || !args.needs("B", b.length, nb, shapes) ||
+      !args.needs("C", c.length, nc, shapes)) {
+    return nullptr;
+  }
+  g.offsets = offsets.data;
+  g.a = a.data;
+  g.b = b.data;
+  g.c = c.data;
+  sgemmGrouped(g);
+  return nullptr;
+}
+
+}  // namespace glam
