@@ -1,12 +1,10 @@
 /** `glam generate`: sample text from a checkpoint (or the latest checkpoint of a run directory). */
-import { existsSync } from 'node:fs';
-import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Tokenizer } from '../data/tokenizer.js';
 import { generateIds } from '../infer/generate.js';
 import { loadCheckpoint, TOKENIZER_FILE } from '../model/checkpoint.js';
 import { GlamModel } from '../model/glam.js';
-import { latestCheckpoint } from '../train/checkpoints.js';
+import { resolveModelDir } from '../train/checkpoints.js';
 import { intOption, numberOption, requireOption } from './args.js';
 
 const HELP = `usage: glam generate --model DIR --prompt TEXT [--max-tokens N] [--temperature T]
@@ -21,15 +19,6 @@ options:
   --top-k K         sample from the K most likely tokens (default 0 = all)
   --top-p P         nucleus sampling mass (default 0.95)
   --seed N          sampling seed (default 0)`;
-
-/** A checkpoint directory, or the latest checkpoint of a run directory. */
-export function resolveModelDir(dir: string): string {
-  if (existsSync(path.join(dir, 'config.json'))) return dir;
-  const latest = latestCheckpoint(dir);
-  if (latest === undefined)
-    throw new Error(`${dir}: neither a checkpoint (config.json) nor a run with checkpoints`);
-  return latest;
-}
 
 export async function run(args: string[]): Promise<void> {
   const { values: v } = parseArgs({

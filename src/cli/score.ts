@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { readTokenRows, scoreTokenRows } from '../infer/score.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { GlamModel } from '../model/glam.js';
+import { resolveModelDir } from '../train/checkpoints.js';
 import { Rng } from '../util/rng.js';
 import { intOption, numberOption, requireOption } from './args.js';
 
@@ -21,7 +22,7 @@ logsumexp², unweighted), aux_loss (sum over MoE layers, unweighted), total_loss
 dropped (expert assignments over capacity), and per MoE layer the expert load.
 
 options:
-  --model DIR            checkpoint directory
+  --model DIR            checkpoint directory, or a run directory (its latest checkpoint)
   --tokens FILE.json     rows of token ids
   --capacity-factor X    overrides the config's capacity_factor (0 = dropless)
   --seed N               seed for second_expert_policy "random" (default 0)
@@ -51,7 +52,7 @@ export async function run(args: string[]): Promise<void> {
   const cf = values['capacity-factor'];
   const capacityFactor = cf !== undefined ? numberOption('capacity-factor', cf) : undefined;
   const seed = intOption('seed', values.seed, 0);
-  const { config, params } = loadCheckpoint(dir);
+  const { config, params } = loadCheckpoint(resolveModelDir(dir));
   const rows = readTokenRows(tokensFile, config);
   const model = new GlamModel(config, params);
   const result = scoreTokenRows(model, rows, { capacityFactor, rng: new Rng(seed) });

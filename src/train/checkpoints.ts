@@ -19,7 +19,7 @@ import {
   rmSync,
 } from 'node:fs';
 import * as path from 'node:path';
-import { loadCheckpoint, saveCheckpoint, saveTensors } from '../model/checkpoint.js';
+import { CONFIG_FILE, loadCheckpoint, saveCheckpoint, saveTensors } from '../model/checkpoint.js';
 import type { GlamConfig } from '../model/config.js';
 import type { Params } from '../model/params.js';
 import { readSafetensors } from '../model/safetensors.js';
@@ -171,4 +171,14 @@ export function loadTrainingCheckpoint(dir: string, optimizer?: Optimizer): Load
     restoreOptimizer(optimizer, tensors, metadata);
   }
   return { dir, config, params, state };
+}
+
+/** A checkpoint directory, or the latest checkpoint of a run directory. */
+export function resolveModelDir(dir: string): string {
+  if (!existsSync(dir)) throw new Error(`checkpoint directory '${dir}' does not exist`);
+  if (existsSync(path.join(dir, CONFIG_FILE))) return dir;
+  const latest = latestCheckpoint(dir);
+  if (latest === undefined)
+    throw new Error(`${dir}: neither a checkpoint (config.json) nor a run with checkpoints`);
+  return latest;
 }

@@ -165,7 +165,8 @@ test('bad input gets clear errors', () => {
       /no prepared dataset/,
     ],
     [['train', ...TRAIN, '--max-steps', '2', '--out', path.join(root, 'y'), '--resume'], /no checkpoint/],
-    [['generate', '--model', path.join(root, 'nowhere'), '--prompt', 'x'], /neither a checkpoint/],
+    [['generate', '--model', path.join(root, 'nowhere'), '--prompt', 'x'], /does not exist/],
+    [['generate', '--model', root, '--prompt', 'x'], /neither a checkpoint/],
     [['generate', '--model', run, '--prompt', 'x', '--top-p', '0'], /top-p/],
   ];
   const badConfig = path.join(root, 'bad-config.json');
