@@ -18,6 +18,25 @@ export function relativeBucket(n: number, buckets: number, maxDistance: number):
   return Math.min(buckets - 1, large);
 }
 
+/**
+ * Row blocks [r0, r1) of the T x T causal products. Rows of block [r0, r1) attend only to keys
+ * j < r1, and keys of that block are attended only by queries i >= r0, so each product runs per
+ * block over the part of the triangle it needs (the skipped terms are exact zeros).
+ */
+function causalBlocks(T: number): number[] {
+  const step = CAUSAL_BLOCK_ROWS;
+  const edges = [0];
+  for (let r = step; r < T; r += step) edges.push(r);
+  edges.push(T);
+  return edges;
+}
+
+/**
+ * Rows per causal block. Smaller blocks skip more of the masked triangle but pay more per-call and
+ * packing overhead; at T = 128, dHead = 32 two blocks were fastest (about 12% off the six products).
+ */
+const CAUSAL_BLOCK_ROWS = 64;
+
 export interface AttentionDims {
   dModel: number;
   heads: number;
@@ -97,61 +116,73 @@ export class AttentionLayer {
     linearForward(a, w.wv, N, D, HD, this.v);
 
     // bias[h, i, j] = relBias[bucket(i - j), h], expanded once per forward.
+    // Row i, j = 0..i, is rev[T-1-i .. T-1] with rev[k] = relBias[bucket(T-1-k), h]: one copy per row.
     const table = this.bucketTable(T);
     const bias = scratch.alloc([H, T, T]).data;
+    const rev = scratch.alloc([T]).data;
     for (let h = 0; h < H; h++) {
       const ob = h * T * T;
-      for (let i = 0; i < T; i++) {
-        for (let j = 0; j <= i; j++) bias[ob + i * T + j] = w.relBias[table[i * T + j]! * H + h]!;
-      }
+      for (let k = 0; k < T; k++) rev[k] = w.relBias[table[(T - 1 - k) * T]! * H + h]!;
+      for (let i = 0; i < T; i++) bias.set(rev.subarray(T - 1 - i), ob + i * T);
     }
 
     const TT = T * T;
+    const edges = causalBlocks(T);
     for (let b = 0; b < batch; b++) {
       const rows = b * T * HD;
-      // scores[b,h] = Q_bh·K_bhᵀ, one strided batch over heads.
-      K.sgemmStridedBatched(
-        false,
-        true,
-        T,
-        T,
-        Dh,
-        1,
-        this.q.subarray(rows),
-        HD,
-        Dh,
-        this.k.subarray(rows),
-        HD,
-        Dh,
-        0,
-        this.probs.subarray(b * H * TT),
-        T,
-        TT,
-        H,
-      );
+      for (let e = 0; e + 1 < edges.length; e++) {
+        const r0 = edges[e]!;
+        const r1 = edges[e + 1]!;
+        // scores[b,h] rows r0..r1-1, keys 0..r1-1 = Q_bh·K_bhᵀ, one strided batch over heads.
+        K.sgemmStridedBatched(
+          false,
+          true,
+          r1 - r0,
+          r1,
+          Dh,
+          1,
+          this.q.subarray(rows + r0 * HD),
+          HD,
+          Dh,
+          this.k.subarray(rows),
+          HD,
+          Dh,
+          0,
+          this.probs.subarray(b * H * TT + r0 * T),
+          T,
+          TT,
+          H,
+        );
+      }
     }
+    // Reads only j <= i of the scores and zeroes the rest.
     K.causalSoftmax(this.probs, bias, batch * H, H, T, 1 / Math.sqrt(Dh));
     for (let b = 0; b < batch; b++) {
       const rows = b * T * HD;
-      K.sgemmStridedBatched(
-        false,
-        false,
-        T,
-        Dh,
-        T,
-        1,
-        this.probs.subarray(b * H * TT),
-        T,
-        TT,
-        this.v.subarray(rows),
-        HD,
-        Dh,
-        0,
-        this.o.subarray(rows),
-        HD,
-        Dh,
-        H,
-      );
+      for (let e = 0; e + 1 < edges.length; e++) {
+        const r0 = edges[e]!;
+        const r1 = edges[e + 1]!;
+        // O_bh rows r0..r1-1 = P_bh (those rows, keys < r1)·V_bh.
+        K.sgemmStridedBatched(
+          false,
+          false,
+          r1 - r0,
+          Dh,
+          r1,
+          1,
+          this.probs.subarray(b * H * TT + r0 * T),
+          T,
+          TT,
+          this.v.subarray(rows),
+          HD,
+          Dh,
+          0,
+          this.o.subarray(rows + r0 * HD),
+          HD,
+          Dh,
+          H,
+        );
+      }
     }
     linearForward(this.o, w.wo, N, HD, D, out, 1);
   }
@@ -176,51 +207,84 @@ export class AttentionLayer {
     const dK = scratch.alloc([N, HD]).data;
     const dV = scratch.alloc([N, HD]).data;
     const dS = scratch.alloc([batch, H, T, T]).data;
+    const edges = causalBlocks(T);
 
     linearWeightGrad(this.o, dOut, N, HD, D, g.wo);
     linearInputGrad(dOut, w.wo, N, HD, D, dO);
     for (let b = 0; b < batch; b++) {
       const rows = b * T * HD;
       const P = this.probs.subarray(b * H * TT);
-      // dP = dO_bh·V_bhᵀ; dV_bh = Pᵀ·dO_bh.
-      K.sgemmStridedBatched(
-        false,
-        true,
-        T,
-        T,
-        Dh,
-        1,
-        dO.subarray(rows),
-        HD,
-        Dh,
-        this.v.subarray(rows),
-        HD,
-        Dh,
-        0,
-        dS.subarray(b * H * TT),
-        T,
-        TT,
-        H,
-      );
-      K.sgemmStridedBatched(
-        true,
-        false,
-        T,
-        Dh,
-        T,
-        1,
-        P,
-        T,
-        TT,
-        dO.subarray(rows),
-        HD,
-        Dh,
-        0,
-        dV.subarray(rows),
-        HD,
-        Dh,
-        H,
-      );
+      // dP = dO_bh·V_bhᵀ (rows r0..r1-1, keys < r1; the keys from r1 on are zeroed, a k = 0 product,
+      // because the softmax backward reads whole rows); dV_bh = Pᵀ·dO_bh.
+      for (let e = 0; e + 1 < edges.length; e++) {
+        const r0 = edges[e]!;
+        const r1 = edges[e + 1]!;
+        const dSr = dS.subarray(b * H * TT + r0 * T);
+        K.sgemmStridedBatched(
+          false,
+          true,
+          r1 - r0,
+          r1,
+          Dh,
+          1,
+          dO.subarray(rows + r0 * HD),
+          HD,
+          Dh,
+          this.v.subarray(rows),
+          HD,
+          Dh,
+          0,
+          dSr,
+          T,
+          TT,
+          H,
+        );
+        if (r1 < T) {
+          K.sgemmStridedBatched(
+            false,
+            true,
+            r1 - r0,
+            T - r1,
+            0,
+            1,
+            dO,
+            1,
+            0,
+            this.v,
+            1,
+            0,
+            0,
+            dSr.subarray(r1),
+            T,
+            TT,
+            H,
+          );
+        }
+      }
+      for (let e = 0; e + 1 < edges.length; e++) {
+        const r0 = edges[e]!;
+        const r1 = edges[e + 1]!;
+        // dV_bh rows (keys) r0..r1-1 need only queries i >= r0.
+        K.sgemmStridedBatched(
+          true,
+          false,
+          r1 - r0,
+          Dh,
+          T - r0,
+          1,
+          P.subarray(r0 * T + r0),
+          T,
+          TT,
+          dO.subarray(rows + r0 * HD),
+          HD,
+          Dh,
+          0,
+          dV.subarray(rows + r0 * HD),
+          HD,
+          Dh,
+          H,
+        );
+      }
     }
     // Masked entries have P = 0, so the row-softmax backward leaves them at 0.
     K.softmaxRowsBackward(this.probs, dS, batch * H * T, T, dS);
@@ -245,45 +309,50 @@ export class AttentionLayer {
     for (let b = 0; b < batch; b++) {
       const rows = b * T * HD;
       const dSb = dS.subarray(b * H * TT);
-      // dQ_bh = scale·dS·K_bh; dK_bh = scale·dSᵀ·Q_bh.
-      K.sgemmStridedBatched(
-        false,
-        false,
-        T,
-        Dh,
-        T,
-        scale,
-        dSb,
-        T,
-        TT,
-        this.k.subarray(rows),
-        HD,
-        Dh,
-        0,
-        dQ.subarray(rows),
-        HD,
-        Dh,
-        H,
-      );
-      K.sgemmStridedBatched(
-        true,
-        false,
-        T,
-        Dh,
-        T,
-        scale,
-        dSb,
-        T,
-        TT,
-        this.q.subarray(rows),
-        HD,
-        Dh,
-        0,
-        dK.subarray(rows),
-        HD,
-        Dh,
-        H,
-      );
+      for (let e = 0; e + 1 < edges.length; e++) {
+        const r0 = edges[e]!;
+        const r1 = edges[e + 1]!;
+        // dQ_bh rows r0..r1-1 = scale·dS (those rows, keys < r1)·K_bh;
+        // dK_bh rows r0..r1-1 = scale·dSᵀ (those keys, queries >= r0)·Q_bh.
+        K.sgemmStridedBatched(
+          false,
+          false,
+          r1 - r0,
+          Dh,
+          r1,
+          scale,
+          dSb.subarray(r0 * T),
+          T,
+          TT,
+          this.k.subarray(rows),
+          HD,
+          Dh,
+          0,
+          dQ.subarray(rows + r0 * HD),
+          HD,
+          Dh,
+          H,
+        );
+        K.sgemmStridedBatched(
+          true,
+          false,
+          r1 - r0,
+          Dh,
+          T - r0,
+          scale,
+          dSb.subarray(r0 * T + r0),
+          T,
+          TT,
+          this.q.subarray(rows + r0 * HD),
+          HD,
+          Dh,
+          0,
+          dK.subarray(rows + r0 * HD),
+          HD,
+          Dh,
+          H,
+        );
+      }
     }
     linearWeightGrad(this.a, dQ, N, D, HD, g.wq);
     linearWeightGrad(this.a, dK, N, D, HD, g.wk);
