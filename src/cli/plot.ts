@@ -57,7 +57,7 @@ export function metricsPanels(records: StepRecord[]): Panel[] {
   ];
   if (records.some((r) => r.expert_load.length > 0)) {
     panels.push({
-      title: 'expert load (max/mean, 1 = balanced) and dropped fraction',
+      title: 'expert load and drops',
       series: [
         { label: 'max/mean load', color: '#8c564b', points: pts((r) => r.load_balance) },
         { label: 'dropped fraction', color: '#e377c2', points: pts((r) => r.dropped_fraction) },

@@ -59,8 +59,10 @@ function renderPanel(panel: Panel, x0: number, y0: number): string {
   let yhi = Math.max(...pts.map((p) => ty(p[1])));
   if (xhi === xlo) xhi = xlo + 1;
   if (yhi === ylo) {
-    yhi += 0.5;
-    ylo -= 0.5;
+    // A constant series (e.g. the learning rate before decay): a band around it, not around 0.
+    const half = Math.abs(yhi) > 0 ? Math.abs(yhi) * 0.5 : 0.5;
+    yhi += half;
+    ylo -= half;
   }
   const margin = (yhi - ylo) * 0.05;
   ylo -= margin;
@@ -92,7 +94,7 @@ function renderPanel(panel: Panel, x0: number, y0: number): string {
       }
     }
     const lx = PAD.left + w - 150;
-    const ly = PAD.top + 14 + i * 14;
+    const ly = PAD.top + 16 + i * 16;
     out.push(
       `<line x1="${lx}" x2="${lx + 16}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2"/>`,
     );
