@@ -4,7 +4,7 @@
  * checkpoint when the loss diverges, periodic validation, atomic checkpoints,
  * exact resume, and a graceful stop on SIGINT/SIGTERM.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { GlamConfig } from '../model/config.js';
 import { GlamModel, type LossParts } from '../model/glam.js';
@@ -15,6 +15,7 @@ import type { Optimizer } from '../optim/optimizer.js';
 import { type LrSchedule, learningRate } from '../optim/schedule.js';
 import { Rng } from '../util/rng.js';
 import {
+  checkpointsDir,
   latestCheckpoint,
   loadTrainingCheckpoint,
   saveTrainingCheckpoint,
@@ -242,6 +243,8 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     truncateMetrics(metricsFile, state.step);
     hooks.onEvent?.(`resumed from ${dir} at step ${state.step}`);
   } else {
+    // A fresh run replaces whatever an earlier run left in OUT (the CLI asks for --overwrite first).
+    rmSync(checkpointsDir(outDir), { recursive: true, force: true });
     writeFileSync(metricsFile, '');
   }
   const rng = Rng.fromState(state.rng);
@@ -261,7 +264,7 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     });
   };
   // A run always has a checkpoint to roll back to.
-  let lastCheckpoint = latestCheckpoint(outDir) ?? checkpoint();
+  let lastCheckpoint = run.resume ? latestCheckpoint(outDir)! : checkpoint();
 
   const startTime = performance.now();
   const elapsedBefore = state.elapsedSeconds;

@@ -185,3 +185,11 @@ test('bad input gets clear errors', () => {
     assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, 'no stack trace');
   }
 });
+
+test('--overwrite starts afresh: no checkpoint or metrics of the earlier run survive', () => {
+  const r = glam('train', ...TRAIN, '--max-steps', '2', '--out', run, '--overwrite');
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(metricSteps(run), [1, 2]);
+  assert.ok(listCheckpointSteps(run).every((s) => s <= 2));
+  assert.equal(listCheckpointSteps(run).at(-1), 2);
+});
