@@ -404,6 +404,26 @@ napi_value ScatterAddRows(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+napi_value RowDotScale(napi_env env, napi_callback_info info) {
+  Args args(env, info, "rowDotScale", 6);
+  F32View a{}, b{}, scale{}, dot{};
+  int64_t rows = 0, cols = 0, n = 0;
+  args.f32(0, "a", &a);
+  args.f32(1, "b", &b);
+  args.f32(2, "scale", &scale);
+  args.size(3, "rows", &rows);
+  args.size(4, "cols", &cols);
+  args.f32(5, "dot", &dot);
+  if (!args.ok()) return nullptr;
+  if (!mulFits(rows, cols, &n)) return args.fail("rows * cols overflows"), nullptr;
+  const std::string shape = rowsShape(rows, cols);
+  if (args.needs("a", a.length, n, shape) && args.needs("b", b.length, n, shape) &&
+      args.needs("scale", scale.length, rows, shape) && args.needs("dot", dot.length, rows, shape)) {
+    rowDotScale(a.data, b.data, scale.data, rows, cols, dot.data);
+  }
+  return nullptr;
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   Args args(env, info, "setThreads", 1);
   int64_t n = 0;
@@ -503,6 +523,7 @@ constexpr Export kExports[] = {
     {"crossEntropy", CrossEntropy},
     {"crossEntropyBackward", CrossEntropyBackward},
     {"gatherRows", GatherRows},
+    {"rowDotScale", RowDotScale},
     {"scatterAddRows", ScatterAddRows},
     {"setThreads", SetThreads},
     {"getThreads", GetThreads},

@@ -53,6 +53,8 @@ struct RowKernels {
   // out[idx[i], j] += weight[i] * src[i, j] for all i, columns [colBegin, colEnd).
   void (*scatterAddRows)(const float* src, const int32_t* idx, const float* weight, int64_t count, int64_t cols,
                          int64_t colBegin, int64_t colEnd, float* out);
+  // dot[r] = sum_j a[r,j] * b[r,j] (summed in double), then a[r,:] *= scale[r], for `rows` rows.
+  void (*rowDotScale)(float* a, const float* b, const float* scale, int64_t rows, int64_t cols, float* dot);
 };
 
 struct Isa {

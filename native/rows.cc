@@ -170,6 +170,13 @@ void scatterAddRows(const float* src, const int32_t* idx, const float* weight, i
   });
 }
 
+void rowDotScale(float* a, const float* b, const float* scale, int64_t rows, int64_t cols, float* dot) {
+  const auto f = k().rowDotScale;
+  forRanges(rows, 3.0 * static_cast<double>(cols), 1, [&](int64_t r0, int64_t r1) {
+    f(a + r0 * cols, b + r0 * cols, scale + r0, r1 - r0, cols, dot + r0);
+  });
+}
+
 PeakResult peakGflops(int threads, double seconds) {
   const auto loop = currentIsa().peakLoop;
   loop(100000);  // warm up: clocks ramp and the code is paged in

@@ -25,6 +25,7 @@ void crossEntropyBackward(const float* logits, const float* lse, const int32_t* 
 void gatherRows(const float* src, const int32_t* idx, int64_t count, int64_t cols, float* out);
 void scatterAddRows(const float* src, const int32_t* idx, const float* weight, int64_t count, int64_t cols,
                     float* out);
+void rowDotScale(float* a, const float* b, const float* scale, int64_t rows, int64_t cols, float* dot);
 
 struct PeakResult {
   double best;    // GFLOP/s of the fastest trial: the machine's capability (noise only slows trials down)

@@ -269,6 +269,14 @@ void scatterAddRowsKernel(const float* src, const int32_t* idx, const float* wei
   }
 }
 
+void rowDotScaleKernel(float* a, const float* b, const float* scale, int64_t rows, int64_t cols, float* dot) {
+  for (int64_t r = 0; r < rows; r++) {
+    float* ar = a + r * cols;
+    dot[r] = static_cast<float>(dotF64(ar, b + r * cols, cols));
+    scaleInPlace(ar, scale[r], cols);
+  }
+}
+
 RowKernels makeRowKernels() {
   return RowKernels{addKernel,
                     axpyKernel,
@@ -284,5 +292,6 @@ RowKernels makeRowKernels() {
                     causalSoftmaxKernel,
                     crossEntropyKernel,
                     crossEntropyBackwardKernel,
-                    scatterAddRowsKernel};
+                    scatterAddRowsKernel,
+                    rowDotScaleKernel};
 }

@@ -256,4 +256,17 @@ export interface Kernels {
     cols: number,
     out: Float32Array,
   ): void;
+
+  /**
+   * For each row r of a and b [rows, cols]: dot[r] = a[r, :]·b[r, :] (summed in float64), then
+   * a[r, :] *= scale[r] (in place). The MoE gate gradient and the gate scaling of the expert output grads.
+   */
+  rowDotScale(
+    a: Float32Array,
+    b: Float32Array,
+    scale: Float32Array,
+    rows: number,
+    cols: number,
+    dot: Float32Array,
+  ): void;
 }

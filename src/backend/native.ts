@@ -55,6 +55,7 @@ export interface NativeAddon
     | 'crossEntropyBackward'
     | 'gatherRows'
     | 'scatterAddRows'
+    | 'rowDotScale'
     | 'sumSquares'
     | 'fill'
     | 'adafactorFactoredStats'
@@ -110,6 +111,7 @@ const NATIVE_EXPORTS = [
   'crossEntropyBackward',
   'gatherRows',
   'scatterAddRows',
+  'rowDotScale',
   'setThreads',
   'getThreads',
   'forcePortable',
@@ -291,6 +293,11 @@ export function wrapAddon(addon: NativeAddon): NativeKernels {
     gatherRows(src, idx, cols, out) {
       checkLen('gatherRows', { out }, idx.length * cols);
       addon.gatherRows(src, idx, cols, out);
+    },
+    rowDotScale(a, b, scale, rows, cols, dot) {
+      checkLen('rowDotScale', { a, b }, rows * cols);
+      checkLen('rowDotScale', { scale, dot }, rows);
+      addon.rowDotScale(a, b, scale, rows, cols, dot);
     },
     sumSquares: (x) => addon.sumSquares(x),
     fill: (x, value) => addon.fill(x, value),

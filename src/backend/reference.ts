@@ -365,6 +365,23 @@ export const referenceKernels: Kernels = {
     }
   },
 
+  rowDotScale(a, b, scale, rows, cols, dot) {
+    checkLen('rowDotScale', { a, b }, rows * cols);
+    checkLen('rowDotScale', { scale, dot }, rows);
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      const end = o + cols;
+      const s = scale[r]!;
+      let sum = 0;
+      for (let j = o; j < end; j++) {
+        const v = a[j]!;
+        sum += v * b[j]!;
+        a[j] = v * s;
+      }
+      dot[r] = sum;
+    }
+  },
+
   scatterAddRows(src, idx, weight, cols, out) {
     checkLen('scatterAddRows', { src }, idx.length * cols);
     checkLen('scatterAddRows', { weight }, idx.length);

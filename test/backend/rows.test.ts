@@ -274,6 +274,27 @@ describe('native element-wise kernels vs reference', { skip: nativeMissing }, ()
     }
   });
 
+  test('rowDotScale', () => {
+    for (const [rows, cols] of SHAPES) {
+      const b = randomArray(rows * cols, 22);
+      const scale = randomArray(rows, 23);
+      const a0 = randomArray(rows * cols, 24);
+      const sums = new Float64Array(rows);
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < cols; j++) sums[r]! += Math.abs(a0[r * cols + j]! * b[r * cols + j]!);
+      }
+      compare(
+        `rowDotScale ${rows}x${cols}`,
+        { a: a0, b, scale, dot: new Float32Array(rows) },
+        (k, io) => k.rowDotScale(io.a!, io.b!, io.scale!, rows, cols, io.dot!),
+        (e) => ({
+          a: (i) => U * Math.abs(e.a![i]!),
+          dot: (i) => 2 * (cols + 1) * U * sums[i]! + 1e-30,
+        }),
+      );
+    }
+  });
+
   test('NaN in a row makes that row NaN, as in the reference', () => {
     const x = randomArray(12, 21);
     x[5] = Number.NaN;

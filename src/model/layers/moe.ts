@@ -133,7 +133,7 @@ export class MoeLayer {
     const dy = scratch.alloc([cap, D]).data;
     const dGate = scratch.alloc([cap]).data;
     K.gatherRows(dOut, token, D, dy);
-    gateGradAndScale(dy, this.y, r.gate, A, D, dGate);
+    K.rowDotScale(dy, this.y, r.gate, A, D, dGate);
 
     const dAct = scratch.alloc([cap, F]).data;
     const off = r.offsets;
@@ -193,27 +193,5 @@ export class MoeLayer {
     linearInputGrad(dp, w.router, rows, D, E, df);
     const ones = scratch.alloc([A]).fill(1).data;
     K.scatterAddRows(dx.subarray(0, A * D), token, ones, D, df);
-  }
-}
-
-/** dGate[a] = dy[a]·y[a] (the gradient of assignment a's gate), then dy[a] *= gate[a]. */
-function gateGradAndScale(
-  dy: Float32Array,
-  y: Float32Array,
-  gate: Float32Array,
-  assignments: number,
-  cols: number,
-  dGate: Float32Array,
-): void {
-  for (let a = 0; a < assignments; a++) {
-    const o = a * cols;
-    const g = gate[a]!;
-    let dot = 0;
-    for (let j = o; j < o + cols; j++) {
-      const d = dy[j]!;
-      dot += d * y[j]!;
-      dy[j] = d * g;
-    }
-    dGate[a] = dot;
   }
 }
