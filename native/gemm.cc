@@ -15,44 +15,23 @@
 #include <cstring>
 #include <new>
 
+#include "blocking.h"
 #include "isa.h"
 #include "threadpool.h"
 
 namespace glam {
 namespace {
 
-// Tuned on AMD EPYC (Zen 3: 32 KiB L1d, 512 KiB L2 per core, 32 MiB shared L3). KC x NR floats of B
-// (16 KiB) sit in L1 beside the streamed A micro-panel; MC x KC of A (144 KiB) sits in L2.
-// MC is a multiple of both micro-tile heights (6 and 4).
-constexpr int64_t kKC = 256;
-constexpr int64_t kMC = 144;
 // Floats of packed B shared by the threads of one product (all of k for a block of columns): 16 MiB,
 // half the L3, so a column block stays in L3 while every row block streams over it.
 constexpr int64_t kPackedBBudget = int64_t{4} << 20;
-// Below this many flops per thread, waking another thread costs more than it saves.
-constexpr double kMinFlopsPerThread = 1.5e6;
 
-int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-int64_t minI(int64_t a, int64_t b) { return a < b ? a : b; }
-
-// A per-thread, 64-byte-aligned scratch buffer that only grows.
-class Scratch {
- public:
-  float* get(int64_t floats) {
-    if (floats > capacity_) {
-      std::free(data_);
-      const int64_t bytes = ceilDiv(floats * 4, 64) * 64;
-      data_ = static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(bytes)));
-      capacity_ = data_ != nullptr ? bytes / 4 : 0;
-    }
-    return data_;
-  }
-  ~Scratch() { std::free(data_); }
-
- private:
-  float* data_ = nullptr;
-  int64_t capacity_ = 0;
-};
+using blocking::ceilDiv;
+using blocking::kKC;
+using blocking::kMC;
+using blocking::kMinFlopsPerThread;
+using blocking::minI;
+using blocking::Scratch;
 
 thread_local Scratch tlsPackA;
 thread_local Scratch tlsPackB;

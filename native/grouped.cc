@@ -16,38 +16,19 @@
 #include <vector>
 
 #include "args.h"
+#include "blocking.h"
 #include "isa.h"
 #include "threadpool.h"
 
 namespace glam {
 namespace {
 
-constexpr int64_t kKC = 256;
-constexpr int64_t kMC = 144;
-constexpr double kMinFlopsPerThread = 1.5e6;
-
-int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-int64_t minI(int64_t a, int64_t b) { return a < b ? a : b; }
-
-// A per-thread, 64-byte-aligned scratch buffer that only grows.
-class Scratch {
- public:
-  float* get(int64_t floats) {
-    if (floats > capacity_) {
-      std::free(data_);
-      const int64_t bytes = ceilDiv(floats * 4, 64) * 64;
-      data_ = static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(bytes)));
-      capacity_ = data_ != nullptr ? bytes / 4 : 0;
-    }
-    if (data_ == nullptr) std::abort();  // at most a few MiB of scratch: nothing sensible left to do
-    return data_;
-  }
-  ~Scratch() { std::free(data_); }
-
- private:
-  float* data_ = nullptr;
-  int64_t capacity_ = 0;
-};
+using blocking::ceilDiv;
+using blocking::kKC;
+using blocking::kMC;
+using blocking::kMinFlopsPerThread;
+using blocking::minI;
+using blocking::Scratch;
 
 thread_local Scratch tlsGroupA;
 thread_local Scratch tlsGroupB;
