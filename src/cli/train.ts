@@ -3,8 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { kernels } from '../backend/index.js';
-import type { Dataset } from '../data/dataset.js';
-import { inputsAndTargets, openDataset } from '../data/dataset.js';
+import { type Batch as DataBatch, type Dataset, inputsAndTargets, openDataset } from '../data/dataset.js';
 import type { GlamConfig } from '../model/config.js';
 import { initParams } from '../model/init.js';
 import { resolveConfig } from '../model/presets.js';
@@ -71,8 +70,8 @@ class DatasetSource implements BatchSource {
     this.position = ds.initialPosition(seed);
   }
 
-  private toBatch(b: { tokens: Int32Array; rows: number; seqLen: number; categories: unknown[] }): Batch {
-    const { inputs, targets } = inputsAndTargets({ ...b, categories: [] });
+  private toBatch(b: DataBatch): Batch {
+    const { inputs, targets } = inputsAndTargets(b);
     return { inputs, targets, batch: b.rows, seqLen: b.seqLen };
   }
 

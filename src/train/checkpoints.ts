@@ -7,24 +7,14 @@
  * moment leaves either the complete new checkpoint or none of it; the previous
  * one stays loadable. The newest complete directory is the latest checkpoint.
  */
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { CONFIG_FILE, loadCheckpoint, saveCheckpoint, saveTensors } from '../model/checkpoint.js';
 import type { GlamConfig } from '../model/config.js';
 import type { Params } from '../model/params.js';
 import { readSafetensors } from '../model/safetensors.js';
 import { type Optimizer, optimizerMetadata, restoreOptimizer } from '../optim/optimizer.js';
-import { atomicWriteJsonSync } from '../util/atomic.js';
+import { atomicWriteJsonSync, fsyncDir } from '../util/atomic.js';
 import type { RngState } from '../util/rng.js';
 
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
@@ -45,18 +35,6 @@ export interface TrainerState {
 
 export function checkpointsDir(outDir: string): string {
   return path.join(outDir, 'checkpoints');
-}
-
-function fsyncPath(p: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(p, 'r');
-    fsyncSync(fd);
-  } catch {
-    // directories cannot be fsync'd on every platform; the rename below is still atomic
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
 }
 
 /** Steps of the complete checkpoints under OUT, ascending. */
@@ -102,7 +80,7 @@ export function saveTrainingCheckpoint(c: SaveTrainingCheckpoint): string {
   saveCheckpoint(tmp, c.config, c.params, c.tokenizer === undefined ? {} : { tokenizer: c.tokenizer });
   saveTensors(path.join(tmp, OPTIMIZER_FILE), c.optimizer.stateTensors(), optimizerMetadata(c.optimizer));
   atomicWriteJsonSync(path.join(tmp, TRAINER_STATE_FILE), c.state);
-  fsyncPath(tmp);
+  fsyncDir(tmp);
   // Replacing an existing checkpoint of the same step: move the old one aside first.
   if (existsSync(final)) {
     const old = `${tmp}-old`;
@@ -112,7 +90,7 @@ export function saveTrainingCheckpoint(c: SaveTrainingCheckpoint): string {
   } else {
     renameSync(tmp, final);
   }
-  fsyncPath(root);
+  fsyncDir(root);
   pruneCheckpoints(c.outDir, c.keepLast);
   return final;
 }

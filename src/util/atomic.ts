@@ -19,7 +19,7 @@ function tempPathFor(target: string): string {
 }
 
 /** Make a rename durable. Some platforms cannot open or fsync a directory; that is not an error there. */
-function fsyncDir(dir: string): void {
+export function fsyncDir(dir: string): void {
   let fd: number | undefined;
   try {
     fd = openSync(dir, 'r');

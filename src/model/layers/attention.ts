@@ -23,12 +23,10 @@ export function relativeBucket(n: number, buckets: number, maxDistance: number):
  * j < r1, and keys of that block are attended only by queries i >= r0, so each product runs per
  * block over the part of the triangle it needs (the skipped terms are exact zeros).
  */
-function causalBlocks(T: number): number[] {
-  const step = CAUSAL_BLOCK_ROWS;
-  const edges = [0];
-  for (let r = step; r < T; r += step) edges.push(r);
-  edges.push(T);
-  return edges;
+function causalBlocks(T: number): [number, number][] {
+  const blocks: [number, number][] = [];
+  for (let r0 = 0; r0 < T; r0 += CAUSAL_BLOCK_ROWS) blocks.push([r0, Math.min(T, r0 + CAUSAL_BLOCK_ROWS)]);
+  return blocks;
 }
 
 /**
@@ -127,12 +125,10 @@ export class AttentionLayer {
     }
 
     const TT = T * T;
-    const edges = causalBlocks(T);
+    const blocks = causalBlocks(T);
     for (let b = 0; b < batch; b++) {
       const rows = b * T * HD;
-      for (let e = 0; e + 1 < edges.length; e++) {
-        const r0 = edges[e]!;
-        const r1 = edges[e + 1]!;
+      for (const [r0, r1] of blocks) {
         // scores[b,h] rows r0..r1-1, keys 0..r1-1 = Q_bh·K_bhᵀ, one strided batch over heads.
         K.sgemmStridedBatched(
           false,
@@ -159,9 +155,7 @@ export class AttentionLayer {
     K.causalSoftmax(this.probs, bias, batch * H, H, T, 1 / Math.sqrt(Dh));
     for (let b = 0; b < batch; b++) {
       const rows = b * T * HD;
-      for (let e = 0; e + 1 < edges.length; e++) {
-        const r0 = edges[e]!;
-        const r1 = edges[e + 1]!;
+      for (const [r0, r1] of blocks) {
         // O_bh rows r0..r1-1 = P_bh (those rows, keys < r1)·V_bh.
         K.sgemmStridedBatched(
           false,
@@ -207,18 +201,17 @@ export class AttentionLayer {
     const dK = scratch.alloc([N, HD]).data;
     const dV = scratch.alloc([N, HD]).data;
     const dS = scratch.alloc([batch, H, T, T]).data;
-    const edges = causalBlocks(T);
+    K.fill(dS, 0); // entries above the diagonal are never written by the blocked products below
+    const blocks = causalBlocks(T);
 
     linearWeightGrad(this.o, dOut, N, HD, D, g.wo);
     linearInputGrad(dOut, w.wo, N, HD, D, dO);
     for (let b = 0; b < batch; b++) {
       const rows = b * T * HD;
       const P = this.probs.subarray(b * H * TT);
-      // dP = dO_bh·V_bhᵀ (rows r0..r1-1, keys < r1; the keys from r1 on are zeroed, a k = 0 product,
-      // because the softmax backward reads whole rows); dV_bh = Pᵀ·dO_bh.
-      for (let e = 0; e + 1 < edges.length; e++) {
-        const r0 = edges[e]!;
-        const r1 = edges[e + 1]!;
+      // dP = dO_bh·V_bhᵀ (rows r0..r1-1, keys < r1; the rest stays 0 from the fill above, as the
+      // softmax backward reads whole rows); dV_bh = Pᵀ·dO_bh.
+      for (const [r0, r1] of blocks) {
         const dSr = dS.subarray(b * H * TT + r0 * T);
         K.sgemmStridedBatched(
           false,
@@ -239,31 +232,8 @@ export class AttentionLayer {
           TT,
           H,
         );
-        if (r1 < T) {
-          K.sgemmStridedBatched(
-            false,
-            true,
-            r1 - r0,
-            T - r1,
-            0,
-            1,
-            dO,
-            1,
-            0,
-            this.v,
-            1,
-            0,
-            0,
-            dSr.subarray(r1),
-            T,
-            TT,
-            H,
-          );
-        }
       }
-      for (let e = 0; e + 1 < edges.length; e++) {
-        const r0 = edges[e]!;
-        const r1 = edges[e + 1]!;
+      for (const [r0, r1] of blocks) {
         // dV_bh rows (keys) r0..r1-1 need only queries i >= r0.
         K.sgemmStridedBatched(
           true,
@@ -309,9 +279,7 @@ export class AttentionLayer {
     for (let b = 0; b < batch; b++) {
       const rows = b * T * HD;
       const dSb = dS.subarray(b * H * TT);
-      for (let e = 0; e + 1 < edges.length; e++) {
-        const r0 = edges[e]!;
-        const r1 = edges[e + 1]!;
+      for (const [r0, r1] of blocks) {
         // dQ_bh rows r0..r1-1 = scale·dS (those rows, keys < r1)·K_bh;
         // dK_bh rows r0..r1-1 = scale·dSᵀ (those keys, queries >= r0)·Q_bh.
         K.sgemmStridedBatched(
