@@ -17,30 +17,42 @@
       "type": "static_library",
       "conditions": [
         ["glam_x86==1", {
-          "sources": ["native/gemm_avx2.cc", "native/rows_avx2.cc", "native/peak_avx2.cc"],
+          "sources": ["native/core/gemm_avx2.cc", "native/core/rows_avx2.cc", "native/core/peak_avx2.cc"],
           "cflags": ["-mavx2", "-mfma"],
           "xcode_settings": { "OTHER_CFLAGS": ["-mavx2", "-mfma"] }
         }]
       ]
     },
     {
-      "target_name": "glam_native",
+      "target_name": "glam_core",
+      "type": "static_library",
       "sources": [
-        "native/addon.cc",
-        "native/args.cc",
-        "native/gemm.cc",
-        "native/gemm_portable.cc",
-        "native/grouped.cc",
-        "native/isa.cc",
-        "native/optim.cc",
-        "native/peak_portable.cc",
-        "native/rows.cc",
-        "native/rows_portable.cc",
-        "native/threadpool.cc"
+        "native/core/gemm.cc",
+        "native/core/gemm_portable.cc",
+        "native/core/grouped.cc",
+        "native/core/isa.cc",
+        "native/core/optim.cc",
+        "native/core/peak.cc",
+        "native/core/peak_portable.cc",
+        "native/core/rows.cc",
+        "native/core/rows_portable.cc",
+        "native/core/threadpool.cc"
       ],
       "conditions": [
         ["glam_x86==1", { "defines": ["GLAM_HAVE_AVX2=1"], "dependencies": ["glam_avx2"] }]
       ]
+    },
+    {
+      "target_name": "glam_native",
+      "sources": ["native/node/addon.cc", "native/node/args.cc", "native/node/bindings.cc"],
+      "dependencies": ["glam_core"]
+    },
+    {
+      "target_name": "glam_core_test",
+      "type": "executable",
+      "sources": ["native/core/test/core_test.cc"],
+      "include_dirs": ["native/core"],
+      "dependencies": ["glam_core"]
     }
   ]
 }

@@ -5,13 +5,13 @@
 #include <cstdint>
 #include <string>
 
+#include "../core/gemm.h"
+#include "../core/isa.h"
+#include "../core/peak.h"
+#include "../core/rows.h"
+#include "../core/threadpool.h"
 #include "args.h"
-#include "gemm.h"
-#include "grouped.h"
-#include "isa.h"
-#include "optim.h"
-#include "rows.h"
-#include "threadpool.h"
+#include "bindings.h"
 
 namespace glam {
 namespace {

@@ -1,10 +1,7 @@
 #include "rows.h"
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cstring>
-#include <vector>
 
 #include "isa.h"
 #include "threadpool.h"
@@ -13,39 +10,27 @@ namespace glam {
 namespace {
 
 // Work (in element-operations) below which one thread does it all: a wake-up costs a few microseconds.
-constexpr int64_t kParallelWork = 1 << 16;
+constexpr double kParallelWork = 1 << 16;
 constexpr int64_t kChunkAlign = 16;  // floats: chunks start on cache-line multiples of the range
 
-int threadsForWork(double work) {
-  if (work < static_cast<double>(kParallelWork)) return 1;
-  const double byWork = work / static_cast<double>(kParallelWork);
-  const int pool = poolThreads();
-  return byWork < pool ? static_cast<int>(byWork) : pool;
-}
-
-// Runs body(begin, end) over [0, total) in contiguous chunks (multiples of `align`) claimed from a
-// counter by whichever threads are running, a few chunks per thread so a late or descheduled thread
-// costs little.
+// Runs body(begin, end) over [0, total) in contiguous chunks (multiples of `align`), a few chunks per
+// thread so a late or descheduled thread costs little.
 template <typename Body>
 void forRanges(int64_t total, double workPerItem, int64_t align, Body body) {
-  const int nt = threadsForWork(static_cast<double>(total) * workPerItem);
+  const int nt = threadsFor(static_cast<double>(total) * workPerItem, kParallelWork);
   if (nt <= 1) {
     body(int64_t{0}, total);
     return;
   }
   const int64_t blocks = (total + align - 1) / align;
   const int64_t chunks = blocks < 4 * nt ? blocks : 4 * nt;
-  std::atomic<int64_t> next{0};
-  auto job = [&](int, int) {
-    for (int64_t c = next.fetch_add(1); c < chunks; c = next.fetch_add(1)) {
-      int64_t b0, b1;
-      splitRange(blocks, static_cast<int>(chunks), static_cast<int>(c), &b0, &b1);
-      const int64_t begin = b0 * align;
-      const int64_t end = b1 * align < total ? b1 * align : total;
-      if (end > begin) body(begin, end);
-    }
-  };
-  parallelFor(nt, job);
+  forEachUnit(nt, chunks, [&](int64_t c) {
+    int64_t b0, b1;
+    splitRange(blocks, static_cast<int>(chunks), static_cast<int>(c), &b0, &b1);
+    const int64_t begin = b0 * align;
+    const int64_t end = b1 * align < total ? b1 * align : total;
+    if (end > begin) body(begin, end);
+  });
 }
 
 const RowKernels& k() { return currentIsa().rows; }
@@ -157,7 +142,7 @@ void scatterAddRows(const float* src, const int32_t* idx, const float* weight, i
   // walked all rows for a few hundred bytes of each).
   const auto f = k().scatterAddRows;
   const double work = 2.0 * static_cast<double>(count) * static_cast<double>(cols);
-  if (threadsForWork(work) <= 1) {
+  if (threadsFor(work, kParallelWork) <= 1) {
     f(src, idx, weight, count, cols, 0, cols, out);
     return;
   }
@@ -175,43 +160,6 @@ void rowDotScale(float* a, const float* b, const float* scale, int64_t rows, int
   forRanges(rows, 3.0 * static_cast<double>(cols), 1, [&](int64_t r0, int64_t r1) {
     f(a + r0 * cols, b + r0 * cols, scale + r0, r1 - r0, cols, dot + r0);
   });
-}
-
-PeakResult peakGflops(int threads, double seconds) {
-  const auto loop = currentIsa().peakLoop;
-  loop(100000);  // warm up: clocks ramp and the code is paged in
-  // Calibrate a trial of about 20 ms on one thread, then run trials on all threads at once.
-  constexpr double kTrialSeconds = 0.02;
-  int64_t iterations = 1 << 14;
-  for (;;) {
-    const auto t0 = std::chrono::steady_clock::now();
-    loop(iterations);
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (dt > kTrialSeconds / 4 || iterations > (int64_t{1} << 40)) {
-      iterations = static_cast<int64_t>(static_cast<double>(iterations) * kTrialSeconds / dt) + 1;
-      break;
-    }
-    iterations *= 2;
-  }
-  std::vector<double> rates;
-  int used = 1;
-  const auto start = std::chrono::steady_clock::now();
-  do {
-    double flops[1024] = {0};
-    const auto t0 = std::chrono::steady_clock::now();
-    auto job = [&](int tid, int nt) {
-      if (tid == 0) used = nt;
-      flops[tid] = loop(iterations);
-    };
-    parallelFor(threads, job, /*waitForAll=*/true);
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    double total = 0;
-    for (int t = 0; t < used; t++) total += flops[t];
-    rates.push_back(total / dt / 1e9);
-  } while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds ||
-           rates.size() < 3);
-  std::sort(rates.begin(), rates.end());
-  return PeakResult{rates.back(), rates[rates.size() / 2], used, static_cast<int>(rates.size())};
 }
 
 }  // namespace glam

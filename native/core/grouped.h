@@ -2,8 +2,6 @@
 // into ragged groups by row offsets (the experts of an MoE layer). Arguments must already be validated.
 #pragma once
 
-#include <node_api.h>
-
 #include <cstdint>
 
 namespace glam {
@@ -31,8 +29,5 @@ struct GroupedCall {
 };
 
 void sgemmGrouped(const GroupedCall& call);
-
-// The Node-API binding (validates everything itself), registered by addon.cc.
-napi_value SgemmGroupedBinding(napi_env env, napi_callback_info info);
 
 }  // namespace glam

@@ -3,8 +3,6 @@
 // each unit's partial sum is stored, and the partials are added in unit order.
 #pragma once
 
-#include <node_api.h>
-
 #include <cstdint>
 
 namespace glam {
@@ -26,13 +24,5 @@ void adafactorFullStats(const float* g, float* v, int64_t slices, int64_t size, 
                         double eps1, double* sumSq);
 void adafactorFullApply(const float* g, const float* v, float* p, int64_t slices, int64_t size, const double* step,
                         double decay);
-
-// The Node-API bindings (registered in addon.cc).
-napi_value SumSquaresBinding(napi_env env, napi_callback_info info);
-napi_value FillBinding(napi_env env, napi_callback_info info);
-napi_value AdafactorFactoredStatsBinding(napi_env env, napi_callback_info info);
-napi_value AdafactorFactoredApplyBinding(napi_env env, napi_callback_info info);
-napi_value AdafactorFullStatsBinding(napi_env env, napi_callback_info info);
-napi_value AdafactorFullApplyBinding(napi_env env, napi_callback_info info);
 
 }  // namespace glam

@@ -261,13 +261,6 @@ void runColumnBlock(Job& job, int64_t jcBlock, int tid, int nt) {
   }
 }
 
-int threadsFor(double flops) {
-  const int pool = poolThreads();
-  const double byWork = flops / kMinFlopsPerThread;
-  if (byWork < 2.0) return 1;
-  return byWork < pool ? static_cast<int>(byWork) : pool;
-}
-
 thread_local Scratch tlsSmallA;
 thread_local Scratch tlsEdgeB;
 
@@ -284,30 +277,26 @@ void gemmFewRowsTiled(const GemmCall& g, const Operands& o, int nt) {
   const int64_t tiles = ceilDiv(g.n, nr);
   constexpr int64_t kTilesPerClaim = 8;
   const int64_t claims = ceilDiv(tiles, kTilesPerClaim);
-  std::atomic<int64_t> next{0};
-  auto body = [&](int, int) {
-    for (int64_t c = next.fetch_add(1); c < claims; c = next.fetch_add(1)) {
-      for (int64_t t = c * kTilesPerClaim; t < minI(tiles, (c + 1) * kTilesPerClaim); t++) {
-        const int64_t j = t * nr;
-        const int cols = static_cast<int>(minI(nr, g.n - j));
-        const float* bt = o.b + j;
-        int64_t ldb = o.rsB;
-        if (cols < nr) {  // the micro-kernel reads nr columns: give it a padded copy
-          float* edge = tlsEdgeB.get(g.k * nr);
-          if (edge == nullptr) std::abort();
-          kern.packB(g.k, cols, bt, o.rsB, 1, edge);
-          bt = edge;
-          ldb = nr;
-        }
-        for (int64_t ip = 0; ip < rowPanels; ip++) {
-          const int rows = static_cast<int>(minI(mr, g.m - ip * mr));
-          kern.micro(g.k, packed + ip * mr * g.k, bt, ldb, g.c + ip * mr * g.ldc + j, g.ldc, g.alpha, g.beta, rows,
-                     cols);
-        }
+  forEachUnit(nt, claims, [&](int64_t c) {
+    for (int64_t t = c * kTilesPerClaim; t < minI(tiles, (c + 1) * kTilesPerClaim); t++) {
+      const int64_t j = t * nr;
+      const int cols = static_cast<int>(minI(nr, g.n - j));
+      const float* bt = o.b + j;
+      int64_t ldb = o.rsB;
+      if (cols < nr) {  // the micro-kernel reads nr columns: give it a padded copy
+        float* edge = tlsEdgeB.get(g.k * nr);
+        if (edge == nullptr) std::abort();
+        kern.packB(g.k, cols, bt, o.rsB, 1, edge);
+        bt = edge;
+        ldb = nr;
+      }
+      for (int64_t ip = 0; ip < rowPanels; ip++) {
+        const int rows = static_cast<int>(minI(mr, g.m - ip * mr));
+        kern.micro(g.k, packed + ip * mr * g.k, bt, ldb, g.c + ip * mr * g.ldc + j, g.ldc, g.alpha, g.beta, rows,
+                   cols);
       }
     }
-  };
-  parallelFor(nt, body);
+  });
 }
 
 // Few rows (or, transposed, few columns): packing B would cost more than the product. Returns false
@@ -324,7 +313,7 @@ bool gemmSmall(const GemmCall& g, int maxThreads) {
   const int rows = static_cast<int>(fewRows ? g.m : g.n);
   const int64_t cols = fewRows ? g.n : g.m;
   const double flops = 2.0 * rows * static_cast<double>(cols) * static_cast<double>(g.k);
-  int nt = threadsFor(flops);
+  int nt = threadsFor(flops, kMinFlopsPerThread);
   if (nt > maxThreads) nt = maxThreads;
   if (fewRows && o.csB == 1 && g.m > 2) {
     gemmFewRowsTiled(g, o, nt);
@@ -349,14 +338,10 @@ bool gemmSmall(const GemmCall& g, int maxThreads) {
   // Row-major B' is swept in runs as wide as the kernel keeps sums for; dot products go 64 at a time.
   const int64_t kColsPerClaim = csB == 1 ? 2048 / rows : 64;
   const int64_t claims = ceilDiv(cols, kColsPerClaim);
-  std::atomic<int64_t> next{0};
-  auto body = [&](int, int) {
-    for (int64_t c = next.fetch_add(1); c < claims; c = next.fetch_add(1)) {
-      kernel(rows, g.k, g.alpha, packed, bp, rsB, csB, g.beta, g.c, rsC, csC, c * kColsPerClaim,
-             minI(cols, (c + 1) * kColsPerClaim));
-    }
-  };
-  parallelFor(nt, body);
+  forEachUnit(nt, claims, [&](int64_t c) {
+    kernel(rows, g.k, g.alpha, packed, bp, rsB, csB, g.beta, g.c, rsC, csC, c * kColsPerClaim,
+           minI(cols, (c + 1) * kColsPerClaim));
+  });
   return true;
 }
 
@@ -370,7 +355,7 @@ void gemmOne(const GemmCall& g, int maxThreads) {
   if (gemmSmall(g, maxThreads)) return;
   const GemmKernel& kern = currentIsa().gemm;
   const double flops = 2.0 * static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
-  int nt = threadsFor(flops);
+  int nt = threadsFor(flops, kMinFlopsPerThread);
   if (nt > maxThreads) nt = maxThreads;
 
   const int64_t kBlocks = ceilDiv(g.k, kKC);
@@ -423,11 +408,7 @@ void sgemmStridedBatched(const GemmCall& call, int64_t strideA, int64_t strideB,
     for (int64_t i = 0; i < batch; i++) item(i, pool);
     return;
   }
-  std::atomic<int64_t> next{0};
-  auto body = [&](int, int) {
-    for (int64_t i = next.fetch_add(1); i < batch; i = next.fetch_add(1)) item(i, 1);
-  };
-  parallelFor(pool, body);
+  forEachUnit(pool, batch, [&](int64_t i) { item(i, 1); });
 }
 
 }  // namespace glam

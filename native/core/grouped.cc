@@ -8,14 +8,12 @@
 #include "grouped.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "args.h"
 #include "blocking.h"
 #include "isa.h"
 #include "threadpool.h"
@@ -187,9 +185,7 @@ void sgemmGrouped(const GroupedCall& g) {
     busy += len > 0 || g.transA ? 1 : 0;
   }
   const double flops = total * static_cast<double>(g.transA ? mr : nr);
-  const int pool = poolThreads();
-  int nt = flops / kMinFlopsPerThread < 2.0 ? 1 : static_cast<int>(std::min<double>(pool, flops / kMinFlopsPerThread));
-  if (nt < 1) nt = 1;
+  int nt = threadsFor(flops, kMinFlopsPerThread);
 
   // Units: one per group, cut further when there are few groups for the threads or one group is large
   // (a hot expert): each unit at most about total / (2·threads).
@@ -214,133 +210,14 @@ void sgemmGrouped(const GroupedCall& g) {
   }
   if (units.empty()) return;
   std::stable_sort(units.begin(), units.end(), [](const Unit& x, const Unit& y) { return x.cost > y.cost; });
-  if (nt > static_cast<int>(units.size())) nt = static_cast<int>(units.size());
-
-  std::atomic<int64_t> next{0};
   const int64_t count = static_cast<int64_t>(units.size());
-  auto body = [&](int, int) {
-    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < count;
-         i = next.fetch_add(1, std::memory_order_relaxed)) {
-      if (g.transA) {
-        runWeightGrad(g, kern, units[static_cast<size_t>(i)]);
-      } else {
-        runForward(g, kern, units[static_cast<size_t>(i)]);
-      }
+  forEachUnit(count < nt ? static_cast<int>(count) : nt, count, [&](int64_t i) {
+    if (g.transA) {
+      runWeightGrad(g, kern, units[static_cast<size_t>(i)]);
+    } else {
+      runForward(g, kern, units[static_cast<size_t>(i)]);
     }
-  };
-  parallelFor(nt, body);
-}
-
-namespace {
-
-bool spanOf(int64_t rows, int64_t cols, int64_t ld, int64_t* out) {
-  if (rows == 0 || cols == 0) {
-    *out = 0;
-    return true;
-  }
-  int64_t body;
-  if (!mulFits(rows - 1, ld, &body)) return false;
-  *out = body + cols;
-  return true;
-}
-
-bool batchSpanOf(int64_t one, int64_t stride, int64_t batch, int64_t* out) {
-  if (one == 0 || batch == 0) {
-    *out = 0;
-    return true;
-  }
-  int64_t body;
-  if (!mulFits(batch - 1, stride, &body)) return false;
-  *out = body + one;
-  return true;
-}
-
-}  // namespace
-
-// sgemmGrouped(transA, transB, groups, offsets, d, n, alpha, a, lda, b, ldb, strideB, beta, c, ldc, strideC)
-napi_value SgemmGroupedBinding(napi_env env, napi_callback_info info) {
-  Args args(env, info, "sgemmGrouped", 16);
-  GroupedCall g{};
-  I32View offsets{};
-  F32View a{}, b{}, c{};
-  args.boolean(0, "transA", &g.transA);
-  args.boolean(1, "transB", &g.transB);
-  args.size(2, "groups", &g.groups);
-  args.i32(3, "offsets", &offsets);
-  args.size(4, "d", &g.d);
-  args.size(5, "n", &g.n);
-  args.number(6, "alpha", &g.alpha);
-  args.f32(7, "a", &a);
-  args.size(8, "lda", &g.lda);
-  args.f32(9, "b", &b);
-  args.size(10, "ldb", &g.ldb);
-  args.size(11, "strideB", &g.strideB);
-  args.number(12, "beta", &g.beta);
-  args.f32(13, "c", &c);
-  args.size(14, "ldc", &g.ldc);
-  args.size(15, "strideC", &g.strideC);
-  if (!args.ok()) return nullptr;
-  if (offsets.length < g.groups + 1) {
-    args.fail(fmt("offsets has %lld elements, needs groups + 1 = %lld", (long long)offsets.length,
-                  (long long)(g.groups + 1)));
-    return nullptr;
-  }
-  if (offsets.data[0] < 0) {
-    args.fail(fmt("offsets[0]=%d is negative", offsets.data[0]));
-    return nullptr;
-  }
-  for (int64_t i = 0; i < g.groups; i++) {
-    if (offsets.data[i + 1] < offsets.data[i]) {
-      args.fail(fmt("offsets must be non-decreasing: offsets[%lld]=%d > offsets[%lld]=%d", (long long)i,
-                    offsets.data[i], (long long)(i + 1), offsets.data[i + 1]));
-      return nullptr;
-    }
-  }
-  const int64_t T = offsets.data[g.groups];
-  const long long G = g.groups, D = g.d, N = g.n, TT = T;
-  const std::string shapes =
-      g.transA ? fmt("A=[%lld,%lld] B=[%lld,%lld] C_g=[%lld,%lld], %lld groups", TT, D, TT, N, D, N, G)
-               : fmt("A=[%lld,%lld] op(B_g)=[%lld,%lld] C=[%lld,%lld], %lld groups", TT, D, D, N, TT, N, G);
-  if (g.transA && g.transB) {
-    args.fail("transB must be false when transA is true (" + shapes + ")");
-    return nullptr;
-  }
-  const int64_t bCols = g.transA ? g.n : (g.transB ? g.d : g.n);
-  const int64_t bRows = g.transA ? T : (g.transB ? g.n : g.d);
-  if (g.lda < g.d) {
-    args.fail(fmt("lda=%lld < %lld columns of A (%s)", (long long)g.lda, D, shapes.c_str()));
-    return nullptr;
-  }
-  if (g.ldb < bCols) {
-    args.fail(fmt("ldb=%lld < %lld columns of B (%s)", (long long)g.ldb, (long long)bCols, shapes.c_str()));
-    return nullptr;
-  }
-  if (g.ldc < g.n) {
-    args.fail(fmt("ldc=%lld < %lld columns of C (%s)", (long long)g.ldc, N, shapes.c_str()));
-    return nullptr;
-  }
-  int64_t oneB, oneC, na, nb, nc;
-  if (!spanOf(T, g.d, g.lda, &na) || !spanOf(bRows, bCols, g.ldb, &oneB) ||
-      !spanOf(g.transA ? g.d : T, g.n, g.ldc, &oneC) || !batchSpanOf(oneB, g.strideB, g.groups, &nb) ||
-      !batchSpanOf(oneC, g.strideC, g.groups, &nc)) {
-    args.fail("sizes overflow (" + shapes + ")");
-    return nullptr;
-  }
-  if (g.transA && g.groups > 1 && oneC > 0 && g.strideC < oneC) {
-    args.fail(fmt("strideC=%lld < %lld: the C_g overlap (%s)", (long long)g.strideC, (long long)oneC,
-                  shapes.c_str()));
-    return nullptr;
-  }
-  if (!args.needs("A", a.length, na, shapes) || !args.needs("B", b.length, nb, shapes) ||
-      !args.needs("C", c.length, nc, shapes)) {
-    return nullptr;
-  }
-  g.offsets = offsets.data;
-  g.a = a.data;
-  g.b = b.data;
-  g.c = c.data;
-  sgemmGrouped(g);
-  return nullptr;
+  });
 }
 
 }  // namespace glam

@@ -1,46 +1,24 @@
 #include "optim.h"
 
-#include <atomic>
 #include <cmath>
-#include <string>
 #include <vector>
 
-#include "args.h"
 #include "threadpool.h"
 
 namespace glam {
 namespace {
 
 // Work (element operations) below which one thread does it all, as in rows.cc.
-constexpr int64_t kParallelWork = 1 << 16;
+constexpr double kParallelWork = 1 << 16;
 // Elements per unit of work. Units depend only on the shape, never on the thread count.
 constexpr int64_t kUnit = 1 << 14;
 // Elements per unit of the factored passes (each unit also keeps 2 float64 column sums per column).
 constexpr int64_t kRowUnit = 1 << 15;
 
-int threadsFor(double work, int64_t units) {
-  if (work < static_cast<double>(kParallelWork) || units < 2) return 1;
-  const double byWork = work / static_cast<double>(kParallelWork);
-  int nt = poolThreads();
-  if (byWork < nt) nt = static_cast<int>(byWork);
-  if (units < nt) nt = static_cast<int>(units);
-  return nt < 1 ? 1 : nt;
-}
-
-// Runs body(u) for every u in [0, units), units claimed one at a time from a counter by whichever threads
-// run (a descheduled thread costs at most the unit it holds).
+// Runs body(u) for every u in [0, units), each unit worth about `workPerUnit` element operations.
 template <typename Body>
 void forUnits(int64_t units, double workPerUnit, Body body) {
-  const int nt = threadsFor(static_cast<double>(units) * workPerUnit, units);
-  if (nt <= 1) {
-    for (int64_t u = 0; u < units; u++) body(u);
-    return;
-  }
-  std::atomic<int64_t> next{0};
-  auto job = [&](int, int) {
-    for (int64_t u = next.fetch_add(1); u < units; u = next.fetch_add(1)) body(u);
-  };
-  parallelFor(nt, job);
+  forEachUnit(threadsFor(static_cast<double>(units) * workPerUnit, kParallelWork, units), units, body);
 }
 
 // Per-unit partial results, reused across calls (one buffer per calling thread).
@@ -237,144 +215,6 @@ void adafactorFullApply(const float* g, const float* v, float* p, int64_t slices
       ps[k] = static_cast<float>(pk - decay * pk - st * x);
     }
   });
-}
-
-// ---- Node-API bindings -------------------------------------------------------------------------------
-
-namespace {
-
-napi_value numberValue(napi_env env, double x) {
-  napi_value v;
-  napi_create_double(env, x, &v);
-  return v;
-}
-
-std::string stackShape(int64_t slices, int64_t rows, int64_t cols) {
-  return fmt("slices=%lld rows=%lld cols=%lld", (long long)slices, (long long)rows, (long long)cols);
-}
-
-// Elements of `slices` matrices [rows, cols], their row and column statistics; false on overflow.
-bool stackSizes(Args& args, int64_t slices, int64_t rows, int64_t cols, int64_t* n, int64_t* nRow, int64_t* nCol) {
-  int64_t sr;
-  if (!mulFits(slices, rows, &sr) || !mulFits(sr, cols, n) || !mulFits(slices, cols, nCol)) {
-    return args.fail("sizes overflow (" + stackShape(slices, rows, cols) + ")");
-  }
-  *nRow = sr;
-  return true;
-}
-
-}  // namespace
-
-napi_value SumSquaresBinding(napi_env env, napi_callback_info info) {
-  Args args(env, info, "sumSquares", 1);
-  F32View x{};
-  if (!args.f32(0, "x", &x)) return nullptr;
-  return numberValue(env, sumSquares(x.data, x.length));
-}
-
-napi_value FillBinding(napi_env env, napi_callback_info info) {
-  Args args(env, info, "fill", 2);
-  F32View x{};
-  float value = 0;
-  args.f32(0, "x", &x);
-  args.number(1, "value", &value);
-  if (args.ok()) fillValue(x.data, x.length, value);
-  return nullptr;
-}
-
-napi_value AdafactorFactoredStatsBinding(napi_env env, napi_callback_info info) {
-  Args args(env, info, "adafactorFactoredStats", 10);
-  F32View g{}, vRow{}, vCol{};
-  F64View sumSq{};
-  int64_t slices = 0, rows = 0, cols = 0, n = 0, nRow = 0, nCol = 0;
-  double beta2 = 0, mix = 0, eps1 = 0;
-  args.f32(0, "g", &g);
-  args.f32(1, "vRow", &vRow);
-  args.f32(2, "vCol", &vCol);
-  args.size(3, "slices", &slices);
-  args.size(4, "rows", &rows);
-  args.size(5, "cols", &cols);
-  args.number(6, "beta2", &beta2);
-  args.number(7, "mix", &mix);
-  args.number(8, "eps1", &eps1);
-  args.f64(9, "sumSq", &sumSq);
-  if (!args.ok() || !stackSizes(args, slices, rows, cols, &n, &nRow, &nCol)) return nullptr;
-  const std::string shape = stackShape(slices, rows, cols);
-  if (args.needs("g", g.length, n, shape) && args.needs("vRow", vRow.length, nRow, shape) &&
-      args.needs("vCol", vCol.length, nCol, shape) && args.needs("sumSq", sumSq.length, slices, shape)) {
-    adafactorFactoredStats(g.data, vRow.data, vCol.data, slices, rows, cols, beta2, mix, eps1, sumSq.data);
-  }
-  return nullptr;
-}
-
-napi_value AdafactorFactoredApplyBinding(napi_env env, napi_callback_info info) {
-  Args args(env, info, "adafactorFactoredApply", 9);
-  F32View g{}, vRow{}, vCol{}, p{};
-  F64View step{};
-  int64_t slices = 0, rows = 0, cols = 0, n = 0, nRow = 0, nCol = 0;
-  double decay = 0;
-  args.f32(0, "g", &g);
-  args.f32(1, "vRow", &vRow);
-  args.f32(2, "vCol", &vCol);
-  args.f32(3, "p", &p);
-  args.size(4, "slices", &slices);
-  args.size(5, "rows", &rows);
-  args.size(6, "cols", &cols);
-  args.f64(7, "stepSizes", &step);
-  args.number(8, "decay", &decay);
-  if (!args.ok() || !stackSizes(args, slices, rows, cols, &n, &nRow, &nCol)) return nullptr;
-  const std::string shape = stackShape(slices, rows, cols);
-  if (args.needs("g", g.length, n, shape) && args.needs("vRow", vRow.length, nRow, shape) &&
-      args.needs("vCol", vCol.length, nCol, shape) && args.needs("p", p.length, n, shape) &&
-      args.needs("stepSizes", step.length, slices, shape)) {
-    adafactorFactoredApply(g.data, vRow.data, vCol.data, p.data, slices, rows, cols, step.data, decay);
-  }
-  return nullptr;
-}
-
-napi_value AdafactorFullStatsBinding(napi_env env, napi_callback_info info) {
-  Args args(env, info, "adafactorFullStats", 8);
-  F32View g{}, v{};
-  F64View sumSq{};
-  int64_t slices = 0, size = 0, n = 0, nRow = 0, nCol = 0;
-  double beta2 = 0, mix = 0, eps1 = 0;
-  args.f32(0, "g", &g);
-  args.f32(1, "v", &v);
-  args.size(2, "slices", &slices);
-  args.size(3, "size", &size);
-  args.number(4, "beta2", &beta2);
-  args.number(5, "mix", &mix);
-  args.number(6, "eps1", &eps1);
-  args.f64(7, "sumSq", &sumSq);
-  if (!args.ok() || !stackSizes(args, slices, 1, size, &n, &nRow, &nCol)) return nullptr;
-  const std::string shape = stackShape(slices, 1, size);
-  if (args.needs("g", g.length, n, shape) && args.needs("v", v.length, n, shape) &&
-      args.needs("sumSq", sumSq.length, slices, shape)) {
-    adafactorFullStats(g.data, v.data, slices, size, beta2, mix, eps1, sumSq.data);
-  }
-  return nullptr;
-}
-
-napi_value AdafactorFullApplyBinding(napi_env env, napi_callback_info info) {
-  Args args(env, info, "adafactorFullApply", 7);
-  F32View g{}, v{}, p{};
-  F64View step{};
-  int64_t slices = 0, size = 0, n = 0, nRow = 0, nCol = 0;
-  double decay = 0;
-  args.f32(0, "g", &g);
-  args.f32(1, "v", &v);
-  args.f32(2, "p", &p);
-  args.size(3, "slices", &slices);
-  args.size(4, "size", &size);
-  args.f64(5, "stepSizes", &step);
-  args.number(6, "decay", &decay);
-  if (!args.ok() || !stackSizes(args, slices, 1, size, &n, &nRow, &nCol)) return nullptr;
-  const std::string shape = stackShape(slices, 1, size);
-  if (args.needs("g", g.length, n, shape) && args.needs("v", v.length, n, shape) &&
-      args.needs("p", p.length, n, shape) && args.needs("stepSizes", step.length, slices, shape)) {
-    adafactorFullApply(g.data, v.data, p.data, slices, size, step.data, decay);
-  }
-  return nullptr;
 }
 
 }  // namespace glam

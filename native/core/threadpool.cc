@@ -146,6 +146,14 @@ int setPoolThreads(int n) {
 
 int poolThreads() { return pool().size; }
 
+int threadsFor(double work, double minWorkPerThread, int64_t parts) {
+  const double byWork = work / minWorkPerThread;
+  int64_t nt = poolThreads();
+  if (byWork < static_cast<double>(nt)) nt = static_cast<int64_t>(byWork);  // whole threads' worth only
+  if (parts < nt) nt = parts;
+  return nt < 1 ? 1 : static_cast<int>(nt);
+}
+
 void parallelRun(int nthreads, JobFn fn, void* ctx, bool waitForAll) {
   Pool& p = pool();
   if (nthreads <= 1 || p.size <= 1) {

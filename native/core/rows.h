@@ -27,15 +27,4 @@ void scatterAddRows(const float* src, const int32_t* idx, const float* weight, i
                     float* out);
 void rowDotScale(float* a, const float* b, const float* scale, int64_t rows, int64_t cols, float* dot);
 
-struct PeakResult {
-  double best;    // GFLOP/s of the fastest trial: the machine's capability (noise only slows trials down)
-  double median;  // GFLOP/s of the median trial
-  int threads;    // threads actually used
-  int trials;
-};
-
-// Aggregate GFLOP/s of independent multiply-add chains on `threads` threads, in trials of about 20 ms
-// repeated for about `seconds`.
-PeakResult peakGflops(int threads, double seconds);
-
 }  // namespace glam

@@ -1,0 +1,231 @@
+// The compute core's own tests, built and run without Node (`make -C native/core test`, part of
+// `npm test`): the work-splitting rule, products against plain double loops on every path (few rows,
+// few columns, blocked, transposed, batched, grouped), row kernels against scalar formulas, both ISA
+// tables, and bitwise-identical results on 1 and 2 threads. The TypeScript tests cover every kernel
+// against the reference backend in far more cases; this program checks that the core stands alone.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "gemm.h"
+#include "grouped.h"
+#include "isa.h"
+#include "optim.h"
+#include "rows.h"
+#include "threadpool.h"
+
+namespace {
+
+int failures = 0;
+int checks = 0;
+
+void check(bool ok, const std::string& what) {
+  checks++;
+  if (!ok) {
+    failures++;
+    std::fprintf(stderr, "FAIL: %s\n", what.c_str());
+  }
+}
+
+// Deterministic floats in [-1, 1).
+std::vector<float> randomFloats(size_t n, uint32_t seed) {
+  std::vector<float> v(n);
+  uint32_t s = seed * 2654435761u + 1;
+  for (auto& x : v) {
+    s ^= s << 13;
+    s ^= s >> 17;
+    s ^= s << 5;
+    x = static_cast<float>(s % 2000001) / 1000000.0f - 1.0f;
+  }
+  return v;
+}
+
+bool sameBits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// C = alpha·op(A)·op(B) + beta·C in double, with the classical float32 error bound per element.
+void checkGemm(const glam::GemmCall& g, const std::vector<float>& c0, const std::vector<float>& c,
+               const std::string& what) {
+  const float u = std::ldexp(1.0f, -24);
+  for (int64_t i = 0; i < g.m; i++) {
+    for (int64_t j = 0; j < g.n; j++) {
+      double s = 0, mag = 0;
+      for (int64_t p = 0; p < g.k; p++) {
+        const double av = g.transA ? g.a[p * g.lda + i] : g.a[i * g.lda + p];
+        const double bv = g.transB ? g.b[j * g.ldb + p] : g.b[p * g.ldb + j];
+        s += av * bv;
+        mag += std::fabs(av * bv);
+      }
+      const double old = c0[i * g.ldc + j];
+      const double want = g.alpha * s + (g.beta == 0 ? 0.0 : g.beta * old);
+      const double bound = (g.k + 4) * u * (std::fabs(g.alpha) * mag + std::fabs(g.beta) * std::fabs(old)) + 1e-30;
+      const double got = c[i * g.ldc + j];
+      if (!(std::fabs(got - want) <= bound)) {
+        check(false, what + ": element (" + std::to_string(i) + "," + std::to_string(j) + ") is " +
+                         std::to_string(got) + ", expected " + std::to_string(want));
+        return;
+      }
+    }
+  }
+  check(true, what);
+}
+
+void testThreadsFor() {
+  glam::setPoolThreads(2);
+  check(glam::threadsFor(10, 100) == 1, "threadsFor: below one thread's worth runs on 1");
+  check(glam::threadsFor(199, 100) == 1, "threadsFor: 1.99 threads' worth runs on 1");
+  check(glam::threadsFor(200, 100) == 2, "threadsFor: 2 threads' worth runs on 2");
+  check(glam::threadsFor(1e9, 100) == 2, "threadsFor: capped by the pool");
+  check(glam::threadsFor(1e9, 100, 1) == 1, "threadsFor: capped by the parts");
+  glam::setPoolThreads(1);
+  check(glam::threadsFor(1e9, 100) == 1, "threadsFor: a pool of 1");
+  glam::setPoolThreads(2);
+  std::vector<int> seen(1000, 0);
+  glam::forEachUnit(2, 1000, [&](int64_t u) { __atomic_add_fetch(&seen[u], 1, __ATOMIC_RELAXED); });
+  bool once = true;
+  for (int v : seen) once = once && v == 1;
+  check(once, "forEachUnit: every unit runs exactly once on 2 threads");
+}
+
+// Every sgemm path on one ISA, checked against double loops and for identical bits on 1 and 2 threads.
+void testGemm(const char* isa) {
+  struct Shape {
+    int64_t m, n, k;
+  };
+  const Shape shapes[] = {{1, 1, 1}, {3, 300, 70}, {7, 33, 257}, {200, 3, 40}, {257, 130, 300}, {64, 64, 64}};
+  for (const Shape& sh : shapes) {
+    for (int t = 0; t < 4; t++) {
+      glam::GemmCall g{};
+      g.transA = t & 1;
+      g.transB = t & 2;
+      g.m = sh.m, g.n = sh.n, g.k = sh.k;
+      g.alpha = 0.75f;
+      g.beta = t == 3 ? 0.5f : 0.0f;
+      g.lda = (g.transA ? sh.m : sh.k) + 3;
+      g.ldb = (g.transB ? sh.k : sh.n) + 1;
+      g.ldc = sh.n + 2;
+      const auto a = randomFloats(static_cast<size_t>((g.transA ? sh.k : sh.m) * g.lda), 1);
+      const auto b = randomFloats(static_cast<size_t>((g.transB ? sh.n : sh.k) * g.ldb), 2);
+      const auto c0 = randomFloats(static_cast<size_t>(sh.m * g.ldc), 3);
+      g.a = a.data();
+      g.b = b.data();
+      std::vector<float> c1 = c0, c2 = c0;
+      glam::setPoolThreads(1);
+      g.c = c1.data();
+      glam::sgemm(g);
+      glam::setPoolThreads(2);
+      g.c = c2.data();
+      glam::sgemm(g);
+      const std::string what = std::string(isa) + " sgemm " + std::to_string(sh.m) + "x" + std::to_string(sh.n) +
+                               "x" + std::to_string(sh.k) + " case " + std::to_string(t);
+      checkGemm(g, c0, c1, what);
+      check(sameBits(c1, c2), what + ": same bits on 1 and 2 threads");
+    }
+  }
+  // A batch of 4 equals 4 single calls, bit for bit.
+  glam::GemmCall g{false, true, 9, 17, 33, 1.0f, nullptr, 33, nullptr, 33, 0.0f, nullptr, 17};
+  const auto a = randomFloats(4 * 9 * 33, 4), b = randomFloats(4 * 17 * 33, 5);
+  std::vector<float> batched(4 * 9 * 17), single(4 * 9 * 17);
+  g.a = a.data(), g.b = b.data(), g.c = batched.data();
+  glam::sgemmStridedBatched(g, 9 * 33, 17 * 33, 9 * 17, 4);
+  for (int i = 0; i < 4; i++) {
+    glam::GemmCall one = g;
+    one.a += i * 9 * 33, one.b += i * 17 * 33, one.c = single.data() + i * 9 * 17;
+    glam::sgemm(one);
+  }
+  check(sameBits(batched, single), std::string(isa) + " sgemmStridedBatched: equals single calls");
+}
+
+// Grouped products against one sgemm per group (bit for bit: same blocking and micro-kernel).
+void testGrouped(const char* isa) {
+  const int64_t E = 5, d = 40, n = 24;
+  const std::vector<int32_t> offsets = {0, 7, 7, 30, 31, 60};
+  const int64_t T = offsets[E];
+  const auto x = randomFloats(static_cast<size_t>(T * d), 6);
+  const auto w = randomFloats(static_cast<size_t>(E * d * n), 7);
+  std::vector<float> y(T * n), want(T * n);
+  glam::GroupedCall g{false, false, E, offsets.data(), d, n, 1.0f, x.data(), d, w.data(), n, d * n,
+                      0.0f, y.data(), n, 0};
+  glam::sgemmGrouped(g);
+  for (int64_t e = 0; e < E; e++) {
+    const int64_t r0 = offsets[e], rows = offsets[e + 1] - r0;
+    if (rows == 0) continue;
+    glam::GemmCall one{false, false, rows, n, d, 1.0f, x.data() + r0 * d, d, w.data() + e * d * n, n, 0.0f,
+                       want.data() + r0 * n, n};
+    glam::sgemm(one);
+  }
+  check(sameBits(y, want), std::string(isa) + " sgemmGrouped: equals one sgemm per group");
+  // Weight gradients: C_e = x_eᵀ·y_e, an empty group gives zeros.
+  std::vector<float> dw(E * d * n, 7.0f), dwWant(E * d * n, 0.0f);
+  glam::GroupedCall gt{true, false, E, offsets.data(), d, n, 1.0f, x.data(), d, y.data(), n, 0,
+                       0.0f, dw.data(), n, d * n};
+  glam::sgemmGrouped(gt);
+  for (int64_t e = 0; e < E; e++) {
+    const int64_t r0 = offsets[e], rows = offsets[e + 1] - r0;
+    if (rows == 0) continue;
+    glam::GemmCall one{true, false, d, n, rows, 1.0f, x.data() + r0 * d, d, y.data() + r0 * n, n, 0.0f,
+                       dwWant.data() + e * d * n, n};
+    glam::sgemm(one);
+  }
+  check(sameBits(dw, dwWant), std::string(isa) + " sgemmGrouped transA: equals one sgemm per group");
+}
+
+void testRows(const char* isa) {
+  const int64_t rows = 37, cols = 300;
+  const auto x = randomFloats(static_cast<size_t>(rows * cols), 8);
+  std::vector<float> p(rows * cols);
+  glam::softmaxRows(x.data(), rows, cols, p.data());
+  double worst = 0;
+  for (int64_t r = 0; r < rows; r++) {
+    double mx = -1e30, s = 0;
+    for (int64_t j = 0; j < cols; j++) mx = std::fmax(mx, x[r * cols + j]);
+    for (int64_t j = 0; j < cols; j++) s += std::exp(static_cast<double>(x[r * cols + j]) - mx);
+    for (int64_t j = 0; j < cols; j++) {
+      const double want = std::exp(static_cast<double>(x[r * cols + j]) - mx) / s;
+      worst = std::fmax(worst, std::fabs(p[r * cols + j] - want) / want);
+    }
+  }
+  check(worst < 1e-6, std::string(isa) + " softmaxRows: within 1e-6 relative of double (worst " +
+                          std::to_string(worst) + ")");
+  const auto scale = randomFloats(cols, 9);
+  std::vector<float> out(rows * cols), inv(rows);
+  glam::rmsnorm(x.data(), scale.data(), rows, cols, 1e-6f, out.data(), inv.data());
+  worst = 0;
+  for (int64_t r = 0; r < rows; r++) {
+    double ss = 0;
+    for (int64_t j = 0; j < cols; j++) ss += static_cast<double>(x[r * cols + j]) * x[r * cols + j];
+    const double want = 1.0 / std::sqrt(ss / cols + 1e-6);
+    for (int64_t j = 0; j < cols; j++) {
+      worst = std::fmax(worst, std::fabs(out[r * cols + j] - x[r * cols + j] * want * scale[j]));
+    }
+  }
+  check(worst < 2e-6, std::string(isa) + " rmsnorm: within 2e-6 of double");
+  // Σ x² in double: the same bits on 1 and 2 threads (fixed units added in order).
+  const auto big = randomFloats(1 << 20, 10);
+  glam::setPoolThreads(1);
+  const double s1 = glam::sumSquares(big.data(), static_cast<int64_t>(big.size()));
+  glam::setPoolThreads(2);
+  const double s2 = glam::sumSquares(big.data(), static_cast<int64_t>(big.size()));
+  check(s1 == s2, std::string(isa) + " sumSquares: same bits on 1 and 2 threads");
+}
+
+}  // namespace
+
+int main() {
+  testThreadsFor();
+  const bool avx2 = glam::cpuHasAvx2Fma();
+  for (int pass = 0; pass < (avx2 ? 2 : 1); pass++) {
+    glam::forcePortable(pass == 1 || !avx2);
+    const char* isa = glam::currentIsa().name;
+    testGemm(isa);
+    testGrouped(isa);
+    testRows(isa);
+  }
+  std::printf("native core: %d checks, %d failed (ISAs: %s)\n", checks, failures,
+              avx2 ? "avx2+fma, portable" : "portable");
+  return failures == 0 ? 0 : 1;
+}
