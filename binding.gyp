@@ -1,6 +1,7 @@
 {
   "variables": {
-    "glam_x86": "<!(node -p \"['x64','ia32'].includes(process.arch) ? 1 : 0\")"
+    "glam_x86": "<!(node -p \"['x64','ia32'].includes(process.arch) ? 1 : 0\")",
+    "glam_mpi": "<!(node native/mpi/flags.cjs have)"
   },
   "target_defaults": {
     "cflags": ["-O3", "-fopenmp-simd", "-fno-trapping-math", "-fno-math-errno", "-fPIC", "-Wall", "-Wextra", "-Wno-unused-parameter"],
@@ -54,5 +55,19 @@
       "include_dirs": ["native/core"],
       "dependencies": ["glam_core"]
     }
+  ],
+  "conditions": [
+    ["glam_mpi==1", {
+      "targets": [
+        {
+          "target_name": "glam_mpi",
+          "sources": ["native/mpi/engine.cc", "native/mpi/addon.cc"],
+          "defines": ["OMPI_SKIP_MPICXX=1", "MPICH_SKIP_MPICXX=1"],
+          "cflags": ["<!@(node native/mpi/flags.cjs compile)", "-pthread"],
+          "cflags_cc!": ["-fno-exceptions"],
+          "libraries": ["<!@(node native/mpi/flags.cjs link)", "-ldl"]
+        }
+      ]
+    }]
   ]
 }
