@@ -109,7 +109,6 @@ struct AsyncOp {
   napi_ref keep[3] = {nullptr, nullptr, nullptr};
   // Alltoallv: the element type of the result and the caller's receive buffer (or null).
   napi_typedarray_type resultKind = napi_uint8_array;
-  napi_value recvBuffer = nullptr;
   bool alltoallv = false;
 };
 
@@ -154,9 +153,6 @@ void settle(napi_env env, napi_value, void* context, void* data) {
   auto* binding = static_cast<Binding*>(context);
   auto* op = static_cast<AsyncOp*>(data);
   if (env != nullptr) {
-    for (napi_ref& r : op->keep) {
-      if (r != nullptr) napi_delete_reference(env, r);
-    }
     if (!op->job.ok) {
       napi_value message, error;
       napi_create_string_utf8(env, op->job.error.c_str(), NAPI_AUTO_LENGTH, &message);
@@ -164,9 +160,17 @@ void settle(napi_env env, napi_value, void* context, void* data) {
       napi_reject_deferred(env, op->deferred, error);
     } else {
       napi_value value = nullptr;
-      if (op->alltoallv) value = alltoallvResult(env, op->job, op->resultKind, op->recvBuffer);
+      if (op->alltoallv) {
+        // The caller's receive buffer (slot 1), through its reference: handles do not outlive a call.
+        napi_value recv = nullptr;
+        if (op->keep[1] != nullptr) napi_get_reference_value(env, op->keep[1], &recv);
+        value = alltoallvResult(env, op->job, op->resultKind, recv);
+      }
       if (value == nullptr) napi_get_undefined(env, &value);
       napi_resolve_deferred(env, op->deferred, value);
+    }
+    for (napi_ref& r : op->keep) {
+      if (r != nullptr) napi_delete_reference(env, r);
     }
     if (--binding->pending == 0) napi_unref_threadsafe_function(env, binding->tsfn);
   }
@@ -383,10 +387,7 @@ napi_value Alltoallv(napi_env env, napi_callback_info info) {
   op->alltoallv = true;
   op->resultKind = send.kind;
   keep(env, op, 0, send.value);
-  if (hasRecv) {
-    keep(env, op, 1, recv.value);
-    op->recvBuffer = recv.value;
-  }
+  if (hasRecv) keep(env, op, 1, recv.value);
   return submit(env, b, e, op);
 }
 

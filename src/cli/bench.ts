@@ -7,6 +7,8 @@ import { kernels, loadNative } from '../backend/index.js';
 import { benchGemm, benchPeak, parseTrans } from '../bench/gemm.js';
 import { percent } from '../bench/stats.js';
 import { benchTrain, formatTrainBench } from '../bench/train.js';
+import { benchComm, COMM_OPS, type CommOp, defaultSizes, formatCommBench } from '../dist/bench.js';
+import { openCommunicator } from '../dist/launch.js';
 import { benchMoe, formatMoeBench } from '../model/moe-bench.js';
 import { intOption } from './args.js';
 
@@ -208,11 +210,62 @@ the ratio MoE/dense (goal <= 1.25).`);
   console.log(values.json ? JSON.stringify(r) : formatMoeBench(r));
 }
 
+const COMM_HELP = `usage: mpirun -np R glam bench comm [--ops LIST] [--max-bytes N] [--repeat N] [--json]
+
+Times the communicator's collectives between the ranks mpirun started, over message sizes from 8 B to
+--max-bytes in steps of 8x, through the same promise/blocking calls training uses, and fits
+t = alpha + beta·bytes per operation. Rank 0 prints. Transports: mpirun's default (shared memory on
+one host), or --mca btl self,tcp for TCP. As root add --allow-run-as-root.
+
+options:
+  --ops LIST       comma-separated of ${COMM_OPS.join(', ')} (default all)
+  --max-bytes N    largest message (default 67108864)
+  --repeat N       timed samples per size (default 10)
+  --json           print one JSON object
+  -h, --help       this help`;
+
+async function runComm(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ops: { type: 'string' },
+      'max-bytes': { type: 'string', default: String(64 << 20) },
+      repeat: { type: 'string', default: '10' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(COMM_HELP);
+    return;
+  }
+  const ops = (values.ops ?? COMM_OPS.join(',')).split(',').map((o) => o.trim());
+  for (const o of ops) {
+    if (!(COMM_OPS as readonly string[]).includes(o)) {
+      throw new Error(`bench comm: unknown op '${o}' (one of ${COMM_OPS.join(', ')})`);
+    }
+  }
+  const comm = openCommunicator();
+  if (comm.size < 2) {
+    throw new Error('bench comm: needs at least 2 ranks: mpirun -np 2 npx glam bench comm (see --help)');
+  }
+  const r = await benchComm(comm, {
+    ops: ops as CommOp[],
+    sizes: defaultSizes(intOption('max-bytes', values['max-bytes'], 8)),
+    repeat: intOption('repeat', values.repeat, 1),
+  });
+  if (comm.rank === 0) console.log(values.json ? JSON.stringify(r) : formatCommBench(r));
+  await comm.close();
+}
+
 export const SUBCOMMANDS: Record<string, Subcommand> = {
   gemm: { doc: 'matrix product GFLOP/s (median and spread of repeated runs)', run: runGemm },
   peak: { doc: 'FMA throughput of the machine per thread count', run: runPeak },
   moe: { doc: 'MoE layer vs dense layer of equal activated FLOPs (forward+backward)', run: runMoe },
   train: { doc: 'training tokens/s, phase times and MFU on synthetic batches', run: runTrain },
+  comm: { doc: 'allreduce/alltoallv time and bandwidth between MPI ranks, alpha-beta fit', run: runComm },
 };
 
 function usage(): string {

@@ -78,6 +78,7 @@ interface WorkerResult {
   alltoallv: { data: number[]; counts: number[]; type: string };
   intoBuffer: boolean;
   intoBufferData: number[];
+  intoBufferAsync: boolean;
   smallBuffer: boolean;
   empty: { length: number; counts: number[] };
   broadcast: number[];
@@ -123,6 +124,7 @@ function checkRanks(results: WorkerResult[], p: number): void {
     assert.deepEqual(w.alltoallv, { ...ex, type: 'Float32Array' });
     assert.equal(w.intoBuffer, true);
     assert.deepEqual(w.intoBufferData, ex.data);
+    assert.equal(w.intoBufferAsync, true);
     assert.equal(w.smallBuffer, true);
     assert.deepEqual(w.empty, { length: 0, counts: new Array(p).fill(0) });
     assert.deepEqual(w.broadcast, [3.5, -7, 11]);
