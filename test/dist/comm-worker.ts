@@ -2,6 +2,7 @@
  * Runs under mpirun (comm.test.ts): every collective of the MPI communicator on values that encode
  * their source rank, printing one JSON line per rank; the test checks them against values it derives.
  */
+import { hostname, networkInterfaces } from 'node:os';
 import { openCommunicator } from '../../src/dist/launch.js';
 
 const comm = openCommunicator();
@@ -12,6 +13,10 @@ export const contribution = (r: number, i: number): number => ((i % 1000) + 1) *
 
 async function main(): Promise<void> {
   const out: Record<string, unknown> = { rank, size, kind: comm.kind, description: comm.description };
+  out.host = hostname();
+  out.addresses = Object.values(networkInterfaces())
+    .flat()
+    .map((a) => a?.address);
 
   // allreduce, three element types, one long buffer (several MiB: the large-message path).
   const n32 = 3_000_001;
