@@ -9,6 +9,7 @@ const COMMANDS: Record<string, string> = {
   train: 'train a model',
   score: 'score token rows with a checkpoint (loss parts)',
   generate: 'sample text from a checkpoint',
+  eval: "GLaM's evaluation protocol on its 29 tasks",
   plot: 'plot training curves of a run to SVG',
   bench: 'benchmarks (gemm, peak, moe, ...)',
 };

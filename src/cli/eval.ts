@@ -1,0 +1,247 @@
+/** `glam eval`: GLaM's evaluation protocol on its 29 tasks, from data files the user has. */
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { homedir } from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Tokenizer } from '../data/tokenizer.js';
+import { ResultCache } from '../eval/cache.js';
+import { loadTaskData } from '../eval/data.js';
+import { averages, evaluateTask, type Prediction, type TaskResult } from '../eval/evaluate.js';
+import { ModelScorer } from '../eval/model-scorer.js';
+import type { Scorer } from '../eval/scorer.js';
+import { parseTaskList, TASKS, type TaskSpec, taskMetrics } from '../eval/tasks.js';
+import { CONFIG_FILE, loadCheckpoint, MODEL_FILE, TOKENIZER_FILE } from '../model/checkpoint.js';
+import { GlamModel } from '../model/glam.js';
+import { resolveModelDir } from '../train/checkpoints.js';
+import { atomicWriteFileSync } from '../util/atomic.js';
+import { ProgressBar } from '../util/progress.js';
+import { intOption, requireOption } from './args.js';
+
+const HELP = `usage: glam eval --model DIR --tasks LIST --data PATH [--shots K] [--limit N] [--json]
+                 [--predictions FILE.jsonl] [--beam K] [--train PATH] [--seed N]
+       glam eval --list [--json]
+
+GLaM's evaluation protocol (Du et al. 2021): NLU tasks by rank classification (the
+candidate with the highest log-likelihood per token; unnormalised for COPA and
+ReCoRD), NLG tasks by greedy or beam-search generation stopped at a newline, scored
+by exact match / F1 after SQuAD normalisation. lm-evaluation-harness's acc and
+acc_norm are reported beside GLaM's score. Scores are 0-100 with a 95% bootstrap
+interval; NLG, NLU and overall averages follow.
+
+options:
+  --model DIR          checkpoint directory, or a run directory (its latest checkpoint)
+  --tasks LIST         comma-separated task ids, or all, nlg, nlu (glam eval --list)
+  --data PATH          a data file or directory; a directory may hold one folder per task
+                       (e.g. piqa/, naturalquestions/). TASK=PATH sets one task's data.
+                       May be given more than once.
+  --train PATH         the train split for demonstrations (TASK=PATH for one task); without
+                       it demonstrations come from the evaluated split, never the example itself
+  --shots K|paper      demonstrations per prompt (default 0); 'paper' = the paper's per-task K.
+                       Demonstrations that do not fit the model's context are left out.
+  --limit N            only the first N examples of each task
+  --beam K             NLG decoding: 1 = greedy (default), 4 = GLaM's beam search
+  --max-gen-tokens N   longest generated answer (default 32)
+  --seed N             seed of the demonstration draw (default 0)
+  --batch-tokens N     batch rows x length per forward pass (default 4096)
+  --predictions FILE   write one JSON line per example (context, candidates, prediction, gold)
+  --cache DIR          per-example result cache (default ~/.cache/glam-moe/eval)
+  --no-cache           neither read nor write the cache
+  --json               print one JSON object
+  --list               the task ids, their metrics and the formats each accepts
+  -h, --help           this help`;
+
+/** TASK=PATH entries keyed by task; plain PATH under '*'. */
+function pathOptions(values: string[] | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const v of values ?? []) {
+    const m = /^([a-z0-9_]+)=(.+)$/.exec(v);
+    if (m !== null && TASKS.some((t) => t.id === m[1])) out.set(m[1]!, m[2]!);
+    else out.set('*', v);
+  }
+  return out;
+}
+
+/** A hash of the checkpoint's config and weights: results cached for one model never serve another. */
+export function modelHash(dir: string): string {
+  const h = createHash('sha256');
+  for (const name of [CONFIG_FILE, MODEL_FILE]) {
+    const fd = openSync(path.join(dir, name), 'r');
+    try {
+      const buf = Buffer.alloc(1 << 20);
+      for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) h.update(buf.subarray(0, n));
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return h.digest('hex').slice(0, 24);
+}
+
+function listTasks(json: boolean): void {
+  const rows = TASKS.map((t) => ({
+    id: t.id,
+    name: t.name,
+    group: t.group,
+    metrics: taskMetrics(t),
+    few_shot_k: t.fewShot,
+    formats: t.formats.map((f) => f.description),
+  }));
+  if (json) {
+    console.log(JSON.stringify(rows, null, 2));
+    return;
+  }
+  for (const r of rows) {
+    console.log(
+      `${r.id.padEnd(11)} ${r.group}  ${r.name} — score ${r.metrics[0]} (also ${r.metrics.slice(1).join(', ') || '-'}), paper K=${r.few_shot_k}`,
+    );
+    for (const f of r.formats) console.log(`${''.padEnd(17)}${f}`);
+  }
+}
+
+function table(results: TaskResult[], avg: Record<string, number>): string {
+  const lines = [
+    `${'task'.padEnd(11)} ${'n'.padStart(6)} ${'shots'.padStart(5)}  ${'metric'.padEnd(6)} ${'score'.padStart(6)}  ${'95% CI'.padEnd(13)}  other`,
+  ];
+  for (const r of results) {
+    const others = Object.entries(r.metrics)
+      .filter(([k]) => k !== r.metric)
+      .map(([k, v]) => `${k} ${k === 'ppl' ? v.toFixed(1) : v.toFixed(1)}`)
+      .join(', ');
+    const shots = r.shots === 0 ? '0' : `${r.shots_used.toFixed(1)}`;
+    lines.push(
+      `${r.task.padEnd(11)} ${String(r.n).padStart(6)} ${shots.padStart(5)}  ${r.metric.padEnd(6)} ${r.score.toFixed(1).padStart(6)}  [${r.ci95[0].toFixed(1)}, ${r.ci95[1].toFixed(1)}]`.padEnd(
+        56,
+      ) + `  ${others}`,
+    );
+  }
+  for (const [k, v] of Object.entries(avg))
+    lines.push(`${`average ${k}`.padEnd(26)}${v.toFixed(1).padStart(13)}`);
+  return lines.join('\n');
+}
+
+export async function run(args: string[]): Promise<void> {
+  const { values: v } = parseArgs({
+    args,
+    options: {
+      model: { type: 'string' },
+      tasks: { type: 'string' },
+      data: { type: 'string', multiple: true },
+      train: { type: 'string', multiple: true },
+      shots: { type: 'string', default: '0' },
+      limit: { type: 'string' },
+      beam: { type: 'string', default: '1' },
+      'max-gen-tokens': { type: 'string', default: '32' },
+      seed: { type: 'string', default: '0' },
+      'batch-tokens': { type: 'string', default: '4096' },
+      predictions: { type: 'string' },
+      cache: { type: 'string' },
+      'no-cache': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      list: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (v.help) {
+    console.log(HELP);
+    return;
+  }
+  if (v.list) {
+    listTasks(v.json);
+    return;
+  }
+  const tasks = parseTaskList(requireOption('eval', 'tasks', v.tasks));
+  const data = pathOptions(v.data);
+  const train = pathOptions(v.train);
+  if (data.size === 0) throw new Error('eval: --data is required (see glam eval --help)');
+  const shots = v.shots === 'paper' ? 'paper' : intOption('shots', v.shots, 0);
+  const limit = v.limit !== undefined ? intOption('limit', v.limit, 1) : undefined;
+  const beam = intOption('beam', v.beam, 1, 64);
+  const maxGenTokens = intOption('max-gen-tokens', v['max-gen-tokens'], 1);
+  const seed = intOption('seed', v.seed, 0);
+  const batchTokens = intOption('batch-tokens', v['batch-tokens'], 1);
+
+  // Load every task's data first: a bad file fails before any model time is spent.
+  const inputs = tasks.map((task: TaskSpec) => {
+    const p = data.get(task.id) ?? data.get('*');
+    if (p === undefined)
+      throw new Error(`eval: no --data for task ${task.id} (give --data PATH or --data ${task.id}=PATH)`);
+    const d = loadTaskData(task, p);
+    const tp = train.get(task.id) ?? train.get('*');
+    const tr = tp !== undefined ? loadTaskData(task, tp).examples : undefined;
+    return { task, examples: d.examples, train: tr, source: d.source, format: d.format };
+  });
+
+  const dir = resolveModelDir(requireOption('eval', 'model', v.model));
+  const ck = loadCheckpoint(dir);
+  if (ck.tokenizerPath === undefined)
+    throw new Error(`${dir}: no ${TOKENIZER_FILE}; cannot turn text into tokens`);
+  const tokenizer = Tokenizer.load(ck.tokenizerPath);
+  if (tokenizer.vocabSize !== ck.config.vocab_size) {
+    throw new Error(`${dir}: tokenizer has ${tokenizer.vocabSize} ids, the model ${ck.config.vocab_size}`);
+  }
+  const modelId = modelHash(dir);
+  const scorer: Scorer = new ModelScorer(new GlamModel(ck.config, ck.params), tokenizer, modelId, {
+    batchTokens,
+    description: `${dir} (GlamModel, full recompute)`,
+  });
+  const contextTokens = ck.config.max_seq_len;
+  const countTokens = (text: string) => tokenizer.encode(text).length;
+
+  const cacheDir =
+    v.cache ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'glam-moe', 'eval');
+  const results: TaskResult[] = [];
+  const predictions: Prediction[] = [];
+  for (const input of inputs) {
+    const cache = v['no-cache'] ? undefined : new ResultCache(cacheDir, modelId, input.task.id);
+    let bar: ProgressBar | undefined;
+    try {
+      const { result, predictions: preds } = await evaluateTask(
+        input,
+        scorer,
+        { shots, seed, limit, beam, maxGenTokens, contextTokens, countTokens },
+        cache,
+        {
+          onStart: (task, total) => {
+            bar = new ProgressBar({ total, label: `${task.id.padEnd(10)} `, plainEvery: 50 });
+          },
+          onProgress: (_task, done, total) => bar?.update(done, `${done}/${total}`),
+        },
+      );
+      bar?.finish(
+        `${result.n} examples, ${result.seconds.toFixed(1)} s${result.cached > 0 ? ` (${result.cached} cached)` : ''}`,
+      );
+      results.push(result);
+      predictions.push(...preds);
+    } finally {
+      cache?.close();
+    }
+  }
+  const avg = averages(results);
+  if (v.predictions !== undefined) {
+    atomicWriteFileSync(
+      v.predictions,
+      predictions.map((p) => JSON.stringify(p)).join('\n') + (predictions.length > 0 ? '\n' : ''),
+    );
+  }
+  const s = scorer.stats;
+  const tokens = { computed: s.computed, separate: s.separate, padding: s.padding };
+  if (v.json) {
+    const byTask = Object.fromEntries(results.map((r) => [r.task, r]));
+    console.log(
+      JSON.stringify(
+        { model: dir, scorer: scorer.description, results: byTask, averages: avg, tokens },
+        null,
+        2,
+      ),
+    );
+    return;
+  }
+  console.log(`model ${dir}`);
+  console.log(table(results, avg));
+  for (const r of results) {
+    if (r.shots > 0) console.log(`${r.task}: demonstrations from the ${r.demonstrations}`);
+  }
+  console.log(`tokens computed ${s.computed} (separate scoring: ${s.separate}; padding ${s.padding})`);
+}
