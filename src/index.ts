@@ -9,7 +9,13 @@ export { alignedFloat32, type Kernels, kernels, referenceKernels, useKernels } f
 export * from './data/index.js';
 // Evaluation: GLaM's protocol on its 29 tasks over any Scorer.
 export { loadTaskData, type TaskData } from './eval/data.js';
-export { averages, type EvalSettings, evaluateTask, type Prediction, type TaskResult } from './eval/evaluate.js';
+export {
+  averages,
+  type EvalSettings,
+  evaluateTask,
+  type Prediction,
+  type TaskResult,
+} from './eval/evaluate.js';
 export type { ChoiceExample, Example, GenExample, LmExample } from './eval/examples.js';
 export { ModelScorer } from './eval/model-scorer.js';
 export type { ContinuationScore, GenerateRequest, ScoreRequest, Scorer } from './eval/scorer.js';
