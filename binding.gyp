@@ -32,6 +32,7 @@
         "native/core/gemm_portable.cc",
         "native/core/grouped.cc",
         "native/core/isa.cc",
+        "native/core/ops.cc",
         "native/core/optim.cc",
         "native/core/peak.cc",
         "native/core/peak_portable.cc",
@@ -45,7 +46,7 @@
     },
     {
       "target_name": "glam_native",
-      "sources": ["native/node/addon.cc", "native/node/args.cc", "native/node/bindings.cc"],
+      "sources": ["native/node/addon.cc", "native/node/args.cc"],
       "dependencies": ["glam_core"]
     },
     {

@@ -1,149 +1,123 @@
-/** Argument checks shared by both backends, so both fail the same way with the same message. */
+/**
+ * Argument checks of the TypeScript reference kernels: the same rules, in the same order and with the
+ * same messages, as the C++ core's (native/core/ops.cc, and the Node-API binding's for the JavaScript
+ * types of sizes), so both backends fail a bad call alike. The native backend does not run these: its
+ * core checks every call itself.
+ */
+import { type Mat, matShape } from './mat.js';
+import { type OpName, opArgs } from './ops.js';
 
-type Buf = Float32Array | Int32Array;
+function fail(op: string, message: string): never {
+  throw new Error(`${op}: ${message}`);
+}
 
-/** Every named buffer must hold at least `n` elements (views may be longer). */
-export function checkLen(op: string, bufs: Record<string, Buf>, n: number): void {
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${op}: invalid size ${n}`);
-  for (const [name, b] of Object.entries(bufs)) {
-    if (b.length < n) throw new Error(`${op}: ${name} has ${b.length} elements, needs ${n}`);
+function isSize(v: number): boolean {
+  return Number.isInteger(v) && v >= 0 && v <= 2 ** 53;
+}
+
+/** What the binding checks of every argument: sizes and the fields of matrix views are non-negative integers. */
+export function checkArgKinds(op: OpName, args: readonly unknown[]): void {
+  opArgs(op).forEach((a, i) => {
+    const v = args[i];
+    if (a.kind === 'size' && !isSize(v as number))
+      fail(op, `${a.name} must be a non-negative integer, got ${v}`);
+    if (a.kind === 'mat') {
+      const m = v as Mat;
+      for (const field of ['offset', 'rows', 'cols', 'ld'] as const) {
+        if (!isSize(m[field])) fail(op, `${a.name}.${field} must be a non-negative integer, got ${m[field]}`);
+      }
+    }
+  });
+}
+
+/** A well-formed view, `count` of them `stride` floats apart, all inside its buffer. */
+export function checkMat(op: string, name: string, m: Mat, stride = 0, count = 1): void {
+  const storedRows = m.trans ? m.cols : m.rows;
+  const storedCols = m.trans ? m.rows : m.cols;
+  if (m.ld < storedCols) fail(op, `${name} ${matShape(m)} has ld ${m.ld} < ${storedCols} stored columns`);
+  const need =
+    storedRows > 0 && storedCols > 0 && count > 0
+      ? m.offset + (storedRows - 1) * m.ld + storedCols + (count - 1) * stride
+      : 0;
+  if (need > m.data.length) {
+    const stack = count > 1 ? `, ${count} of them ${stride} apart` : '';
+    fail(
+      op,
+      `${name} ${matShape(m)} (ld ${m.ld}, offset ${m.offset}${stack}) needs ${need} elements, its buffer has ${m.data.length}`,
+    );
   }
 }
 
-function checkDim(op: string, name: string, v: number): void {
-  if (!Number.isInteger(v) || v < 0)
-    throw new Error(`${op}: ${name} must be a non-negative integer, got ${v}`);
+/** A view with contiguous rows (not transposed, ld = cols): what the row kernels read. */
+export function checkRowMajor(op: string, name: string, m: Mat): void {
+  checkMat(op, name, m);
+  if (m.trans) fail(op, `${name} must not be transposed`);
+  if (m.ld !== m.cols) {
+    fail(op, `${name} ${matShape(m)} must have contiguous rows (ld = cols = ${m.cols}), got ld ${m.ld}`);
+  }
 }
 
-/** Elements a [rows, cols] matrix with leading dimension ld spans. */
-function span(rows: number, cols: number, ld: number): number {
-  return rows === 0 || cols === 0 ? 0 : (rows - 1) * ld + cols;
+export function checkNotTransposed(op: string, name: string, m: Mat): void {
+  if (m.trans) fail(op, `${name} must not be transposed`);
 }
 
-export function checkGemm(
+/** "x.rows=3 must equal out.rows=4". */
+export function checkEqual(op: string, what: string, x: number, other: string, y: number): void {
+  if (x !== y) fail(op, `${what}=${x} must equal ${other}=${y}`);
+}
+
+export function checkSameShape(op: string, a: string, x: Mat, b: string, y: Mat): void {
+  if (x.rows !== y.rows || x.cols !== y.cols) {
+    fail(op, `${a} ${matShape(x)} and ${b} ${matShape(y)} must have the same shape`);
+  }
+}
+
+/** A buffer that must hold at least `need` elements. */
+export function checkHolds(op: string, name: string, size: number, need: number, where = ''): void {
+  if (size < need)
+    fail(op, `${name} has ${size} elements, needs ${need}${where === '' ? '' : ` (${where})`}`);
+}
+
+/** Every idx[i] (i < count) in [0, limit); `what` is "index" or "target", `at` names the position. */
+export function checkIndices(
   op: string,
-  transA: boolean,
-  transB: boolean,
-  m: number,
-  n: number,
-  k: number,
-  a: Float32Array,
-  lda: number,
-  sa: number,
-  b: Float32Array,
-  ldb: number,
-  sb: number,
-  c: Float32Array,
-  ldc: number,
-  sc: number,
-  batch: number,
+  idx: Int32Array,
+  count: number,
+  limit: number,
+  what: string,
+  at: string,
 ): void {
-  for (const [name, v] of Object.entries({
-    m,
-    n,
-    k,
-    lda,
-    ldb,
-    ldc,
-    strideA: sa,
-    strideB: sb,
-    strideC: sc,
-    batch,
-  })) {
-    checkDim(op, name, v);
+  for (let i = 0; i < count; i++) {
+    const v = idx[i]!;
+    if (!(v >= 0 && v < limit)) fail(op, `${what} ${v} ${at} ${i} outside [0, ${limit})`);
   }
-  const [ar, ac] = transA ? [k, m] : [m, k];
-  const [br, bc] = transB ? [n, k] : [k, n];
-  const shapes = `op(A)=[${m},${k}] op(B)=[${k},${n}] C=[${m},${n}]`;
-  if (lda < ac) throw new Error(`${op}: lda=${lda} < ${ac} columns of A (${shapes})`);
-  if (ldb < bc) throw new Error(`${op}: ldb=${ldb} < ${bc} columns of B (${shapes})`);
-  if (ldc < n) throw new Error(`${op}: ldc=${ldc} < ${n} columns of C (${shapes})`);
-  if (batch === 0) return;
-  const need = (one: number, stride: number): number => (one === 0 ? 0 : (batch - 1) * stride + one);
-  const na = need(span(ar, ac, lda), sa);
-  const nb = need(span(br, bc, ldb), sb);
-  const nc = need(span(m, n, ldc), sc);
-  if (a.length < na)
-    throw new Error(`${op}: A has ${a.length} elements, needs ${na} (${shapes}, batch ${batch})`);
-  if (b.length < nb)
-    throw new Error(`${op}: B has ${b.length} elements, needs ${nb} (${shapes}, batch ${batch})`);
-  if (c.length < nc)
-    throw new Error(`${op}: C has ${c.length} elements, needs ${nc} (${shapes}, batch ${batch})`);
 }
 
-/** Sizes of a stack of `slices` matrices [rows, cols] and the buffers an optimizer kernel reads. */
+/** The product checks shared by sgemm and sgemmStridedBatched. */
+export function checkProduct(op: string, a: Mat, b: Mat, c: Mat): void {
+  checkNotTransposed(op, 'c', c);
+  checkEqual(op, 'a.rows', a.rows, 'c.rows', c.rows);
+  checkEqual(op, 'b.cols', b.cols, 'c.cols', c.cols);
+  checkEqual(op, 'a.cols', a.cols, 'b.rows', b.rows);
+}
+
+/** The buffers of an Adafactor pass over a stack of `slices` matrices [rows, cols]. */
 export function checkStack(
   op: string,
   slices: number,
   rows: number,
   cols: number,
-  mats: Record<string, Float32Array>,
-  perRow: Record<string, Float32Array>,
-  perCol: Record<string, Float32Array>,
-  perSlice: Record<string, Float64Array>,
+  mats: Record<string, { length: number }>,
+  perRow: Record<string, { length: number }>,
+  perCol: Record<string, { length: number }>,
+  perSlice: Record<string, { length: number }>,
 ): void {
-  for (const [name, v] of Object.entries({ slices, rows, cols })) checkDim(op, name, v);
   const shape = `slices=${slices} rows=${rows} cols=${cols}`;
   const need = (bufs: Record<string, { length: number }>, n: number): void => {
-    for (const [name, b] of Object.entries(bufs)) {
-      if (b.length < n) throw new Error(`${op}: ${name} has ${b.length} elements, needs ${n} (${shape})`);
-    }
+    for (const [name, b] of Object.entries(bufs)) checkHolds(op, name, b.length, n, shape);
   };
   need(mats, slices * rows * cols);
   need(perRow, slices * rows);
   need(perCol, slices * cols);
   need(perSlice, slices);
-}
-
-/** The checks of sgemmGrouped (the native addon repeats them); see Kernels.sgemmGrouped. */
-export function checkGrouped(
-  transA: boolean,
-  transB: boolean,
-  groups: number,
-  offsets: Int32Array,
-  d: number,
-  n: number,
-  a: Float32Array,
-  lda: number,
-  b: Float32Array,
-  ldb: number,
-  strideB: number,
-  c: Float32Array,
-  ldc: number,
-  strideC: number,
-): void {
-  const op = 'sgemmGrouped';
-  for (const [name, v] of Object.entries({ groups, d, n, lda, ldb, strideB, ldc, strideC })) {
-    checkDim(op, name, v);
-  }
-  if (offsets.length < groups + 1)
-    throw new Error(`${op}: offsets has ${offsets.length} elements, needs groups + 1 = ${groups + 1}`);
-  if (offsets[0]! < 0) throw new Error(`${op}: offsets[0]=${offsets[0]} is negative`);
-  for (let i = 0; i < groups; i++) {
-    if (offsets[i + 1]! < offsets[i]!)
-      throw new Error(
-        `${op}: offsets must be non-decreasing: offsets[${i}]=${offsets[i]} > offsets[${i + 1}]=${offsets[i + 1]}`,
-      );
-  }
-  const T = offsets[groups]!;
-  const shapes = transA
-    ? `A=[${T},${d}] B=[${T},${n}] C_g=[${d},${n}], ${groups} groups`
-    : `A=[${T},${d}] op(B_g)=[${d},${n}] C=[${T},${n}], ${groups} groups`;
-  if (transA && transB) throw new Error(`${op}: transB must be false when transA is true (${shapes})`);
-  const bCols = transA ? n : transB ? d : n;
-  const bRows = transA ? T : transB ? n : d;
-  if (lda < d) throw new Error(`${op}: lda=${lda} < ${d} columns of A (${shapes})`);
-  if (ldb < bCols) throw new Error(`${op}: ldb=${ldb} < ${bCols} columns of B (${shapes})`);
-  if (ldc < n) throw new Error(`${op}: ldc=${ldc} < ${n} columns of C (${shapes})`);
-  const batch = (one: number, stride: number): number =>
-    one === 0 || groups === 0 ? 0 : (groups - 1) * stride + one;
-  const na = span(T, d, lda);
-  const nb = batch(span(bRows, bCols, ldb), strideB);
-  const oneC = span(transA ? d : T, n, ldc);
-  const nc = batch(oneC, strideC);
-  if (transA && groups > 1 && oneC > 0 && strideC < oneC)
-    throw new Error(`${op}: strideC=${strideC} < ${oneC}: the C_g overlap (${shapes})`);
-  if (a.length < na) throw new Error(`${op}: A has ${a.length} elements, needs ${na} (${shapes})`);
-  if (b.length < nb) throw new Error(`${op}: B has ${b.length} elements, needs ${nb} (${shapes})`);
-  if (c.length < nc) throw new Error(`${op}: C has ${c.length} elements, needs ${nc} (${shapes})`);
 }

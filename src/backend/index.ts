@@ -1,9 +1,10 @@
-import type { Kernels } from './kernels.js';
 import { loadNative } from './native.js';
+import type { Kernels } from './ops.js';
 import { referenceKernels } from './reference.js';
 
-export type { Kernels } from './kernels.js';
+export { colRange, type Mat, mat, matIndex, rowRange, transpose } from './mat.js';
 export { loadNative, type NativeInfo, type NativeKernels, type PeakResult } from './native.js';
+export { type ArgKind, type KernelOps, type Kernels, OP_NAMES, OPS, type OpName } from './ops.js';
 export { referenceKernels } from './reference.js';
 
 let active: Kernels | undefined;

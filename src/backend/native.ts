@@ -1,12 +1,13 @@
 /**
- * The native kernel core (C++ through Node-API, built by node-gyp into build/Release/glam_native.node),
- * wrapped as a `Kernels` object. Arguments are checked here with the same checks as the reference
- * kernels (same messages), and the addon checks them again on its own, so a direct call cannot crash.
+ * The native compute core (C++ through Node-API, built by node-gyp into build/Release/glam_native.node),
+ * wrapped as a `Kernels` object. The addon checks every call itself (native/core/ops.cc), with the same
+ * messages as the reference kernels; the wrapper only passes matrix views as the six arguments the
+ * addon reads (data, offset, rows, cols, ld, trans).
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { checkGemm, checkGrouped, checkLen, checkStack } from './checks.js';
-import type { Kernels } from './kernels.js';
+import type { Mat } from './mat.js';
+import { type ArgKind, type KernelOps, type Kernels, OP_NAMES, OPS, type OpName, opArgs } from './ops.js';
 
 export interface NativeInfo {
   /** Code path in use: 'avx2+fma' or 'portable'. */
@@ -33,36 +34,10 @@ export interface PeakResult {
   isa: string;
 }
 
-/** The raw addon surface. Kernel signatures match `Kernels`. */
-export interface NativeAddon
-  extends Pick<
-    Kernels,
-    | 'sgemm'
-    | 'sgemmStridedBatched'
-    | 'sgemmGrouped'
-    | 'add'
-    | 'axpy'
-    | 'rmsnorm'
-    | 'rmsnormBackward'
-    | 'gelu'
-    | 'geluBackward'
-    | 'gatedGelu'
-    | 'gatedGeluBackward'
-    | 'softmaxRows'
-    | 'softmaxRowsBackward'
-    | 'causalSoftmax'
-    | 'crossEntropy'
-    | 'crossEntropyBackward'
-    | 'gatherRows'
-    | 'scatterAddRows'
-    | 'rowDotScale'
-    | 'sumSquares'
-    | 'fill'
-    | 'adafactorFactoredStats'
-    | 'adafactorFactoredApply'
-    | 'adafactorFullStats'
-    | 'adafactorFullApply'
-  > {
+/** The raw addon: the ops (matrix views flattened to six arguments) and what only the native core has. */
+export interface NativeAddon {
+  /** The addon's op table: name → "arg:kind ..." (it must equal OPS). */
+  readonly ops: Readonly<Record<string, string>>;
   /** Resizes the thread pool; returns the size in effect. */
   setThreads(n: number): number;
   getThreads(): number;
@@ -71,8 +46,9 @@ export interface NativeAddon
   info(): NativeInfo;
   /** Runs independent FMA chains on `threads` threads in ~20 ms trials for about `seconds`. */
   peak(threads: number, seconds: number): PeakResult;
-  /** Address of the buffer's data modulo 64. */
-  addressMod64(buffer: ArrayBuffer): number;
+  /** Address of the (Shared)ArrayBuffer's data modulo 64. */
+  addressMod64(buffer: ArrayBufferLike): number;
+  readonly [op: string]: unknown;
 }
 
 /** The native kernels plus what only the native core has. */
@@ -92,39 +68,23 @@ export type NativeLoad =
 /** Where node-gyp puts the addon, relative to this module (dist/src/backend/native.js). */
 export const ADDON_PATH = fileURLToPath(new URL('../../../build/Release/glam_native.node', import.meta.url));
 
-const NATIVE_EXPORTS = [
-  'sgemm',
-  'sgemmStridedBatched',
-  'sgemmGrouped',
-  'add',
-  'axpy',
-  'rmsnorm',
-  'rmsnormBackward',
-  'gelu',
-  'geluBackward',
-  'gatedGelu',
-  'gatedGeluBackward',
-  'softmaxRows',
-  'softmaxRowsBackward',
-  'causalSoftmax',
-  'crossEntropy',
-  'crossEntropyBackward',
-  'gatherRows',
-  'scatterAddRows',
-  'rowDotScale',
-  'setThreads',
-  'getThreads',
-  'forcePortable',
-  'info',
-  'peak',
-  'addressMod64',
-  'sumSquares',
-  'fill',
-  'adafactorFactoredStats',
-  'adafactorFactoredApply',
-  'adafactorFullStats',
-  'adafactorFullApply',
-] as const;
+const OTHER_EXPORTS = ['setThreads', 'getThreads', 'forcePortable', 'info', 'peak', 'addressMod64'] as const;
+
+/** How the addon's op table differs from OPS (empty when it implements exactly the contract). */
+export function opTableDifferences(table: Readonly<Record<string, string>> | undefined): string[] {
+  if (table === undefined || typeof table !== 'object') return ['no op table'];
+  const diffs: string[] = [];
+  for (const name of OP_NAMES) {
+    const want = OPS[name].args.join(' ');
+    const got = table[name];
+    if (got === undefined) diffs.push(`lacks ${name}`);
+    else if (got !== want) diffs.push(`${name}(${got}) instead of ${name}(${want})`);
+  }
+  for (const name of Object.keys(table)) {
+    if (!(name in OPS)) diffs.push(`has ${name}, which the contract does not`);
+  }
+  return diffs;
+}
 
 let cached: NativeLoad | undefined;
 
@@ -133,12 +93,14 @@ export function loadNative(): NativeLoad {
   if (cached) return cached;
   try {
     const require = createRequire(import.meta.url);
-    const mod = require(ADDON_PATH) as Record<string, unknown>;
-    const missing = NATIVE_EXPORTS.filter((name) => typeof mod[name] !== 'function');
-    if (missing.length > 0) {
-      cached = { ok: false, path: ADDON_PATH, reason: `addon lacks ${missing.join(', ')} (stale build?)` };
+    const mod = require(ADDON_PATH) as NativeAddon;
+    const missing = OTHER_EXPORTS.filter((name) => typeof mod[name] !== 'function');
+    const diffs = opTableDifferences(mod.ops);
+    if (missing.length > 0 || diffs.length > 0) {
+      const all = [...missing.map((m) => `lacks ${m}`), ...diffs];
+      cached = { ok: false, path: ADDON_PATH, reason: `addon ${all.join('; ')} (stale build?)` };
     } else {
-      cached = { ok: true, path: ADDON_PATH, kernels: wrapAddon(mod as unknown as NativeAddon) };
+      cached = { ok: true, path: ADDON_PATH, kernels: wrapAddon(mod) };
     }
   } catch (err) {
     const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
@@ -147,9 +109,35 @@ export function loadNative(): NativeLoad {
   return cached;
 }
 
-/** Wraps the raw addon: the TypeScript checks run first so both backends fail with the same messages. */
+/** The addon function of one op, taking matrix views as objects. */
+function nativeOp(name: OpName, fn: (...args: unknown[]) => unknown): (...args: unknown[]) => unknown {
+  const kinds: ArgKind[] = opArgs(name).map((a) => a.kind);
+  if (!kinds.includes('mat')) return fn;
+  const names = opArgs(name).map((a) => a.name);
+  return (...args: unknown[]) => {
+    const flat: unknown[] = [];
+    for (let i = 0; i < args.length; i++) {
+      const v = args[i];
+      if (kinds[i] !== 'mat') {
+        flat.push(v);
+        continue;
+      }
+      if (typeof v !== 'object' || v === null) {
+        throw new Error(`${name}: ${names[i]} must be a matrix view {data, offset, rows, cols, ld, trans}`);
+      }
+      const m = v as Mat;
+      flat.push(m.data, m.offset, m.rows, m.cols, m.ld, m.trans);
+    }
+    return fn(...flat);
+  };
+}
+
+/** Wraps the raw addon as `Kernels`. */
 export function wrapAddon(addon: NativeAddon): NativeKernels {
+  const ops: Record<string, unknown> = {};
+  for (const name of OP_NAMES) ops[name] = nativeOp(name, addon[name] as (...args: unknown[]) => unknown);
   return {
+    ...(ops as unknown as KernelOps),
     name: 'native',
     addon,
     describe() {
@@ -166,161 +154,5 @@ export function wrapAddon(addon: NativeAddon): NativeKernels {
     info: () => addon.info(),
     peak: (threads, seconds) => addon.peak(threads, seconds),
     setPortable: (on) => addon.forcePortable(on),
-
-    sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) {
-      checkGemm('sgemm', transA, transB, m, n, k, a, lda, 0, b, ldb, 0, c, ldc, 0, 1);
-      addon.sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    },
-    sgemmStridedBatched(transA, transB, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch) {
-      checkGemm('sgemmStridedBatched', transA, transB, m, n, k, a, lda, sa, b, ldb, sb, c, ldc, sc, batch);
-      addon.sgemmStridedBatched(
-        transA,
-        transB,
-        m,
-        n,
-        k,
-        alpha,
-        a,
-        lda,
-        sa,
-        b,
-        ldb,
-        sb,
-        beta,
-        c,
-        ldc,
-        sc,
-        batch,
-      );
-    },
-    sgemmGrouped(
-      transA,
-      transB,
-      groups,
-      offsets,
-      d,
-      n,
-      alpha,
-      a,
-      lda,
-      b,
-      ldb,
-      strideB,
-      beta,
-      c,
-      ldc,
-      strideC,
-    ) {
-      checkGrouped(transA, transB, groups, offsets, d, n, a, lda, b, ldb, strideB, c, ldc, strideC);
-      addon.sgemmGrouped(
-        transA,
-        transB,
-        groups,
-        offsets,
-        d,
-        n,
-        alpha,
-        a,
-        lda,
-        b,
-        ldb,
-        strideB,
-        beta,
-        c,
-        ldc,
-        strideC,
-      );
-    },
-    add(a, b, out) {
-      checkLen('add', { a, b, out }, a.length);
-      addon.add(a, b, out);
-    },
-    axpy(alpha, x, y) {
-      checkLen('axpy', { x, y }, x.length);
-      addon.axpy(alpha, x, y);
-    },
-    rmsnorm(x, scale, rows, cols, eps, out, invRms) {
-      checkLen('rmsnorm', { x, out }, rows * cols);
-      checkLen('rmsnorm', { scale }, cols);
-      checkLen('rmsnorm', { invRms }, rows);
-      addon.rmsnorm(x, scale, rows, cols, eps, out, invRms);
-    },
-    rmsnormBackward(x, scale, invRms, dy, rows, cols, dx, dscale) {
-      checkLen('rmsnormBackward', { x, dy, dx }, rows * cols);
-      checkLen('rmsnormBackward', { scale, dscale }, cols);
-      checkLen('rmsnormBackward', { invRms }, rows);
-      addon.rmsnormBackward(x, scale, invRms, dy, rows, cols, dx, dscale);
-    },
-    gelu(x, out) {
-      checkLen('gelu', { x, out }, x.length);
-      addon.gelu(x, out);
-    },
-    geluBackward(x, dy, dx) {
-      checkLen('geluBackward', { x, dy, dx }, x.length);
-      addon.geluBackward(x, dy, dx);
-    },
-    gatedGelu(a, b, out) {
-      checkLen('gatedGelu', { a, b, out }, a.length);
-      addon.gatedGelu(a, b, out);
-    },
-    gatedGeluBackward(a, b, dy, da, db) {
-      checkLen('gatedGeluBackward', { a, b, dy, da, db }, a.length);
-      addon.gatedGeluBackward(a, b, dy, da, db);
-    },
-    softmaxRows(x, rows, cols, out) {
-      checkLen('softmaxRows', { x, out }, rows * cols);
-      addon.softmaxRows(x, rows, cols, out);
-    },
-    softmaxRowsBackward(y, dy, rows, cols, dx) {
-      checkLen('softmaxRowsBackward', { y, dy, dx }, rows * cols);
-      addon.softmaxRowsBackward(y, dy, rows, cols, dx);
-    },
-    causalSoftmax(scores, bias, batchHeads, heads, t, scale) {
-      checkLen('causalSoftmax', { scores }, batchHeads * t * t);
-      checkLen('causalSoftmax', { bias }, heads * t * t);
-      addon.causalSoftmax(scores, bias, batchHeads, heads, t, scale);
-    },
-    crossEntropy(logits, targets, rows, cols, losses, lse) {
-      checkLen('crossEntropy', { logits }, rows * cols);
-      checkLen('crossEntropy', { targets, losses, lse }, rows);
-      addon.crossEntropy(logits, targets, rows, cols, losses, lse);
-    },
-    crossEntropyBackward(logits, lse, targets, rows, cols, ceScale, zScale, dlogits) {
-      checkLen('crossEntropyBackward', { logits, dlogits }, rows * cols);
-      checkLen('crossEntropyBackward', { targets, lse }, rows);
-      addon.crossEntropyBackward(logits, lse, targets, rows, cols, ceScale, zScale, dlogits);
-    },
-    gatherRows(src, idx, cols, out) {
-      checkLen('gatherRows', { out }, idx.length * cols);
-      addon.gatherRows(src, idx, cols, out);
-    },
-    rowDotScale(a, b, scale, rows, cols, dot) {
-      checkLen('rowDotScale', { a, b }, rows * cols);
-      checkLen('rowDotScale', { scale, dot }, rows);
-      addon.rowDotScale(a, b, scale, rows, cols, dot);
-    },
-    sumSquares: (x) => addon.sumSquares(x),
-    fill: (x, value) => addon.fill(x, value),
-    adafactorFactoredStats(g, vRow, vCol, slices, rows, cols, beta2, mix, eps1, sumSq) {
-      checkStack('adafactorFactoredStats', slices, rows, cols, { g }, { vRow }, { vCol }, { sumSq });
-      addon.adafactorFactoredStats(g, vRow, vCol, slices, rows, cols, beta2, mix, eps1, sumSq);
-    },
-    adafactorFactoredApply(g, vRow, vCol, p, slices, rows, cols, stepSizes, decay) {
-      checkStack('adafactorFactoredApply', slices, rows, cols, { g, p }, { vRow }, { vCol }, { stepSizes });
-      addon.adafactorFactoredApply(g, vRow, vCol, p, slices, rows, cols, stepSizes, decay);
-    },
-    adafactorFullStats(g, v, slices, size, beta2, mix, eps1, sumSq) {
-      checkStack('adafactorFullStats', slices, 1, size, { g, v }, {}, {}, { sumSq });
-      addon.adafactorFullStats(g, v, slices, size, beta2, mix, eps1, sumSq);
-    },
-    adafactorFullApply(g, v, p, slices, size, stepSizes, decay) {
-      checkStack('adafactorFullApply', slices, 1, size, { g, v, p }, {}, {}, { stepSizes });
-      addon.adafactorFullApply(g, v, p, slices, size, stepSizes, decay);
-    },
-    scatterAddRows(src, idx, weight, cols, out) {
-      checkLen('scatterAddRows', { src }, idx.length * cols);
-      checkLen('scatterAddRows', { weight }, idx.length);
-      addon.scatterAddRows(src, idx, weight, cols, out);
-    },
   };
 }

@@ -1,5 +1,21 @@
-import { checkGemm, checkGrouped, checkLen, checkStack } from './checks.js';
-import type { Kernels } from './kernels.js';
+/**
+ * The pure TypeScript kernels: straightforward loops with float64 accumulation. They define the semantics
+ * the native core is tested against, and run wherever the addon does not.
+ */
+import {
+  checkArgKinds,
+  checkEqual,
+  checkHolds,
+  checkIndices,
+  checkMat,
+  checkNotTransposed,
+  checkProduct,
+  checkRowMajor,
+  checkSameShape,
+  checkStack,
+} from './checks.js';
+import type { Mat } from './mat.js';
+import { type KernelOps, type Kernels, OP_NAMES } from './ops.js';
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
@@ -13,33 +29,33 @@ export function geluGradScalar(x: number): number {
   return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x);
 }
 
-function gemm(
-  transA: boolean,
-  transB: boolean,
-  m: number,
-  n: number,
-  k: number,
-  alpha: number,
-  a: Float32Array,
-  lda: number,
-  b: Float32Array,
-  ldb: number,
-  beta: number,
-  c: Float32Array,
-  ldc: number,
-): void {
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < n; j++) {
+/** C = alpha·A·B + beta·C on views, each starting `shift*` floats after the view's own offset. */
+function gemm(alpha: number, a: Mat, b: Mat, beta: number, c: Mat, shiftA = 0, shiftB = 0, shiftC = 0): void {
+  const [ars, acs] = a.trans ? [1, a.ld] : [a.ld, 1];
+  const [brs, bcs] = b.trans ? [1, b.ld] : [b.ld, 1];
+  const ao = a.offset + shiftA;
+  const bo = b.offset + shiftB;
+  const co = c.offset + shiftC;
+  const ad = a.data;
+  const bd = b.data;
+  const cd = c.data;
+  for (let i = 0; i < c.rows; i++) {
+    for (let j = 0; j < c.cols; j++) {
       let s = 0;
-      for (let p = 0; p < k; p++) {
-        const av = transA ? a[p * lda + i]! : a[i * lda + p]!;
-        const bv = transB ? b[j * ldb + p]! : b[p * ldb + j]!;
-        s += av * bv;
-      }
-      const o = i * ldc + j;
-      c[o] = beta === 0 ? alpha * s : alpha * s + beta * c[o]!;
+      for (let p = 0; p < a.cols; p++) s += ad[ao + i * ars + p * acs]! * bd[bo + p * brs + j * bcs]!;
+      const o = co + i * c.ld + j;
+      cd[o] = beta === 0 ? alpha * s : alpha * s + beta * cd[o]!;
     }
   }
+}
+
+/** A view moved to rows [r0, r1) of its logical matrix (transposed views move along their stored columns). */
+function rowsOf(m: Mat, r0: number, r1: number): Mat {
+  return { ...m, offset: m.offset + r0 * (m.trans ? 1 : m.ld), rows: r1 - r0 };
+}
+
+function colsOf(m: Mat, c0: number, c1: number): Mat {
+  return { ...m, offset: m.offset + c0 * (m.trans ? m.ld : 1), cols: c1 - c0 };
 }
 
 /** rowTotal = Σ_i R[s,i] and colFactor[j] = 1/sqrt(C[s,j]) for slice s of a factored stack. */
@@ -57,206 +73,328 @@ function adafactorFactors(
   return rowTotal;
 }
 
-/**
- * The pure TypeScript kernels: straightforward loops with float64 accumulation.
- * They define the semantics the native core is tested against.
- */
-export const referenceKernels: Kernels = {
-  name: 'reference',
-  describe: () => 'reference TypeScript kernels, 1 thread',
-  setThreads: () => {},
-  getThreads: () => 1,
-
-  sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) {
-    checkGemm('sgemm', transA, transB, m, n, k, a, lda, 0, b, ldb, 0, c, ldc, 0, 1);
-    gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+const ops: KernelOps = {
+  sgemm(alpha, a, b, beta, c) {
+    const op = 'sgemm';
+    checkMat(op, 'a', a);
+    checkMat(op, 'b', b);
+    checkMat(op, 'c', c);
+    checkProduct(op, a, b, c);
+    gemm(alpha, a, b, beta, c);
   },
 
-  sgemmStridedBatched(transA, transB, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch) {
-    checkGemm('sgemmStridedBatched', transA, transB, m, n, k, a, lda, sa, b, ldb, sb, c, ldc, sc, batch);
-    for (let i = 0; i < batch; i++) {
-      gemm(
-        transA,
-        transB,
-        m,
-        n,
-        k,
-        alpha,
-        a.subarray(i * sa),
-        lda,
-        b.subarray(i * sb),
-        ldb,
-        beta,
-        c.subarray(i * sc),
-        ldc,
-      );
-    }
+  sgemmStridedBatched(batch, alpha, a, strideA, b, strideB, beta, c, strideC) {
+    const op = 'sgemmStridedBatched';
+    checkMat(op, 'a', a, strideA, batch);
+    checkMat(op, 'b', b, strideB, batch);
+    checkMat(op, 'c', c, strideC, batch);
+    checkProduct(op, a, b, c);
+    for (let i = 0; i < batch; i++) gemm(alpha, a, b, beta, c, i * strideA, i * strideB, i * strideC);
   },
 
-  sgemmGrouped(transA, transB, groups, offsets, d, n, alpha, a, lda, b, ldb, strideB, beta, c, ldc, strideC) {
-    checkGrouped(transA, transB, groups, offsets, d, n, a, lda, b, ldb, strideB, c, ldc, strideC);
-    for (let g = 0; g < groups; g++) {
-      const r0 = offsets[g]!;
-      const rows = offsets[g + 1]! - r0;
-      const ag = a.subarray(r0 * lda);
-      if (transA) {
-        // C_g [d, n] = alpha·A_gᵀ·B_g + beta·C_g; k = rows (an empty group scales C_g by beta).
-        const bg = b.subarray(g * strideB + r0 * ldb);
-        gemm(true, false, d, n, rows, alpha, ag, lda, bg, ldb, beta, c.subarray(g * strideC), ldc);
-      } else if (rows > 0) {
-        const cg = c.subarray(g * strideC + r0 * ldc);
-        gemm(false, transB, rows, n, d, alpha, ag, lda, b.subarray(g * strideB), ldb, beta, cg, ldc);
+  sgemmGrouped(offsets, alpha, a, b, strideB, beta, c, strideC) {
+    const op = 'sgemmGrouped';
+    if (offsets.length < 1) throw new Error(`${op}: offsets needs at least 1 element (groups + 1)`);
+    const groups = offsets.length - 1;
+    if (offsets[0]! < 0) throw new Error(`${op}: offsets[0]=${offsets[0]} is negative`);
+    for (let i = 0; i < groups; i++) {
+      if (offsets[i + 1]! < offsets[i]!) {
+        throw new Error(
+          `${op}: offsets must be non-decreasing: offsets[${i}]=${offsets[i]} > offsets[${i + 1}]=${offsets[i + 1]}`,
+        );
       }
+    }
+    const T = offsets[groups]!;
+    checkMat(op, 'a', a);
+    checkMat(op, 'b', b, strideB, groups);
+    checkMat(op, 'c', c, strideC, groups);
+    if (!a.trans) {
+      checkNotTransposed(op, 'c', c);
+      checkEqual(op, 'a.rows', a.rows, 'offsets[groups]', T);
+      checkEqual(op, 'c.rows', c.rows, 'offsets[groups]', T);
+      checkEqual(op, 'a.cols', a.cols, 'b.rows', b.rows);
+      checkEqual(op, 'b.cols', b.cols, 'c.cols', c.cols);
+      for (let g = 0; g < groups; g++) {
+        const r0 = offsets[g]!;
+        const r1 = offsets[g + 1]!;
+        if (r1 > r0) gemm(alpha, rowsOf(a, r0, r1), b, beta, rowsOf(c, r0, r1), 0, g * strideB, g * strideC);
+      }
+      return;
+    }
+    checkNotTransposed(op, 'b', b);
+    checkNotTransposed(op, 'c', c);
+    checkEqual(op, 'a.cols', a.cols, 'offsets[groups]', T);
+    checkEqual(op, 'b.rows', b.rows, 'offsets[groups]', T);
+    checkEqual(op, 'a.rows', a.rows, 'c.rows', c.rows);
+    checkEqual(op, 'b.cols', b.cols, 'c.cols', c.cols);
+    const oneC = c.rows === 0 || c.cols === 0 ? 0 : (c.rows - 1) * c.ld + c.cols;
+    if (groups > 1 && oneC > 0 && strideC < oneC) {
+      throw new Error(`${op}: strideC=${strideC} < ${oneC}: the C_g overlap`);
+    }
+    for (let g = 0; g < groups; g++) {
+      // C_g = A[:, group g]·B_g[group g rows, :]; an empty group gives beta·C_g.
+      const r0 = offsets[g]!;
+      const r1 = offsets[g + 1]!;
+      gemm(alpha, colsOf(a, r0, r1), rowsOf(b, r0, r1), beta, c, 0, g * strideB, g * strideC);
     }
   },
 
   add(a, b, out) {
-    checkLen('add', { a, b, out }, a.length);
+    checkHolds('add', 'b', b.length, a.length);
+    checkHolds('add', 'out', out.length, a.length);
     for (let i = 0; i < a.length; i++) out[i] = a[i]! + b[i]!;
   },
 
   axpy(alpha, x, y) {
-    checkLen('axpy', { x, y }, x.length);
+    checkHolds('axpy', 'y', y.length, x.length);
     for (let i = 0; i < x.length; i++) y[i] = y[i]! + alpha * x[i]!;
   },
 
-  rmsnorm(x, scale, rows, cols, eps, out, invRms) {
-    checkLen('rmsnorm', { x, out }, rows * cols);
-    checkLen('rmsnorm', { scale }, cols);
-    checkLen('rmsnorm', { invRms }, rows);
-    for (let r = 0; r < rows; r++) {
-      const o = r * cols;
-      let ss = 0;
-      for (let j = 0; j < cols; j++) ss += x[o + j]! * x[o + j]!;
-      const inv = 1 / Math.sqrt(ss / cols + eps);
-      invRms[r] = inv;
-      for (let j = 0; j < cols; j++) out[o + j] = x[o + j]! * inv * scale[j]!;
-    }
-  },
-
-  rmsnormBackward(x, scale, invRms, dy, rows, cols, dx, dscale) {
-    checkLen('rmsnormBackward', { x, dy, dx }, rows * cols);
-    checkLen('rmsnormBackward', { scale, dscale }, cols);
-    checkLen('rmsnormBackward', { invRms }, rows);
-    for (let r = 0; r < rows; r++) {
-      const o = r * cols;
-      const inv = invRms[r]!;
-      // y = x·inv·s; dx = inv·(dy·s) - x·inv³·mean(dy·s·x)
-      let dot = 0;
-      for (let j = 0; j < cols; j++) {
-        const g = dy[o + j]!;
-        dscale[j] = dscale[j]! + g * x[o + j]! * inv;
-        dot += g * scale[j]! * x[o + j]!;
-      }
-      const c = (inv * inv * inv * dot) / cols;
-      for (let j = 0; j < cols; j++) dx[o + j] = inv * dy[o + j]! * scale[j]! - c * x[o + j]!;
-    }
-  },
-
   gelu(x, out) {
-    checkLen('gelu', { x, out }, x.length);
+    checkHolds('gelu', 'out', out.length, x.length);
     for (let i = 0; i < x.length; i++) out[i] = geluScalar(x[i]!);
   },
 
   geluBackward(x, dy, dx) {
-    checkLen('geluBackward', { x, dy, dx }, x.length);
+    checkHolds('geluBackward', 'dy', dy.length, x.length);
+    checkHolds('geluBackward', 'dx', dx.length, x.length);
     for (let i = 0; i < x.length; i++) dx[i] = dy[i]! * geluGradScalar(x[i]!);
   },
 
   gatedGelu(a, b, out) {
-    checkLen('gatedGelu', { a, b, out }, a.length);
+    checkHolds('gatedGelu', 'b', b.length, a.length);
+    checkHolds('gatedGelu', 'out', out.length, a.length);
     for (let i = 0; i < a.length; i++) out[i] = geluScalar(a[i]!) * b[i]!;
   },
 
   gatedGeluBackward(a, b, dy, da, db) {
-    checkLen('gatedGeluBackward', { a, b, dy, da, db }, a.length);
+    for (const [name, v] of [
+      ['b', b],
+      ['dy', dy],
+      ['da', da],
+      ['db', db],
+    ] as const) {
+      checkHolds('gatedGeluBackward', name, v.length, a.length);
+    }
     for (let i = 0; i < a.length; i++) {
       const g = dy[i]!;
       const av = a[i]!;
-      const bv = b[i]!;
-      da[i] = g * bv * geluGradScalar(av);
+      da[i] = g * b[i]! * geluGradScalar(av);
       db[i] = g * geluScalar(av);
     }
   },
 
-  softmaxRows(x, rows, cols, out) {
-    checkLen('softmaxRows', { x, out }, rows * cols);
+  rmsnorm(x, scale, eps, out, invRms) {
+    const op = 'rmsnorm';
+    checkRowMajor(op, 'x', x);
+    checkRowMajor(op, 'out', out);
+    checkSameShape(op, 'x', x, 'out', out);
+    checkHolds(op, 'scale', scale.length, x.cols);
+    checkHolds(op, 'invRms', invRms.length, x.rows);
+    const { rows, cols } = x;
     for (let r = 0; r < rows; r++) {
-      const o = r * cols;
+      const o = x.offset + r * cols;
+      const oo = out.offset + r * cols;
+      let ss = 0;
+      for (let j = 0; j < cols; j++) ss += x.data[o + j]! * x.data[o + j]!;
+      const inv = 1 / Math.sqrt(ss / cols + eps);
+      invRms[r] = inv;
+      for (let j = 0; j < cols; j++) out.data[oo + j] = x.data[o + j]! * inv * scale[j]!;
+    }
+  },
+
+  rmsnormBackward(x, scale, invRms, dy, dx, dscale) {
+    const op = 'rmsnormBackward';
+    checkRowMajor(op, 'x', x);
+    checkRowMajor(op, 'dy', dy);
+    checkRowMajor(op, 'dx', dx);
+    checkSameShape(op, 'x', x, 'dy', dy);
+    checkSameShape(op, 'x', x, 'dx', dx);
+    checkHolds(op, 'scale', scale.length, x.cols);
+    checkHolds(op, 'dscale', dscale.length, x.cols);
+    checkHolds(op, 'invRms', invRms.length, x.rows);
+    const { rows, cols } = x;
+    for (let r = 0; r < rows; r++) {
+      const ox = x.offset + r * cols;
+      const oy = dy.offset + r * cols;
+      const od = dx.offset + r * cols;
+      const inv = invRms[r]!;
+      // y = x·inv·s; dx = inv·(dy·s) - x·inv³·mean(dy·s·x)
+      let dot = 0;
+      for (let j = 0; j < cols; j++) {
+        const g = dy.data[oy + j]!;
+        dscale[j] = dscale[j]! + g * x.data[ox + j]! * inv;
+        dot += g * scale[j]! * x.data[ox + j]!;
+      }
+      const c = (inv * inv * inv * dot) / cols;
+      for (let j = 0; j < cols; j++) {
+        dx.data[od + j] = inv * dy.data[oy + j]! * scale[j]! - c * x.data[ox + j]!;
+      }
+    }
+  },
+
+  softmaxRows(x, out) {
+    checkRowMajor('softmaxRows', 'x', x);
+    checkRowMajor('softmaxRows', 'out', out);
+    checkSameShape('softmaxRows', 'x', x, 'out', out);
+    const { rows, cols } = x;
+    for (let r = 0; r < rows; r++) {
+      const o = x.offset + r * cols;
+      const oo = out.offset + r * cols;
       let mx = -Infinity;
-      for (let j = 0; j < cols; j++) mx = Math.max(mx, x[o + j]!);
+      for (let j = 0; j < cols; j++) mx = Math.max(mx, x.data[o + j]!);
       let s = 0;
       for (let j = 0; j < cols; j++) {
-        const e = Math.exp(x[o + j]! - mx);
-        out[o + j] = e;
+        const e = Math.exp(x.data[o + j]! - mx);
+        out.data[oo + j] = e;
         s += e;
       }
-      for (let j = 0; j < cols; j++) out[o + j] = out[o + j]! / s;
+      for (let j = 0; j < cols; j++) out.data[oo + j] = out.data[oo + j]! / s;
     }
   },
 
-  softmaxRowsBackward(y, dy, rows, cols, dx) {
-    checkLen('softmaxRowsBackward', { y, dy, dx }, rows * cols);
+  softmaxRowsBackward(y, dy, dx) {
+    const op = 'softmaxRowsBackward';
+    checkRowMajor(op, 'y', y);
+    checkRowMajor(op, 'dy', dy);
+    checkRowMajor(op, 'dx', dx);
+    checkSameShape(op, 'y', y, 'dy', dy);
+    checkSameShape(op, 'y', y, 'dx', dx);
+    const { rows, cols } = y;
     for (let r = 0; r < rows; r++) {
-      const o = r * cols;
+      const oy = y.offset + r * cols;
+      const og = dy.offset + r * cols;
+      const od = dx.offset + r * cols;
       let dot = 0;
-      for (let j = 0; j < cols; j++) dot += dy[o + j]! * y[o + j]!;
-      for (let j = 0; j < cols; j++) dx[o + j] = y[o + j]! * (dy[o + j]! - dot);
+      for (let j = 0; j < cols; j++) dot += dy.data[og + j]! * y.data[oy + j]!;
+      for (let j = 0; j < cols; j++) dx.data[od + j] = y.data[oy + j]! * (dy.data[og + j]! - dot);
     }
   },
 
-  causalSoftmax(scores, bias, batchHeads, heads, t, scale) {
-    checkLen('causalSoftmax', { scores }, batchHeads * t * t);
-    checkLen('causalSoftmax', { bias }, heads * t * t);
+  causalSoftmax(scores, bias, heads, scale) {
+    const op = 'causalSoftmax';
+    checkRowMajor(op, 'scores', scores);
+    checkRowMajor(op, 'bias', bias);
+    const t = scores.cols;
+    if (t === 0 ? scores.rows !== 0 : scores.rows % t !== 0) {
+      throw new Error(`${op}: scores.rows=${scores.rows} must be a multiple of scores.cols=${t}`);
+    }
+    if (scores.rows > 0 && heads === 0) throw new Error(`${op}: heads must be positive`);
+    checkEqual(op, 'bias.cols', bias.cols, 'scores.cols', t);
+    checkEqual(op, 'bias.rows', bias.rows, 'heads·t', heads * t);
+    const s = scores.data;
+    const bd = bias.data;
+    const batchHeads = t === 0 ? 0 : scores.rows / t;
     for (let bh = 0; bh < batchHeads; bh++) {
       const h = bh % heads;
       for (let i = 0; i < t; i++) {
-        const o = (bh * t + i) * t;
-        const ob = (h * t + i) * t;
+        const o = scores.offset + (bh * t + i) * t;
+        const ob = bias.offset + (h * t + i) * t;
         let mx = -Infinity;
-        for (let j = 0; j <= i; j++) mx = Math.max(mx, scale * scores[o + j]! + bias[ob + j]!);
-        let s = 0;
+        for (let j = 0; j <= i; j++) mx = Math.max(mx, scale * s[o + j]! + bd[ob + j]!);
+        let sum = 0;
         for (let j = 0; j <= i; j++) {
-          const e = Math.exp(scale * scores[o + j]! + bias[ob + j]! - mx);
-          scores[o + j] = e;
-          s += e;
+          const e = Math.exp(scale * s[o + j]! + bd[ob + j]! - mx);
+          s[o + j] = e;
+          sum += e;
         }
-        for (let j = 0; j <= i; j++) scores[o + j] = scores[o + j]! / s;
-        for (let j = i + 1; j < t; j++) scores[o + j] = 0;
+        for (let j = 0; j <= i; j++) s[o + j] = s[o + j]! / sum;
+        for (let j = i + 1; j < t; j++) s[o + j] = 0;
       }
     }
   },
 
-  crossEntropy(logits, targets, rows, cols, losses, lse) {
-    checkLen('crossEntropy', { logits }, rows * cols);
-    checkLen('crossEntropy', { targets, losses, lse }, rows);
+  crossEntropy(logits, targets, losses, lse) {
+    const op = 'crossEntropy';
+    checkRowMajor(op, 'logits', logits);
+    const { rows, cols } = logits;
+    checkHolds(op, 'targets', targets.length, rows);
+    checkHolds(op, 'losses', losses.length, rows);
+    checkHolds(op, 'lse', lse.length, rows);
+    checkIndices(op, targets, rows, cols, 'target', 'at row');
+    const d = logits.data;
     for (let r = 0; r < rows; r++) {
-      const o = r * cols;
-      const tgt = targets[r]!;
-      if (!(tgt >= 0 && tgt < cols))
-        throw new Error(`crossEntropy: target ${tgt} at row ${r} outside [0, ${cols})`);
+      const o = logits.offset + r * cols;
       let mx = -Infinity;
-      for (let j = 0; j < cols; j++) mx = Math.max(mx, logits[o + j]!);
+      for (let j = 0; j < cols; j++) mx = Math.max(mx, d[o + j]!);
       let s = 0;
-      for (let j = 0; j < cols; j++) s += Math.exp(logits[o + j]! - mx);
+      for (let j = 0; j < cols; j++) s += Math.exp(d[o + j]! - mx);
       const l = mx + Math.log(s);
       lse[r] = l;
-      losses[r] = l - logits[o + tgt]!;
+      losses[r] = l - d[o + targets[r]!]!;
     }
   },
 
-  crossEntropyBackward(logits, lse, targets, rows, cols, ceScale, zScale, dlogits) {
-    checkLen('crossEntropyBackward', { logits, dlogits }, rows * cols);
-    checkLen('crossEntropyBackward', { targets, lse }, rows);
+  crossEntropyBackward(logits, lse, targets, ceScale, zScale, dlogits) {
+    const op = 'crossEntropyBackward';
+    checkRowMajor(op, 'logits', logits);
+    checkRowMajor(op, 'dlogits', dlogits);
+    checkSameShape(op, 'logits', logits, 'dlogits', dlogits);
+    const { rows, cols } = logits;
+    checkHolds(op, 'targets', targets.length, rows);
+    checkHolds(op, 'lse', lse.length, rows);
+    checkIndices(op, targets, rows, cols, 'target', 'at row');
     for (let r = 0; r < rows; r++) {
-      const o = r * cols;
+      const o = logits.offset + r * cols;
+      const od = dlogits.offset + r * cols;
       const l = lse[r]!;
       const coef = ceScale + 2 * zScale * l;
-      for (let j = 0; j < cols; j++) dlogits[o + j] = coef * Math.exp(logits[o + j]! - l);
-      const tgt = targets[r]!;
-      if (!(tgt >= 0 && tgt < cols))
-        throw new Error(`crossEntropyBackward: target ${tgt} at row ${r} outside [0, ${cols})`);
-      dlogits[o + tgt] = dlogits[o + tgt]! - ceScale;
+      for (let j = 0; j < cols; j++) dlogits.data[od + j] = coef * Math.exp(logits.data[o + j]! - l);
+      const t = od + targets[r]!;
+      dlogits.data[t] = dlogits.data[t]! - ceScale;
+    }
+  },
+
+  gatherRows(src, idx, out) {
+    const op = 'gatherRows';
+    checkRowMajor(op, 'src', src);
+    checkRowMajor(op, 'out', out);
+    checkEqual(op, 'out.rows', out.rows, 'idx.size', idx.length);
+    checkEqual(op, 'out.cols', out.cols, 'src.cols', src.cols);
+    checkIndices(op, idx, idx.length, src.rows, 'index', 'at');
+    const cols = src.cols;
+    for (let i = 0; i < idx.length; i++) {
+      const from = src.offset + idx[i]! * cols;
+      out.data.set(src.data.subarray(from, from + cols), out.offset + i * cols);
+    }
+  },
+
+  scatterAddRows(src, idx, weight, out) {
+    const op = 'scatterAddRows';
+    checkRowMajor(op, 'src', src);
+    checkRowMajor(op, 'out', out);
+    checkEqual(op, 'src.rows', src.rows, 'idx.size', idx.length);
+    checkEqual(op, 'src.cols', src.cols, 'out.cols', out.cols);
+    checkHolds(op, 'weight', weight.length, idx.length);
+    checkIndices(op, idx, idx.length, out.rows, 'index', 'at');
+    const cols = src.cols;
+    for (let i = 0; i < idx.length; i++) {
+      const w = weight[i]!;
+      const o = out.offset + idx[i]! * cols;
+      const s = src.offset + i * cols;
+      for (let j = 0; j < cols; j++) out.data[o + j] = out.data[o + j]! + w * src.data[s + j]!;
+    }
+  },
+
+  rowDotScale(a, b, scale, dot) {
+    const op = 'rowDotScale';
+    checkRowMajor(op, 'a', a);
+    checkRowMajor(op, 'b', b);
+    checkSameShape(op, 'a', a, 'b', b);
+    checkHolds(op, 'scale', scale.length, a.rows);
+    checkHolds(op, 'dot', dot.length, a.rows);
+    const { rows, cols } = a;
+    for (let r = 0; r < rows; r++) {
+      const oa = a.offset + r * cols;
+      const ob = b.offset + r * cols;
+      const s = scale[r]!;
+      let sum = 0;
+      for (let j = 0; j < cols; j++) {
+        const v = a.data[oa + j]!;
+        sum += v * b.data[ob + j]!;
+        a.data[oa + j] = v * s;
+      }
+      dot[r] = sum;
     }
   },
 
@@ -354,44 +492,25 @@ export const referenceKernels: Kernels = {
       }
     }
   },
+};
 
-  gatherRows(src, idx, cols, out) {
-    checkLen('gatherRows', { out }, idx.length * cols);
-    const srcRows = cols === 0 ? 0 : Math.floor(src.length / cols);
-    for (let i = 0; i < idx.length; i++) {
-      const r = idx[i]!;
-      if (!(r >= 0 && r < srcRows)) throw new Error(`gatherRows: index ${r} at ${i} outside [0, ${srcRows})`);
-      out.set(src.subarray(r * cols, (r + 1) * cols), i * cols);
-    }
-  },
+/** Every op behind the argument-kind checks the binding makes on the native side. */
+function withKindChecks(impl: KernelOps): KernelOps {
+  const out: Record<string, unknown> = {};
+  for (const name of OP_NAMES) {
+    const fn = impl[name] as (...args: unknown[]) => unknown;
+    out[name] = (...args: unknown[]) => {
+      checkArgKinds(name, args);
+      return fn(...args);
+    };
+  }
+  return out as unknown as KernelOps;
+}
 
-  rowDotScale(a, b, scale, rows, cols, dot) {
-    checkLen('rowDotScale', { a, b }, rows * cols);
-    checkLen('rowDotScale', { scale, dot }, rows);
-    for (let r = 0; r < rows; r++) {
-      const o = r * cols;
-      const end = o + cols;
-      const s = scale[r]!;
-      let sum = 0;
-      for (let j = o; j < end; j++) {
-        const v = a[j]!;
-        sum += v * b[j]!;
-        a[j] = v * s;
-      }
-      dot[r] = sum;
-    }
-  },
-
-  scatterAddRows(src, idx, weight, cols, out) {
-    checkLen('scatterAddRows', { src }, idx.length * cols);
-    checkLen('scatterAddRows', { weight }, idx.length);
-    const outRows = cols === 0 ? 0 : Math.floor(out.length / cols);
-    for (let i = 0; i < idx.length; i++) {
-      const r = idx[i]!;
-      if (!(r >= 0 && r < outRows))
-        throw new Error(`scatterAddRows: index ${r} at ${i} outside [0, ${outRows})`);
-      const w = weight[i]!;
-      for (let j = 0; j < cols; j++) out[r * cols + j] = out[r * cols + j]! + w * src[i * cols + j]!;
-    }
-  },
+export const referenceKernels: Kernels = {
+  name: 'reference',
+  describe: () => 'reference TypeScript kernels, 1 thread',
+  setThreads: () => {},
+  getThreads: () => 1,
+  ...withKindChecks(ops),
 };

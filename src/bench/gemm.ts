@@ -3,7 +3,7 @@
  * Timings are per call; a sample repeats short calls until it lasts about a millisecond, so timer
  * resolution never dominates. Results are medians over samples with their spread.
  */
-import { alignedFloat32, type Kernels } from '../backend/index.js';
+import { alignedFloat32, type Kernels, mat, transpose } from '../backend/index.js';
 import type { NativeKernels } from '../backend/native.js';
 import { type Summary, summarize, timeSeconds } from './stats.js';
 
@@ -78,9 +78,10 @@ export function benchGemm(kern: Kernels, opts: GemmBenchOptions): GemmBenchResul
   const a = randomFill(alignedFloat32(m * k), 1);
   const b = randomFill(alignedFloat32(k * n), 2);
   const c = alignedFloat32(m * n);
-  const lda = ta ? m : k;
-  const ldb = tb ? k : n;
-  const call = () => kern.sgemm(ta, tb, m, n, k, 1, a, lda, b, ldb, 0, c, n);
+  const av = ta ? transpose(mat(a, k, m)) : mat(a, m, k);
+  const bv = tb ? transpose(mat(b, n, k)) : mat(b, k, n);
+  const cv = mat(c, m, n);
+  const call = () => kern.sgemm(1, av, bv, 0, cv);
 
   const warmup = opts.warmupSeconds ?? 0.2;
   let once = timeSeconds(call);

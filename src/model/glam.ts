@@ -1,4 +1,4 @@
-import { kernels } from '../backend/index.js';
+import { kernels, mat } from '../backend/index.js';
 import { Arena } from '../tensor/arena.js';
 import { sameShape, shapeString, Tensor } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
@@ -209,7 +209,7 @@ export class GlamModel {
         }
       }
       xv = this.arena.alloc([valid, cfg.d_model]).data;
-      kernels().gatherRows(x, validIdx, cfg.d_model, xv);
+      kernels().gatherRows(mat(x, N, cfg.d_model), validIdx, mat(xv, valid, cfg.d_model));
     }
     const table = this.param('embed.weight');
     const logits = this.embed.project(this.arena, table, xv, valid);
@@ -250,7 +250,7 @@ export class GlamModel {
     if (st.validIdx !== null) {
       dh = this.arena.zeros([N, D]).data;
       const ones = this.arena.alloc([valid]).fill(1).data;
-      K.scatterAddRows(dxv, st.validIdx, ones, D, dh);
+      K.scatterAddRows(mat(dxv, valid, D), st.validIdx, ones, mat(dh, N, D));
     }
     this.finalNorm.backward(this.param('final_norm.scale'), dh, this.grad('final_norm.scale'));
 

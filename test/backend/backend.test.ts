@@ -50,7 +50,7 @@ describe('backend selection and storage', () => {
       const script =
         `import * as backend from ${JSON.stringify(indexModule)};\n` +
         `const k = backend.kernels(); backend.kernels(); backend.alignedFloat32(5);\n` +
-        `const c = new Float32Array(1); k.sgemm(false, false, 1, 1, 1, 1, new Float32Array([2]), 1, new Float32Array([3]), 1, 0, c, 1);\n` +
+        `const c = new Float32Array(1); const one = (x) => backend.mat(x, 1, 1); k.sgemm(1, one(new Float32Array([2])), one(new Float32Array([3])), 0, one(c));\n` +
         `console.log(k.name + ' ' + c[0]);`;
       const r = spawnSync(process.execPath, ['--require', preload, '--input-type=module', '-e', script], {
         env: { ...process.env, GLAM_BACKEND: '' },
@@ -85,8 +85,9 @@ describe('backend selection and storage', () => {
       const b = new Float32Array(19 * 41).map((_, i) => (i % 5) - 2);
       const c = new Float32Array(35 * 41);
       const r = new Float32Array(35 * 41);
-      k.sgemm(false, false, 35, 41, 19, 1, a, 19, b, 41, 0, c, 41);
-      backend.referenceKernels.sgemm(false, false, 35, 41, 19, 1, a, 19, b, 41, 0, r, 41);
+      const M = backend.mat;
+      k.sgemm(1, M(a, 35, 19), M(b, 19, 41), 0, M(c, 35, 41));
+      backend.referenceKernels.sgemm(1, M(a, 35, 19), M(b, 19, 41), 0, M(r, 35, 41));
       console.log(k.describe() + '|' + c.every((v, i) => v === r[i]));`;
     const out = child(code, { GLAM_FORCE_PORTABLE: '1', GLAM_THREADS: '2' });
     // Small integers: every product and sum is exact, so both paths must agree exactly.

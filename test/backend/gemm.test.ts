@@ -8,9 +8,12 @@ import {
   gemmBound,
   gemmCase,
   gemmSizes,
+  gemmViews,
   native,
   nativeMissing,
   randomArray,
+  runBatched,
+  runGemm,
 } from './helpers.js';
 
 const TRANS: [boolean, boolean][] = [
@@ -40,28 +43,14 @@ function prepare(g: GemmCase, seed: number): Prepared {
   // beta = 0 must ignore C entirely, NaN included.
   const c0 = g.beta === 0 ? new Float32Array(sizes.c).fill(Number.NaN) : randomArray(sizes.c, seed + 2);
   const expected = c0.slice();
-  referenceKernels.sgemm(
-    g.transA,
-    g.transB,
-    g.m,
-    g.n,
-    g.k,
-    g.alpha,
-    a,
-    g.lda,
-    b,
-    g.ldb,
-    g.beta,
-    expected,
-    g.ldc,
-  );
+  runGemm(referenceKernels, g, a, b, expected);
   return { g, a, b, c0, expected, bound: gemmBound(g, a, b, c0) };
 }
 
 function runNative(p: Prepared): Float32Array {
   const { g } = p;
   const c = p.c0.slice();
-  native!.sgemm(g.transA, g.transB, g.m, g.n, g.k, g.alpha, p.a, g.lda, p.b, g.ldb, g.beta, c, g.ldc);
+  runGemm(native!, g, p.a, p.b, c);
   return c;
 }
 
@@ -125,8 +114,8 @@ describe('native sgemm vs reference', { skip: nativeMissing }, () => {
 
   test('sizes with a zero dimension leave C untouched', () => {
     const c = new Float32Array([1, 2, 3]);
-    native!.sgemm(false, false, 0, 3, 4, 1, new Float32Array(0), 4, new Float32Array(12), 3, 0, c, 3);
-    native!.sgemm(false, false, 1, 0, 4, 1, new Float32Array(4), 4, new Float32Array(0), 0, 0, c, 3);
+    runGemm(native!, gemmCase(false, false, 0, 3, 4), new Float32Array(0), new Float32Array(12), c);
+    runGemm(native!, gemmCase(false, false, 1, 0, 4), new Float32Array(4), new Float32Array(0), c);
     assert.deepEqual([...c], [1, 2, 3]);
   });
 
@@ -135,7 +124,8 @@ describe('native sgemm vs reference', { skip: nativeMissing }, () => {
     const g = gemmCase(false, false, 9, 9, 40);
     const p = prepare(g, 3);
     const wrong = p.c0.slice();
-    native!.sgemm(false, false, g.m, g.n, g.k - 1, 1, p.a, g.lda, p.b, g.ldb, 0, wrong, g.ldc);
+    const [av, bv, cv] = gemmViews(g, p.a, p.b, wrong);
+    native!.sgemm(1, { ...av, cols: g.k - 1 }, { ...bv, rows: g.k - 1 }, 0, cv);
     assert.throws(() => assertClose('wrong', wrong, p.expected, p.bound), /expected/);
   });
 
@@ -149,46 +139,10 @@ describe('native sgemm vs reference', { skip: nativeMissing }, () => {
         const b = randomArray(sb * batch, 12);
         const c0 = g.beta === 0 ? new Float32Array(sc * batch).fill(Number.NaN) : randomArray(sc * batch, 13);
         const expected = c0.slice();
-        referenceKernels.sgemmStridedBatched(
-          ta,
-          tb,
-          g.m,
-          g.n,
-          g.k,
-          g.alpha,
-          a,
-          g.lda,
-          sa,
-          b,
-          g.ldb,
-          sb,
-          g.beta,
-          expected,
-          g.ldc,
-          sc,
-          batch,
-        );
+        runBatched(referenceKernels, g, batch, a, sa, b, sb, expected, sc);
         forEachPath((path) => {
           const c = c0.slice();
-          native!.sgemmStridedBatched(
-            ta,
-            tb,
-            g.m,
-            g.n,
-            g.k,
-            g.alpha,
-            a,
-            g.lda,
-            sa,
-            b,
-            g.ldb,
-            sb,
-            g.beta,
-            c,
-            g.ldc,
-            sc,
-            batch,
-          );
+          runBatched(native!, g, batch, a, sa, b, sb, c, sc);
           for (let i = 0; i < batch; i++) {
             const view = (x: Float32Array) => x.subarray(i * sc, i * sc + sizes.c);
             const bound = gemmBound(g, a.subarray(i * sa), b.subarray(i * sb), view(c0));
@@ -210,47 +164,11 @@ describe('native sgemm vs reference', { skip: nativeMissing }, () => {
     const q = randomArray(bh * t * dh, 21);
     const kk = randomArray(bh * t * dh, 22);
     const expected = new Float32Array(bh * t * t);
-    referenceKernels.sgemmStridedBatched(
-      false,
-      true,
-      t,
-      t,
-      dh,
-      0.25,
-      q,
-      dh,
-      t * dh,
-      kk,
-      dh,
-      t * dh,
-      0,
-      expected,
-      t,
-      t * t,
-      bh,
-    );
     const g = gemmCase(false, true, t, t, dh, 0, 0.25, 0);
+    runBatched(referenceKernels, g, bh, q, t * dh, kk, t * dh, expected, t * t);
     forEachPath((path) => {
       const c = new Float32Array(bh * t * t);
-      native!.sgemmStridedBatched(
-        false,
-        true,
-        t,
-        t,
-        dh,
-        0.25,
-        q,
-        dh,
-        t * dh,
-        kk,
-        dh,
-        t * dh,
-        0,
-        c,
-        t,
-        t * t,
-        bh,
-      );
+      runBatched(native!, g, bh, q, t * dh, kk, t * dh, c, t * t);
       for (let i = 0; i < bh; i++) {
         const bound = gemmBound(g, q.subarray(i * t * dh), kk.subarray(i * t * dh), new Float32Array(t * t));
         const off = i * t * t;
@@ -296,25 +214,7 @@ describe('native sgemm threading', { skip: nativeMissing }, () => {
       const results = [1, 2].map((threads) => {
         native!.setThreads(threads);
         const c = new Float32Array(sizes.c * 6);
-        native!.sgemmStridedBatched(
-          false,
-          false,
-          48,
-          40,
-          64,
-          1,
-          a,
-          64,
-          sizes.a,
-          b,
-          40,
-          sizes.b,
-          0,
-          c,
-          40,
-          sizes.c,
-          6,
-        );
+        runBatched(native!, batchCase, 6, a, sizes.a, b, sizes.b, c, sizes.c);
         return c;
       });
       assert.deepEqual(results[1], results[0]);

@@ -26,7 +26,9 @@
  * float64 result once). The same table is in native/README.md.
  */
 import assert from 'node:assert/strict';
+import { type Mat, mat, transpose } from '../../src/backend/mat.js';
 import { loadNative, type NativeKernels } from '../../src/backend/native.js';
+import type { Kernels } from '../../src/backend/ops.js';
 
 export const U = 2 ** -24;
 
@@ -109,6 +111,35 @@ export function gemmCase(
     ldb: (transB ? k : n) + pad,
     ldc: n + pad,
   };
+}
+
+/** The operands of a gemm case as views on a, b and c. */
+export function gemmViews(g: GemmCase, a: Float32Array, b: Float32Array, c: Float32Array): [Mat, Mat, Mat] {
+  const av = g.transA ? transpose(mat(a, g.k, g.m, 0, g.lda)) : mat(a, g.m, g.k, 0, g.lda);
+  const bv = g.transB ? transpose(mat(b, g.n, g.k, 0, g.ldb)) : mat(b, g.k, g.n, 0, g.ldb);
+  return [av, bv, mat(c, g.m, g.n, 0, g.ldc)];
+}
+
+/** C = alpha·op(A)·op(B) + beta·C for a gemm case. */
+export function runGemm(k: Kernels, g: GemmCase, a: Float32Array, b: Float32Array, c: Float32Array): void {
+  const [av, bv, cv] = gemmViews(g, a, b, c);
+  k.sgemm(g.alpha, av, bv, g.beta, cv);
+}
+
+/** `batch` products of a gemm case, items sa, sb, sc floats apart. */
+export function runBatched(
+  k: Kernels,
+  g: GemmCase,
+  batch: number,
+  a: Float32Array,
+  sa: number,
+  b: Float32Array,
+  sb: number,
+  c: Float32Array,
+  sc: number,
+): void {
+  const [av, bv, cv] = gemmViews(g, a, b, c);
+  k.sgemmStridedBatched(batch, g.alpha, av, sa, bv, sb, g.beta, cv, sc);
 }
 
 export function gemmSizes(g: GemmCase): { a: number; b: number; c: number } {

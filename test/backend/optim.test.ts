@@ -14,7 +14,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Kernels } from '../../src/backend/kernels.js';
+import type { Kernels } from '../../src/backend/ops.js';
 import { referenceKernels } from '../../src/backend/reference.js';
 import { assertClose, forEachPath, native, nativeMissing, randomArray, U } from './helpers.js';
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Kernels } from '../../src/backend/kernels.js';
+import { mat } from '../../src/backend/mat.js';
+import type { Kernels } from '../../src/backend/ops.js';
 import { referenceKernels } from '../../src/backend/reference.js';
 import {
   assertClose,
@@ -140,12 +141,12 @@ describe('native element-wise kernels vs reference', { skip: nativeMissing }, ()
       compare(
         `softmaxRows ${rows}x${cols}`,
         inputs,
-        (k, io) => k.softmaxRows(io.x!, rows, cols, io.x!),
+        (k, io) => k.softmaxRows(mat(io.x!, rows, cols), mat(io.x!, rows, cols)),
         (e) => ({ x: (i) => 1e-6 * Math.abs(e.x![i]!) + 1e-9 }),
       );
       // y must be a softmax output for the bound to mean anything.
       const y = new Float32Array(rows * cols);
-      referenceKernels.softmaxRows(inputs.x, rows, cols, y);
+      referenceKernels.softmaxRows(mat(inputs.x, rows, cols), mat(y, rows, cols));
       const dots = new Float64Array(rows);
       for (let r = 0; r < rows; r++) {
         for (let j = 0; j < cols; j++) dots[r]! += Math.abs(y[r * cols + j]! * inputs.dy[r * cols + j]!);
@@ -153,7 +154,8 @@ describe('native element-wise kernels vs reference', { skip: nativeMissing }, ()
       compare(
         `softmaxRowsBackward ${rows}x${cols}`,
         { y, dy: inputs.dy, dx: new Float32Array(rows * cols) },
-        (k, io) => k.softmaxRowsBackward(io.y!, io.dy!, rows, cols, io.dx!),
+        (k, io) =>
+          k.softmaxRowsBackward(mat(io.y!, rows, cols), mat(io.dy!, rows, cols), mat(io.dx!, rows, cols)),
         (_, x) => ({
           dx: (i) => 4 * U * Math.abs(x.y![i]!) * (Math.abs(x.dy![i]!) + dots[Math.floor(i / cols)]!) + 1e-12,
         }),
@@ -175,7 +177,7 @@ describe('native element-wise kernels vs reference', { skip: nativeMissing }, ()
       compare(
         `causalSoftmax bh=${batchHeads} h=${heads} t=${t}`,
         inputs,
-        (k, io) => k.causalSoftmax(io.s!, io.bias!, batchHeads, heads, t, 0.37),
+        (k, io) => k.causalSoftmax(mat(io.s!, batchHeads * t, t), mat(io.bias!, heads * t, t), heads, 0.37),
         (e) => ({ s: (i) => 1e-6 * Math.abs(e.s![i]!) + 1e-9 }),
       );
     }
@@ -189,11 +191,17 @@ describe('native element-wise kernels vs reference', { skip: nativeMissing }, ()
       compare(
         `rmsnorm ${rows}x${cols}`,
         { x, scale, out: new Float32Array(rows * cols), inv: new Float32Array(rows) },
-        (k, io) => k.rmsnorm(io.x!, io.scale!, rows, cols, 1e-6, io.out!, io.inv!),
+        (k, io) => k.rmsnorm(mat(io.x!, rows, cols), io.scale!, 1e-6, mat(io.out!, rows, cols), io.inv!),
         (e) => ({ out: relBound(e.out!, 2e-6), inv: relBound(e.inv!, 2e-6) }),
       );
       const inv = new Float32Array(rows);
-      referenceKernels.rmsnorm(x, scale, rows, cols, 1e-6, new Float32Array(rows * cols), inv);
+      referenceKernels.rmsnorm(
+        mat(x, rows, cols),
+        scale,
+        1e-6,
+        mat(new Float32Array(rows * cols), rows, cols),
+        inv,
+      );
       // dx = inv·dy·s - c·x with c = inv³·Σ(dy·s·x)/cols: the two terms may cancel, so the bound is
       // relative to their magnitudes, not to the result.
       const colSums = new Float64Array(cols);
@@ -211,7 +219,10 @@ describe('native element-wise kernels vs reference', { skip: nativeMissing }, ()
       compare(
         `rmsnormBackward ${rows}x${cols}`,
         { x, scale, inv, dy, dscale: randomArray(cols, 13) },
-        (k, io) => k.rmsnormBackward(io.x!, io.scale!, io.inv!, io.dy!, rows, cols, io.dy!, io.dscale!),
+        (k, io) => {
+          const dyv = mat(io.dy!, rows, cols);
+          k.rmsnormBackward(mat(io.x!, rows, cols), io.scale!, io.inv!, dyv, dyv, io.dscale!);
+        },
         () => ({ dy: (i) => 2e-6 * termSums[i]! + 1e-12, dscale: (j) => 2e-6 * (1 + colSums[j]!) }),
       );
     }
@@ -225,18 +236,20 @@ describe('native element-wise kernels vs reference', { skip: nativeMissing }, ()
         `crossEntropy ${rows}x${cols}`,
         { logits, losses: new Float32Array(rows), lse: new Float32Array(rows) },
         (k, io) => {
-          k.crossEntropy(io.logits!, targets, rows, cols, io.losses!, io.lse!);
+          k.crossEntropy(mat(io.logits!, rows, cols), targets, io.losses!, io.lse!);
         },
         (e) => ({ losses: relBound(e.losses!, 2e-6), lse: relBound(e.lse!, 2e-6) }),
       );
       const lse = new Float32Array(rows);
-      referenceKernels.crossEntropy(logits, targets, rows, cols, new Float32Array(rows), lse);
+      referenceKernels.crossEntropy(mat(logits, rows, cols), targets, new Float32Array(rows), lse);
       const [ceScale, zScale] = [1 / rows, 1e-4 / rows];
       compare(
         `crossEntropyBackward ${rows}x${cols}`,
         { logits, lse },
-        (k, io) =>
-          k.crossEntropyBackward(io.logits!, io.lse!, targets, rows, cols, ceScale, zScale, io.logits!),
+        (k, io) => {
+          const lv = mat(io.logits!, rows, cols);
+          k.crossEntropyBackward(lv, io.lse!, targets, ceScale, zScale, lv);
+        },
         (e) => ({
           logits: (i) => {
             const coef = Math.abs(ceScale + 2 * zScale * lse[Math.floor(i / cols)]!);
@@ -255,7 +268,7 @@ describe('native element-wise kernels vs reference', { skip: nativeMissing }, ()
       compare(
         `gatherRows ${count} of ${rows}x${cols}`,
         { src, out: new Float32Array(count * cols) },
-        (k, io) => k.gatherRows(io.src!, idx, cols, io.out!),
+        (k, io) => k.gatherRows(mat(io.src!, rows, cols), idx, mat(io.out!, count, cols)),
         () => ({ out: () => 0 }),
       );
       const updates = randomArray(count * cols, 18);
@@ -268,7 +281,7 @@ describe('native element-wise kernels vs reference', { skip: nativeMissing }, ()
       compare(
         `scatterAddRows ${count} into ${rows}x${cols}`,
         { updates, weight, out: randomArray(rows * cols, 20) },
-        (k, io) => k.scatterAddRows(io.updates!, idx, io.weight!, cols, io.out!),
+        (k, io) => k.scatterAddRows(mat(io.updates!, count, cols), idx, io.weight!, mat(io.out!, rows, cols)),
         (_, x) => ({ out: (i) => 2 * (count + 1) * U * (sums[i]! + Math.abs(x.out![i]!)) }),
       );
     }
@@ -286,7 +299,7 @@ describe('native element-wise kernels vs reference', { skip: nativeMissing }, ()
       compare(
         `rowDotScale ${rows}x${cols}`,
         { a: a0, b, scale, dot: new Float32Array(rows) },
-        (k, io) => k.rowDotScale(io.a!, io.b!, io.scale!, rows, cols, io.dot!),
+        (k, io) => k.rowDotScale(mat(io.a!, rows, cols), mat(io.b!, rows, cols), io.scale!, io.dot!),
         (e) => ({
           a: (i) => U * Math.abs(e.a![i]!),
           dot: (i) => 2 * (cols + 1) * U * sums[i]! + 1e-30,
@@ -299,7 +312,7 @@ describe('native element-wise kernels vs reference', { skip: nativeMissing }, ()
     const x = randomArray(12, 21);
     x[5] = Number.NaN;
     const out = new Float32Array(12);
-    native!.softmaxRows(x, 3, 4, out);
+    native!.softmaxRows(mat(x, 3, 4), mat(out, 3, 4));
     assert.ok(out.subarray(4, 8).every(Number.isNaN));
     assert.ok(out.subarray(0, 4).every(Number.isFinite) && out.subarray(8).every(Number.isFinite));
   });
@@ -318,15 +331,22 @@ describe('native row kernels: 1 and 2 threads agree bitwise', { skip: nativeMiss
       const run = (threads: number): Float32Array[] => {
         native!.setThreads(threads);
         const sm = new Float32Array(rows * cols);
-        native!.softmaxRows(x, rows, cols, sm);
+        native!.softmaxRows(mat(x, rows, cols), mat(sm, rows, cols));
         const out = new Float32Array(rows * cols);
         const inv = new Float32Array(rows);
-        native!.rmsnorm(x, scale, rows, cols, 1e-6, out, inv);
+        native!.rmsnorm(mat(x, rows, cols), scale, 1e-6, mat(out, rows, cols), inv);
         const dx = new Float32Array(rows * cols);
         const dscale = new Float32Array(cols);
-        native!.rmsnormBackward(x, scale, inv, dy, rows, cols, dx, dscale);
+        native!.rmsnormBackward(
+          mat(x, rows, cols),
+          scale,
+          inv,
+          mat(dy, rows, cols),
+          mat(dx, rows, cols),
+          dscale,
+        );
         const acc = new Float32Array(16 * cols);
-        native!.scatterAddRows(x, idx, weight, cols, acc);
+        native!.scatterAddRows(mat(x, rows, cols), idx, weight, mat(acc, 16, cols));
         const g = new Float32Array(rows * cols);
         native!.gatedGeluBackward(x, dy, dy, g, new Float32Array(rows * cols));
         return [sm, out, inv, dx, dscale, acc, g];

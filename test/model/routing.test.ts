@@ -193,15 +193,17 @@ describe('sparse compute', () => {
     const flops = { total: 0, emptyCalls: 0 };
     const counting: Kernels = {
       ...referenceKernels,
-      sgemm(ta, tb, m, n, k, ...rest) {
-        flops.total += m * n * k;
-        if (m === 0 || n === 0 || k === 0) flops.emptyCalls++;
-        referenceKernels.sgemm(ta, tb, m, n, k, ...rest);
+      sgemm(alpha, a, b, beta, c) {
+        flops.total += a.rows * a.cols * b.cols;
+        if (a.rows === 0 || b.cols === 0 || a.cols === 0) flops.emptyCalls++;
+        referenceKernels.sgemm(alpha, a, b, beta, c);
       },
       // The grouped product costs the rows of its groups (empty experts cost nothing).
-      sgemmGrouped(ta, tb, groups, offsets, d, n, ...rest) {
-        flops.total += (offsets[groups]! - offsets[0]!) * d * n;
-        referenceKernels.sgemmGrouped(ta, tb, groups, offsets, d, n, ...rest);
+      sgemmGrouped(offsets, alpha, a, b, strideB, beta, c, strideC) {
+        const groups = offsets.length - 1;
+        const d = a.trans ? a.rows : a.cols;
+        flops.total += (offsets[groups]! - offsets[0]!) * d * c.cols;
+        referenceKernels.sgemmGrouped(offsets, alpha, a, b, strideB, beta, c, strideC);
       },
     };
     const prev = kernels();

@@ -13,6 +13,7 @@
 #include "gemm.h"
 #include "grouped.h"
 #include "isa.h"
+#include "ops.h"
 #include "optim.h"
 #include "rows.h"
 #include "threadpool.h"
@@ -213,10 +214,48 @@ void testRows(const char* isa) {
   check(s1 == s2, std::string(isa) + " sumSquares: same bits on 1 and 2 threads");
 }
 
+// The public API (ops.h): views, validation with a message instead of a crash, results equal to the drivers'.
+void testOps() {
+  auto a = randomFloats(6 * 5, 11), b = randomFloats(5 * 4, 12);
+  std::vector<float> c(6 * 4), want(6 * 4);
+  // Aᵀ stored [5, 6] read as a transposed view; C written through a view with an offset and ld.
+  std::vector<float> at(5 * 6);
+  for (int i = 0; i < 6; i++)
+    for (int p = 0; p < 5; p++) at[p * 6 + i] = a[i * 5 + p];
+  std::vector<float> padded(2 + 6 * 5, -1.0f);
+  const glam::Mat av{at.data(), 30, 0, 6, 5, 6, true};
+  const glam::Mat bv{b.data(), 20, 0, 5, 4, 4, false};
+  const glam::Mat cv{padded.data(), static_cast<int64_t>(padded.size()), 2, 6, 4, 5, false};
+  check(glam::ops::sgemm(1.0, av, bv, 0.0, cv).ok(), "ops::sgemm: a valid call succeeds");
+  glam::GemmCall g{false, false, 6, 4, 5, 1.0f, a.data(), 5, b.data(), 4, 0.0f, want.data(), 4};
+  glam::sgemm(g);
+  bool same = true;
+  for (int i = 0; i < 6; i++)
+    for (int j = 0; j < 4; j++) same = same && padded[2 + i * 5 + j] == want[i * 4 + j];
+  check(same, "ops::sgemm: a transposed view and an offset C give the driver's result");
+  check(padded[0] == -1.0f && padded[1] == -1.0f && padded[2 + 4] == -1.0f, "ops::sgemm: padding untouched");
+
+  const glam::Mat shortC{padded.data(), 20, 2, 6, 4, 5, false};
+  const glam::Status s1 = glam::ops::sgemm(1.0, av, bv, 0.0, shortC);
+  check(s1.error == "sgemm: c [6,4] (ld 5, offset 2) needs 31 elements, its buffer has 20",
+        "ops::sgemm: a short buffer is refused by name: " + s1.error);
+  const glam::Mat wrongB{b.data(), 20, 0, 4, 5, 5, false};
+  const glam::Status s2 = glam::ops::sgemm(1.0, av, wrongB, 0.0, cv);
+  check(s2.error == "sgemm: b.cols=5 must equal c.cols=4", "ops::sgemm: shapes that do not chain: " + s2.error);
+  std::vector<int32_t> idx = {0, 7};
+  std::vector<float> out(2 * 4);
+  const glam::Status s3 = glam::ops::gatherRows(bv, glam::IVec{idx.data(), 2}, glam::Mat{out.data(), 8, 0, 2, 4, 4, false});
+  check(s3.error == "gatherRows: index 7 at 1 outside [0, 5)", "ops::gatherRows: an index out of range: " + s3.error);
+  double sum = 0;
+  std::vector<float> v = {3.0f, 4.0f};
+  check(glam::ops::sumSquares(glam::Vec{v.data(), 2}, &sum).ok() && sum == 25.0, "ops::sumSquares returns its result");
+}
+
 }  // namespace
 
 int main() {
   testThreadsFor();
+  testOps();
   const bool avx2 = glam::cpuHasAvx2Fma();
   for (int pass = 0; pass < (avx2 ? 2 : 1); pass++) {
     glam::forcePortable(pass == 1 || !avx2);

@@ -1,4 +1,4 @@
-import { kernels } from '../../backend/index.js';
+import { kernels, mat, transpose } from '../../backend/index.js';
 import type { Arena } from '../../tensor/arena.js';
 import { linearForward, linearInputGrad, linearWeightGrad } from './linear.js';
 
@@ -131,50 +131,34 @@ export class AttentionLayer {
       for (const [r0, r1] of blocks) {
         // scores[b,h] rows r0..r1-1, keys 0..r1-1 = Q_bh·K_bhᵀ, one strided batch over heads.
         K.sgemmStridedBatched(
-          false,
-          true,
-          r1 - r0,
-          r1,
-          Dh,
+          H,
           1,
-          this.q.subarray(rows + r0 * HD),
-          HD,
+          mat(this.q, r1 - r0, Dh, rows + r0 * HD, HD),
           Dh,
-          this.k.subarray(rows),
-          HD,
+          transpose(mat(this.k, r1, Dh, rows, HD)),
           Dh,
           0,
-          this.probs.subarray(b * H * TT + r0 * T),
-          T,
+          mat(this.probs, r1 - r0, r1, b * H * TT + r0 * T, T),
           TT,
-          H,
         );
       }
     }
     // Reads only j <= i of the scores and zeroes the rest.
-    K.causalSoftmax(this.probs, bias, batch * H, H, T, 1 / Math.sqrt(Dh));
+    K.causalSoftmax(mat(this.probs, batch * H * T, T), mat(bias, H * T, T), H, 1 / Math.sqrt(Dh));
     for (let b = 0; b < batch; b++) {
       const rows = b * T * HD;
       for (const [r0, r1] of blocks) {
         // O_bh rows r0..r1-1 = P_bh (those rows, keys < r1)·V_bh.
         K.sgemmStridedBatched(
-          false,
-          false,
-          r1 - r0,
-          Dh,
-          r1,
+          H,
           1,
-          this.probs.subarray(b * H * TT + r0 * T),
-          T,
+          mat(this.probs, r1 - r0, r1, b * H * TT + r0 * T, T),
           TT,
-          this.v.subarray(rows),
-          HD,
+          mat(this.v, r1, Dh, rows, HD),
           Dh,
           0,
-          this.o.subarray(rows + r0 * HD),
-          HD,
+          mat(this.o, r1 - r0, Dh, rows + r0 * HD, HD),
           Dh,
-          H,
         );
       }
     }
@@ -208,62 +192,45 @@ export class AttentionLayer {
     linearInputGrad(dOut, w.wo, N, HD, D, dO);
     for (let b = 0; b < batch; b++) {
       const rows = b * T * HD;
-      const P = this.probs.subarray(b * H * TT);
       // dP = dO_bh·V_bhᵀ (rows r0..r1-1, keys < r1; the rest stays 0 from the fill above, as the
       // softmax backward reads whole rows); dV_bh = Pᵀ·dO_bh.
       for (const [r0, r1] of blocks) {
-        const dSr = dS.subarray(b * H * TT + r0 * T);
         K.sgemmStridedBatched(
-          false,
-          true,
-          r1 - r0,
-          r1,
-          Dh,
+          H,
           1,
-          dO.subarray(rows + r0 * HD),
-          HD,
+          mat(dO, r1 - r0, Dh, rows + r0 * HD, HD),
           Dh,
-          this.v.subarray(rows),
-          HD,
+          transpose(mat(this.v, r1, Dh, rows, HD)),
           Dh,
           0,
-          dSr,
-          T,
+          mat(dS, r1 - r0, r1, b * H * TT + r0 * T, T),
           TT,
-          H,
         );
       }
       for (const [r0, r1] of blocks) {
         // dV_bh rows (keys) r0..r1-1 need only queries i >= r0.
         K.sgemmStridedBatched(
-          true,
-          false,
-          r1 - r0,
-          Dh,
-          T - r0,
+          H,
           1,
-          P.subarray(r0 * T + r0),
-          T,
+          transpose(mat(this.probs, T - r0, r1 - r0, b * H * TT + r0 * T + r0, T)),
           TT,
-          dO.subarray(rows + r0 * HD),
-          HD,
+          mat(dO, T - r0, Dh, rows + r0 * HD, HD),
           Dh,
           0,
-          dV.subarray(rows + r0 * HD),
-          HD,
+          mat(dV, r1 - r0, Dh, rows + r0 * HD, HD),
           Dh,
-          H,
         );
       }
     }
     // Masked entries have P = 0, so the row-softmax backward leaves them at 0.
-    K.softmaxRowsBackward(this.probs, dS, batch * H * T, T, dS);
+    const dSm = mat(dS, batch * H * T, T);
+    K.softmaxRowsBackward(mat(this.probs, batch * H * T, T), dSm, dSm);
 
     // The bias enters the scores unscaled: dRelBias[bucket(i-j), h] += Σ_b dS[b,h,i,j].
     // The sum over the batch is a [1,B]·[B, H·T·T] product; the bucket scatter is per head.
     const ones = scratch.alloc([batch]).fill(1).data;
     const dBias = scratch.alloc([H, T, T]).data;
-    K.sgemm(false, false, 1, H * TT, batch, 1, ones, batch, dS, H * TT, 0, dBias, H * TT);
+    K.sgemm(1, mat(ones, 1, batch), mat(dS, batch, H * TT), 0, mat(dBias, 1, H * TT));
     const table = this.bucketTable(T);
     for (let h = 0; h < H; h++) {
       const o = h * TT;
@@ -278,47 +245,30 @@ export class AttentionLayer {
     const scale = 1 / Math.sqrt(Dh);
     for (let b = 0; b < batch; b++) {
       const rows = b * T * HD;
-      const dSb = dS.subarray(b * H * TT);
       for (const [r0, r1] of blocks) {
         // dQ_bh rows r0..r1-1 = scale·dS (those rows, keys < r1)·K_bh;
         // dK_bh rows r0..r1-1 = scale·dSᵀ (those keys, queries >= r0)·Q_bh.
         K.sgemmStridedBatched(
-          false,
-          false,
-          r1 - r0,
-          Dh,
-          r1,
+          H,
           scale,
-          dSb.subarray(r0 * T),
-          T,
+          mat(dS, r1 - r0, r1, b * H * TT + r0 * T, T),
           TT,
-          this.k.subarray(rows),
-          HD,
+          mat(this.k, r1, Dh, rows, HD),
           Dh,
           0,
-          dQ.subarray(rows + r0 * HD),
-          HD,
+          mat(dQ, r1 - r0, Dh, rows + r0 * HD, HD),
           Dh,
-          H,
         );
         K.sgemmStridedBatched(
-          true,
-          false,
-          r1 - r0,
-          Dh,
-          T - r0,
+          H,
           scale,
-          dSb.subarray(r0 * T + r0),
-          T,
+          transpose(mat(dS, T - r0, r1 - r0, b * H * TT + r0 * T + r0, T)),
           TT,
-          this.q.subarray(rows + r0 * HD),
-          HD,
+          mat(this.q, T - r0, Dh, rows + r0 * HD, HD),
           Dh,
           0,
-          dK.subarray(rows + r0 * HD),
-          HD,
+          mat(dK, r1 - r0, Dh, rows + r0 * HD, HD),
           Dh,
-          H,
         );
       }
     }

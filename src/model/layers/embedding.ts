@@ -1,4 +1,4 @@
-import { kernels } from '../../backend/index.js';
+import { kernels, mat, transpose } from '../../backend/index.js';
 import type { Arena } from '../../tensor/arena.js';
 
 /**
@@ -20,14 +20,15 @@ export class TiedEmbedding {
     const h = arena.alloc([ids.length, this.dModel]).data;
     if (this.ids.length !== ids.length) this.ids = new Int32Array(ids.length);
     this.ids.set(ids);
-    kernels().gatherRows(table, this.ids, this.dModel, h);
+    kernels().gatherRows(mat(table, this.vocab, this.dModel), this.ids, mat(h, ids.length, this.dModel));
     return h;
   }
 
   /** dE[ids[i]] += dh[i]. */
   lookupBackward(arena: Arena, dh: Float32Array, dTable: Float32Array): void {
     const ones = arena.alloc([this.ids.length]).fill(1).data;
-    kernels().scatterAddRows(dh, this.ids, ones, this.dModel, dTable);
+    const n = this.ids.length;
+    kernels().scatterAddRows(mat(dh, n, this.dModel), this.ids, ones, mat(dTable, this.vocab, this.dModel));
   }
 
   /** logits[rows, vocab] = (x / sqrt(dModel))·Eᵀ; keeps x for backward. */
@@ -37,21 +38,8 @@ export class TiedEmbedding {
     this.rows = rows;
     if (rows > 0) {
       const D = this.dModel;
-      kernels().sgemm(
-        false,
-        true,
-        rows,
-        this.vocab,
-        D,
-        1 / Math.sqrt(D),
-        x,
-        D,
-        table,
-        D,
-        0,
-        logits,
-        this.vocab,
-      );
+      const E = mat(table, this.vocab, D);
+      kernels().sgemm(1 / Math.sqrt(D), mat(x, rows, D), transpose(E), 0, mat(logits, rows, this.vocab));
     }
     return logits;
   }
@@ -69,8 +57,9 @@ export class TiedEmbedding {
     const dx = arena.alloc([rows, D]).data;
     if (rows > 0) {
       const alpha = 1 / Math.sqrt(D);
-      kernels().sgemm(true, false, V, D, rows, alpha, dlogits, V, this.x, D, 1, dTable, D);
-      kernels().sgemm(false, false, rows, D, V, alpha, dlogits, V, table, D, 0, dx, D);
+      const dl = mat(dlogits, rows, V);
+      kernels().sgemm(alpha, transpose(dl), mat(this.x, rows, D), 1, mat(dTable, V, D));
+      kernels().sgemm(alpha, dl, mat(table, V, D), 0, mat(dx, rows, D));
     }
     return dx;
   }

@@ -1,4 +1,4 @@
-import { kernels } from '../../backend/index.js';
+import { kernels, mat, transpose } from '../../backend/index.js';
 
 /**
  * Projections with weights stored [in, out] (y = x·W), the layout of every
@@ -16,7 +16,7 @@ export function linearForward(
   beta = 0,
 ): void {
   if (rows === 0) return;
-  kernels().sgemm(false, false, rows, dOut, dIn, 1, x, dIn, w, dOut, beta, y, dOut);
+  kernels().sgemm(1, mat(x, rows, dIn), mat(w, dIn, dOut), beta, mat(y, rows, dOut));
 }
 
 /** dW[dIn, dOut] += xᵀ·dy. */
@@ -29,7 +29,7 @@ export function linearWeightGrad(
   dW: Float32Array,
 ): void {
   if (rows === 0) return;
-  kernels().sgemm(true, false, dIn, dOut, rows, 1, x, dIn, dy, dOut, 1, dW, dOut);
+  kernels().sgemm(1, transpose(mat(x, rows, dIn)), mat(dy, rows, dOut), 1, mat(dW, dIn, dOut));
 }
 
 /** dx[rows, dIn] = dy·Wᵀ + beta·dx. */
@@ -43,5 +43,5 @@ export function linearInputGrad(
   beta = 0,
 ): void {
   if (rows === 0) return;
-  kernels().sgemm(false, true, rows, dIn, dOut, 1, dy, dOut, w, dOut, beta, dx, dIn);
+  kernels().sgemm(1, mat(dy, rows, dOut), transpose(mat(w, dIn, dOut)), beta, mat(dx, rows, dIn));
 }

@@ -1,4 +1,4 @@
-import { kernels } from '../../backend/index.js';
+import { kernels, mat } from '../../backend/index.js';
 import type { Arena } from '../../tensor/arena.js';
 
 export interface LossSums {
@@ -27,7 +27,7 @@ export class LossLayer {
     this.targets = targets;
     this.rows = rows;
     if (rows === 0) return { ce: 0, lse2: 0 };
-    kernels().crossEntropy(logits, targets, rows, this.vocab, losses, this.lse);
+    kernels().crossEntropy(mat(logits, rows, this.vocab), targets, losses, this.lse);
     let ce = 0;
     let lse2 = 0;
     for (let r = 0; r < rows; r++) {
@@ -43,16 +43,8 @@ export class LossLayer {
    */
   backward(ceScale: number, zScale: number): Float32Array {
     if (this.rows > 0) {
-      kernels().crossEntropyBackward(
-        this.logits,
-        this.lse,
-        this.targets,
-        this.rows,
-        this.vocab,
-        ceScale,
-        zScale,
-        this.logits,
-      );
+      const logits = mat(this.logits, this.rows, this.vocab);
+      kernels().crossEntropyBackward(logits, this.lse, this.targets, ceScale, zScale, logits);
     }
     return this.logits;
   }

@@ -1,4 +1,4 @@
-import { kernels } from '../../backend/index.js';
+import { kernels, mat, transpose } from '../../backend/index.js';
 import type { Arena } from '../../tensor/arena.js';
 import { linearForward, linearInputGrad, linearWeightGrad } from './linear.js';
 import { type RoutingOptions, Top2Routing } from './routing.js';
@@ -76,7 +76,7 @@ export class MoeLayer {
     const logits = arena.alloc([rows, E]).data;
     this.p = arena.alloc([rows, E]).data;
     linearForward(f, w.router, rows, D, E, logits);
-    K.softmaxRows(logits, rows, E, this.p);
+    K.softmaxRows(mat(logits, rows, E), mat(this.p, rows, E));
     const r = this.routing.route(this.p, rows, opts, logits);
 
     const cap = 2 * rows;
@@ -87,17 +87,18 @@ export class MoeLayer {
     this.y = arena.alloc([cap, D]).data;
     const A = r.assignments;
     const token = r.token.subarray(0, A);
-    K.gatherRows(f, token, D, this.x);
+    const x = mat(this.x, A, D);
+    K.gatherRows(mat(f, rows, D), token, x);
     // One grouped product per weight matrix: every expert's rows at once.
     const off = this.routing.offsets;
-    K.sgemmGrouped(false, false, E, off, D, F, 1, this.x, D, w.wi, F, D * F, 0, this.h0, F, 0);
-    if (gated) K.sgemmGrouped(false, false, E, off, D, F, 1, this.x, D, w.wi1!, F, D * F, 0, this.h1, F, 0);
+    K.sgemmGrouped(off, 1, x, mat(w.wi, D, F), D * F, 0, mat(this.h0, A, F), 0);
+    if (gated) K.sgemmGrouped(off, 1, x, mat(w.wi1!, D, F), D * F, 0, mat(this.h1, A, F), 0);
     const h0 = this.h0.subarray(0, A * F);
     const act = this.act.subarray(0, A * F);
     if (gated) K.gatedGelu(h0, this.h1.subarray(0, A * F), act);
     else K.gelu(h0, act);
-    K.sgemmGrouped(false, false, E, off, F, D, 1, this.act, F, w.wo, D, F * D, 0, this.y, D, 0);
-    K.scatterAddRows(this.y.subarray(0, A * D), token, r.gate.subarray(0, A), D, out);
+    K.sgemmGrouped(off, 1, mat(this.act, A, F), mat(w.wo, F, D), F * D, 0, mat(this.y, A, D), 0);
+    K.scatterAddRows(mat(this.y, A, D), token, r.gate.subarray(0, A), mat(out, rows, D));
 
     return {
       load: Array.from(r.load),
@@ -132,14 +133,15 @@ export class MoeLayer {
     // dy_a = dOut[token_a]; the gate gradient is dy_a·y_a, then dy_a is scaled by its gate.
     const dy = scratch.alloc([cap, D]).data;
     const dGate = scratch.alloc([cap]).data;
-    K.gatherRows(dOut, token, D, dy);
-    K.rowDotScale(dy, this.y, r.gate, A, D, dGate);
+    const dyA = mat(dy, A, D);
+    K.gatherRows(mat(dOut, rows, D), token, dyA);
+    K.rowDotScale(dyA, mat(this.y, A, D), r.gate, dGate);
 
     const dAct = scratch.alloc([cap, F]).data;
     const off = r.offsets;
     // g.wo_e += act_eᵀ·dy_e; dAct_e = dy_e·wo_eᵀ (grouped over the experts).
-    K.sgemmGrouped(true, false, E, off, F, D, 1, this.act, F, dy, D, 0, 1, g.wo, D, F * D);
-    K.sgemmGrouped(false, true, E, off, D, F, 1, dy, D, w.wo, D, F * D, 0, dAct, F, 0);
+    K.sgemmGrouped(off, 1, transpose(mat(this.act, A, F)), dyA, 0, 1, mat(g.wo, F, D), F * D);
+    K.sgemmGrouped(off, 1, dyA, transpose(mat(w.wo, F, D)), F * D, 0, mat(dAct, A, F), 0);
     let dh0 = dAct;
     const dh1 = gated ? scratch.alloc([cap, F]).data : dAct;
     if (gated) {
@@ -154,12 +156,13 @@ export class MoeLayer {
     } else {
       K.geluBackward(this.h0.subarray(0, A * F), dAct.subarray(0, A * F), dAct.subarray(0, A * F));
     }
-    const dx = dy; // dy is spent: reuse its rows for the expert input grads
-    K.sgemmGrouped(true, false, E, off, D, F, 1, this.x, D, dh0, F, 0, 1, g.wi, F, D * F);
-    K.sgemmGrouped(false, true, E, off, F, D, 1, dh0, F, w.wi, F, D * F, 0, dx, D, 0);
+    const dx = dyA; // dy is spent: reuse its rows for the expert input grads
+    const xT = transpose(mat(this.x, A, D));
+    K.sgemmGrouped(off, 1, xT, mat(dh0, A, F), 0, 1, mat(g.wi, D, F), D * F);
+    K.sgemmGrouped(off, 1, mat(dh0, A, F), transpose(mat(w.wi, D, F)), D * F, 0, dx, 0);
     if (gated) {
-      K.sgemmGrouped(true, false, E, off, D, F, 1, this.x, D, dh1, F, 0, 1, g.wi1!, F, D * F);
-      K.sgemmGrouped(false, true, E, off, F, D, 1, dh1, F, w.wi1!, F, D * F, 1, dx, D, 0);
+      K.sgemmGrouped(off, 1, xT, mat(dh1, A, F), 0, 1, mat(g.wi1!, D, F), D * F);
+      K.sgemmGrouped(off, 1, mat(dh1, A, F), transpose(mat(w.wi1!, D, F)), D * F, 1, dx, 0);
     }
 
     // Router: the gates g1 = p1/(p1+p2), g2 = p2/(p1+p2) (a dropped choice has
@@ -188,10 +191,11 @@ export class MoeLayer {
         dp[o + e2] += (p1 * (dg2 - dg1)) / s2;
       }
     }
-    K.softmaxRowsBackward(p, dp, rows, E, dp);
+    const dpm = mat(dp, rows, E);
+    K.softmaxRowsBackward(mat(p, rows, E), dpm, dpm);
     linearWeightGrad(this.f, dp, rows, D, E, g.router);
     linearInputGrad(dp, w.router, rows, D, E, df);
     const ones = scratch.alloc([A]).fill(1).data;
-    K.scatterAddRows(dx.subarray(0, A * D), token, ones, D, df);
+    K.scatterAddRows(dx, token, ones, mat(df, rows, D));
   }
 }

@@ -1,4 +1,4 @@
-import { kernels } from '../../backend/index.js';
+import { kernels, mat } from '../../backend/index.js';
 import type { Arena } from '../../tensor/arena.js';
 
 /**
@@ -21,13 +21,14 @@ export class RmsNormLayer {
     this.invRms = arena.alloc([rows]).data;
     this.x = x;
     this.rows = rows;
-    kernels().rmsnorm(x, scale, rows, this.cols, this.eps, y, this.invRms);
+    kernels().rmsnorm(mat(x, rows, this.cols), scale, this.eps, mat(y, rows, this.cols), this.invRms);
     return y;
   }
 
   /** `dy` holds dL/dy on entry and dL/dx on return (in place); dScale accumulates. */
   backward(scale: Float32Array, dy: Float32Array, dScale: Float32Array): Float32Array {
-    kernels().rmsnormBackward(this.x, scale, this.invRms, dy, this.rows, this.cols, dy, dScale);
+    const shape = (d: Float32Array) => mat(d, this.rows, this.cols);
+    kernels().rmsnormBackward(shape(this.x), scale, this.invRms, shape(dy), shape(dy), dScale);
     return dy;
   }
 }
