@@ -2,9 +2,9 @@
 import { parseArgs } from 'node:util';
 import { Tokenizer } from '../data/tokenizer.js';
 import { generateIds } from '../infer/generate.js';
-import { loadCheckpoint, TOKENIZER_FILE } from '../model/checkpoint.js';
+import { TOKENIZER_FILE } from '../model/checkpoint.js';
 import { GlamModel } from '../model/glam.js';
-import { resolveModelDir } from '../train/checkpoints.js';
+import { loadModelCheckpoint } from '../train/checkpoints.js';
 import { intOption, numberOption, requireOption } from './args.js';
 
 const HELP = `usage: glam generate --model DIR --prompt TEXT [--max-tokens N] [--temperature T]
@@ -38,9 +38,9 @@ export async function run(args: string[]): Promise<void> {
     console.log(HELP);
     return;
   }
-  const dir = resolveModelDir(requireOption('generate', 'model', v.model));
   const prompt = requireOption('generate', 'prompt', v.prompt);
-  const ck = loadCheckpoint(dir);
+  const ck = loadModelCheckpoint(requireOption('generate', 'model', v.model));
+  const dir = ck.dir;
   if (ck.tokenizerPath === undefined)
     throw new Error(`${dir}: no ${TOKENIZER_FILE}; cannot turn text into tokens`);
   const tokenizer = Tokenizer.load(ck.tokenizerPath);

@@ -1,9 +1,8 @@
 /** `glam score`: loss parts of a checkpoint on rows of token ids. */
 import { parseArgs } from 'node:util';
 import { readTokenRows, scoreTokenRows } from '../infer/score.js';
-import { loadCheckpoint } from '../model/checkpoint.js';
 import { GlamModel } from '../model/glam.js';
-import { resolveModelDir } from '../train/checkpoints.js';
+import { loadModelCheckpoint } from '../train/checkpoints.js';
 import { Rng } from '../util/rng.js';
 import { intOption, numberOption, requireOption } from './args.js';
 
@@ -52,7 +51,7 @@ export async function run(args: string[]): Promise<void> {
   const cf = values['capacity-factor'];
   const capacityFactor = cf !== undefined ? numberOption('capacity-factor', cf) : undefined;
   const seed = intOption('seed', values.seed, 0);
-  const { config, params } = loadCheckpoint(resolveModelDir(dir));
+  const { config, params } = loadModelCheckpoint(dir);
   const rows = readTokenRows(tokensFile, config);
   const model = new GlamModel(config, params);
   const result = scoreTokenRows(model, rows, { capacityFactor, rng: new Rng(seed) });

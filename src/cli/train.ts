@@ -4,10 +4,12 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { kernels } from '../backend/index.js';
 import { type Batch as DataBatch, type Dataset, inputsAndTargets, openDataset } from '../data/dataset.js';
+import { loadCheckpointConfig } from '../model/checkpoint.js';
 import type { GlamConfig } from '../model/config.js';
 import { initParams } from '../model/init.js';
 import { resolveConfig } from '../model/presets.js';
-import { latestCheckpoint, listCheckpointSteps, loadTrainingCheckpoint } from '../train/checkpoints.js';
+import { listCheckpointSteps, loadNewestUsable } from '../train/checkpoints.js';
+import { checkFreshRun, lockRun } from '../train/run-dir.js';
 import {
   type Batch,
   type BatchSource,
@@ -94,34 +96,39 @@ class DatasetSource implements BatchSource {
   }
 }
 
+const OPTIONS = {
+  config: { type: 'string' },
+  data: { type: 'string', default: DEFAULT_DATA },
+  'max-steps': { type: 'string' },
+  'max-tokens': { type: 'string' },
+  time: { type: 'string' },
+  seed: { type: 'string', default: '0' },
+  out: { type: 'string' },
+  resume: { type: 'boolean', default: false },
+  overwrite: { type: 'boolean', default: false },
+  'batch-size': { type: 'string', default: '8' },
+  'seq-len': { type: 'string' },
+  'grad-accum': { type: 'string', default: '1' },
+  optimizer: { type: 'string', default: 'adafactor' },
+  lr: { type: 'string', default: '0.01' },
+  warmup: { type: 'string', default: '0' },
+  'decay-start': { type: 'string', default: '10000' },
+  'checkpoint-every': { type: 'string', default: '200' },
+  keep: { type: 'string', default: '3' },
+  'eval-every': { type: 'string', default: '100' },
+  'eval-batches': { type: 'string', default: '8' },
+  threads: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function parseTrainArgs(args: string[]) {
+  return parseArgs({ args, options: OPTIONS });
+}
+
+type TrainValues = ReturnType<typeof parseTrainArgs>['values'];
+
 export async function run(args: string[]): Promise<void> {
-  const { values: v } = parseArgs({
-    args,
-    options: {
-      config: { type: 'string' },
-      data: { type: 'string', default: DEFAULT_DATA },
-      'max-steps': { type: 'string' },
-      'max-tokens': { type: 'string' },
-      time: { type: 'string' },
-      seed: { type: 'string', default: '0' },
-      out: { type: 'string' },
-      resume: { type: 'boolean', default: false },
-      overwrite: { type: 'boolean', default: false },
-      'batch-size': { type: 'string', default: '8' },
-      'seq-len': { type: 'string' },
-      'grad-accum': { type: 'string', default: '1' },
-      optimizer: { type: 'string', default: 'adafactor' },
-      lr: { type: 'string', default: '0.01' },
-      warmup: { type: 'string', default: '0' },
-      'decay-start': { type: 'string', default: '10000' },
-      'checkpoint-every': { type: 'string', default: '200' },
-      keep: { type: 'string', default: '3' },
-      'eval-every': { type: 'string', default: '100' },
-      'eval-batches': { type: 'string', default: '8' },
-      threads: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values: v } = parseTrainArgs(args);
   if (v.help) {
     console.log(HELP);
     return;
@@ -145,18 +152,36 @@ export async function run(args: string[]): Promise<void> {
   }
   if (Object.keys(limits).length === 0) limits.timeMinutes = DEFAULT_MINUTES;
 
-  const existing = listCheckpointSteps(outDir);
-  if (v.resume && existing.length === 0) throw new Error(`--resume: no checkpoint in ${outDir}/checkpoints`);
-  if (!v.resume && !v.overwrite && existing.length > 0) {
-    throw new Error(
-      `${outDir} already holds checkpoints (latest step ${existing[existing.length - 1]}); ` +
-        'pass --resume to continue it, --overwrite to start afresh, or another --out',
-    );
+  if (v.resume && v.overwrite)
+    throw new Error('--resume continues a run and --overwrite starts it afresh: pass one of them');
+  // Hold the run's lock from the checks on (the trainer takes it again, shared); a run
+  // directory that does not exist yet is locked by the trainer when it creates it.
+  const lock = existsSync(outDir)
+    ? lockRun(outDir, 'glam train', (m) => console.error(`note: ${m}`))
+    : undefined;
+  try {
+    await trainCommand(v, configName, outDir, seed, optimizerKind, lr, limits);
+  } finally {
+    lock?.release();
   }
+}
+
+async function trainCommand(
+  v: TrainValues,
+  configName: string,
+  outDir: string,
+  seed: number,
+  optimizerKind: 'adafactor' | 'adamw',
+  lr: number,
+  limits: Pick<TrainSettings, 'maxSteps' | 'maxTokens' | 'timeMinutes'>,
+): Promise<void> {
+  if (v.resume && listCheckpointSteps(outDir).length === 0)
+    throw new Error(`--resume: no checkpoint in ${outDir}/checkpoints`);
+  if (!v.resume) checkFreshRun(outDir, v.overwrite);
 
   // Model config: from the checkpoint when resuming, else the preset/file (vocab from the data).
   let config: GlamConfig = v.resume
-    ? loadTrainingCheckpoint(latestCheckpoint(outDir)!).config
+    ? loadNewestUsable(outDir, loadCheckpointConfig).value
     : resolveConfig(configName);
   if (!existsSync(path.join(v.data, 'manifest.json'))) {
     if (v.data !== DEFAULT_DATA)

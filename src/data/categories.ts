@@ -1,4 +1,5 @@
 /** GLaM's six data categories and the paper's mixture weights (GLaM, Table 3). */
+import { briefValue } from '../util/files.js';
 export const CATEGORIES = ['webpages', 'wikipedia', 'conversations', 'forums', 'books', 'news'] as const;
 export type Category = (typeof CATEGORIES)[number];
 
@@ -21,5 +22,5 @@ export function isCategory(x: unknown): x is Category {
 }
 
 export function unknownCategoryMessage(name: unknown): string {
-  return `unknown category ${JSON.stringify(name)}; expected one of ${CATEGORIES.join(', ')}`;
+  return `unknown category ${briefValue(name)}; expected one of ${CATEGORIES.join(', ')}`;
 }

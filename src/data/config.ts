@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
+import { briefValue } from '../util/files.js';
 import {
   CATEGORIES,
   type Category,
@@ -131,18 +132,18 @@ class Checker {
   }
   num(v: unknown, key: string, min: number, max = Number.POSITIVE_INFINITY, integer = false): number {
     if (typeof v !== 'number' || !Number.isFinite(v))
-      this.fail(key, `expected a number, got ${JSON.stringify(v)}`);
+      this.fail(key, `expected a number, got ${briefValue(v)}`);
     if (integer && !Number.isInteger(v)) this.fail(key, `expected an integer, got ${v}`);
     if (v < min || v > max) this.fail(key, `must be in [${min}, ${max}], got ${v}`);
     return v;
   }
   str(v: unknown, key: string): string {
     if (typeof v !== 'string' || v === '')
-      this.fail(key, `expected a non-empty string, got ${JSON.stringify(v)}`);
+      this.fail(key, `expected a non-empty string, got ${briefValue(v)}`);
     return v;
   }
   bool(v: unknown, key: string): boolean {
-    if (typeof v !== 'boolean') this.fail(key, `expected true or false, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'boolean') this.fail(key, `expected true or false, got ${briefValue(v)}`);
     return v;
   }
   category(v: unknown, key: string): Category {
@@ -155,7 +156,7 @@ class Checker {
   }
   oneOf<T extends string>(v: unknown, key: string, allowed: readonly T[]): T {
     if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
-      this.fail(key, `expected one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
+      this.fail(key, `expected one of ${allowed.join(', ')}, got ${briefValue(v)}`);
     }
     return v as T;
   }
@@ -267,7 +268,7 @@ function parseSource(s: unknown, ch: Checker, key: string, baseDir: string): Sou
   try {
     new TextDecoder(encoding);
   } catch {
-    ch.fail(`${key}.encoding`, `unknown encoding ${JSON.stringify(encoding)}`);
+    ch.fail(`${key}.encoding`, `unknown encoding ${briefValue(encoding)}`);
   }
   let extensions: string[];
   if (s.extensions === undefined)

@@ -1,5 +1,5 @@
 /** manifest.json of a prepared dataset directory: what the shards hold and how they were made. */
-import { readFileSync } from 'node:fs';
+import { briefValue, READ_LIMITS, readJsonFile } from '../util/files.js';
 import { CATEGORIES, type Category, isCategory } from './categories.js';
 import type { DataConfig } from './config.js';
 import { DataError } from './errors.js';
@@ -79,7 +79,7 @@ export interface Manifest {
 export function readManifest(file: string): Manifest {
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
+    raw = readJsonFile(file, READ_LIMITS.json, 'dataset manifest');
   } catch (err) {
     throw new DataError(`cannot read dataset manifest ${file}: ${(err as Error).message}; run glam prepare`);
   }
@@ -89,8 +89,8 @@ export function readManifest(file: string): Manifest {
   if (typeof raw !== 'object' || raw === null) return bad('expected a JSON object');
   const m = raw as Manifest;
   if (m.format !== MANIFEST_FORMAT)
-    bad(`unsupported format ${JSON.stringify(m.format)}; expected "${MANIFEST_FORMAT}"`);
-  if (m.dtype !== 'uint16' && m.dtype !== 'uint32') bad(`unknown dtype ${JSON.stringify(m.dtype)}`);
+    bad(`unsupported format ${briefValue(m.format)}; expected "${MANIFEST_FORMAT}"`);
+  if (m.dtype !== 'uint16' && m.dtype !== 'uint32') bad(`unknown dtype ${briefValue(m.dtype)}`);
   if (!Number.isInteger(m.vocab_size) || m.vocab_size < 1) bad(`invalid vocab_size ${m.vocab_size}`);
   if (m.dtype === 'uint16' && m.vocab_size > 65536) bad('uint16 tokens cannot hold a vocabulary over 65536');
   if (typeof m.splits !== 'object' || m.splits === null) bad('missing splits');
@@ -98,7 +98,7 @@ export function readManifest(file: string): Manifest {
     const s = m.splits[split];
     if (typeof s !== 'object' || s === null) bad(`missing splits.${split}`);
     for (const [c, v] of Object.entries(s)) {
-      if (!isCategory(c)) bad(`splits.${split}: unknown category ${JSON.stringify(c)}`);
+      if (!isCategory(c)) bad(`splits.${split}: unknown category ${briefValue(c)}`);
       if (!v || !Array.isArray(v.shards) || !Number.isInteger(v.tokens))
         bad(`splits.${split}.${c}: malformed`);
       const sum = v.shards.reduce((acc, sh) => acc + sh.tokens, 0);

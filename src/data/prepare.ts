@@ -11,7 +11,9 @@
  *    tokenize and write the shards; write tokenizer.json and manifest.json.
  *
  * Everything is built in a sibling temporary directory that replaces `out` only at the
- * end, so a failed or interrupted run leaves the previous dataset untouched.
+ * end, so a failed or interrupted run leaves the previous dataset untouched. `out` is
+ * replaced only when it holds nothing but a dataset prepareData wrote; build directories
+ * of interrupted runs (killed, so no cleanup ran) are removed by the next run.
  * The mixture is applied when training reads the data (see dataset.ts), not here, so
  * weights can change without re-preparing.
  */
@@ -22,12 +24,16 @@ import {
   openSync,
   readdirSync,
   readSync,
+  realpathSync,
   renameSync,
   rmSync,
   writeSync,
 } from 'node:fs';
+import { hostname } from 'node:os';
 import * as path from 'node:path';
-import { atomicWriteJsonSync } from '../util/atomic.js';
+import { ATOMIC_TEMP, atomicWriteJsonSync } from '../util/atomic.js';
+import { fileKind, lstatOrUndefined, READ_LIMITS, readJsonFile } from '../util/files.js';
+import { type ProcessIdentity, selfIdentity, staleReason } from '../util/lock.js';
 import { Rng } from '../util/rng.js';
 import { CATEGORIES, type Category } from './categories.js';
 import { type DataConfig, defaultDataConfig } from './config.js';
@@ -114,7 +120,7 @@ class Spool {
   private scratch = Buffer.alloc(1 << 16);
 
   constructor(readonly file: string) {
-    this.fd = openSync(file, 'w+');
+    this.fd = openSync(file, 'wx+');
   }
 
   add(text: string, category: Category): void {
@@ -155,20 +161,125 @@ class Spool {
   }
 }
 
-/** Replace `out` by the finished `tmp` directory, refusing to delete anything that is not a dataset. */
-function installDir(tmp: string, out: string): void {
-  if (existsSync(out)) {
-    const entries = readdirSync(out);
-    if (entries.length > 0 && !entries.includes('manifest.json')) {
-      throw new DataError(
-        `${out} exists and is not a prepared dataset (no manifest.json); choose another --out`,
-      );
+/** Marker inside a temporary build directory: who builds it, so a dead builder's can be removed. */
+const BUILD_MARKER = '.glam-prepare.json';
+const BUILD_MARKER_FORMAT = 'glam-moe-prepare/1';
+const SHARD_FILE = /^[a-z]+-\d{5}\.bin$/;
+
+/**
+ * Entries of a directory that a dataset written by prepareData does not hold: anything but
+ * manifest.json (in our format), its tokenizer, and train/ and valid/ holding only shard
+ * files. Empty means the directory is provably a dataset we wrote, safe to replace.
+ */
+export function foreignDatasetEntries(dir: string): string[] {
+  const entries = readdirSync(dir, { withFileTypes: true });
+  if (!entries.some((e) => e.name === 'manifest.json')) return entries.map((e) => e.name);
+  let manifestFormat: unknown;
+  try {
+    manifestFormat = (readJsonFile(path.join(dir, 'manifest.json'), READ_LIMITS.json) as { format?: unknown })
+      ?.format;
+  } catch {}
+  if (manifestFormat !== MANIFEST_FORMAT) return ['manifest.json (not a glam-moe-data manifest)'];
+  const foreign: string[] = [];
+  for (const e of entries) {
+    if (e.name === 'manifest.json' || ATOMIC_TEMP.test(e.name)) continue;
+    if (e.name === 'tokenizer.json' && e.isFile()) continue;
+    if ((e.name === 'train' || e.name === 'valid') && e.isDirectory()) {
+      for (const f of readdirSync(path.join(dir, e.name), { withFileTypes: true })) {
+        if (!(f.isFile() && SHARD_FILE.test(f.name))) foreign.push(`${e.name}/${f.name}`);
+      }
+      continue;
     }
-    const old = `${out}.old-${process.pid}`;
-    renameSync(out, old);
+    foreign.push(e.isDirectory() ? `${e.name}/` : e.name);
+  }
+  return foreign;
+}
+
+function listed(names: string[], max = 5): string {
+  const shown = names.slice(0, max).join(', ');
+  return names.length > max ? `${shown} and ${names.length - max} more` : shown;
+}
+
+/**
+ * Whether prepareData may write `out`: absent, or a directory holding only a dataset this
+ * program wrote (see foreignDatasetEntries). Anything else stops the run, untouched, with a
+ * message saying what is there. Returns whether `out` exists.
+ */
+function checkReplaceable(out: string): boolean {
+  const st = lstatOrUndefined(out);
+  if (st === undefined) return false;
+  if (st.isSymbolicLink())
+    throw new DataError(
+      `--out ${out} is a symbolic link; pass the directory it points to (${realpathOrSelf(out)}) as --out`,
+    );
+  if (!st.isDirectory()) throw new DataError(`--out ${out} is ${fileKind(st)}, not a directory`);
+  const foreign = foreignDatasetEntries(out);
+  if (foreign.length > 0) {
+    throw new DataError(
+      `--out ${out} is not a prepared dataset: it holds files glam prepare did not write (${listed(foreign)}), ` +
+        'and only a dataset it made is replaced. Choose another --out, or move those files away first',
+    );
+  }
+  return true;
+}
+
+/** Replace `out` by the finished `tmp` directory (checking `out` again: time has passed). */
+function installDir(tmp: string, out: string): void {
+  if (!checkReplaceable(out)) {
     renameSync(tmp, out);
-    rmSync(old, { recursive: true, force: true });
-  } else renameSync(tmp, out);
+    return;
+  }
+  const old = `${out}.old-${process.pid}`;
+  renameSync(out, old);
+  renameSync(tmp, out);
+  rmSync(old, { recursive: true, force: true });
+}
+
+function realpathOrSelf(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
+}
+
+/**
+ * Remove what dead runs of prepare left beside `out`: their build directories (`out.tmp-PID`,
+ * recognised by their marker, from a process on this host that no longer exists) and replaced
+ * datasets (`out.old-PID`, when they hold only a dataset). Anything else is left alone.
+ */
+function removeStaleBuilds(out: string, progress: PrepareProgress): void {
+  const parent = path.dirname(out);
+  const base = path.basename(out);
+  let names: string[];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return;
+  }
+  const pattern = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(tmp|old)-(\\d+)$`);
+  for (const name of names) {
+    const m = pattern.exec(name);
+    if (m === null || Number(m[2]) === process.pid) continue;
+    const dir = path.join(parent, name);
+    if (!lstatOrUndefined(dir)?.isDirectory()) continue;
+    let owned = false;
+    if (m[1] === 'tmp') {
+      try {
+        const marker = readJsonFile(path.join(dir, BUILD_MARKER), READ_LIMITS.json) as ProcessIdentity & {
+          format?: unknown;
+        };
+        owned = marker.format === BUILD_MARKER_FORMAT && staleReason(marker) !== undefined;
+      } catch {}
+    } else {
+      owned = !existsSync(path.join(dir, BUILD_MARKER)) && foreignDatasetEntries(dir).length === 0;
+      owned &&= staleReason({ pid: Number(m[2]), host: hostname() }) !== undefined;
+    }
+    if (owned) {
+      rmSync(dir, { recursive: true, force: true });
+      progress.log(`removed ${dir}, left by an interrupted glam prepare`);
+    }
+  }
 }
 
 export async function prepareData(opts: PrepareOptions): Promise<PrepareResult> {
@@ -182,15 +293,25 @@ export async function prepareData(opts: PrepareOptions): Promise<PrepareResult> 
   const progress = opts.progress ?? quiet;
   const out = path.resolve(opts.out);
   const tmp = `${out}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(path.join(tmp, 'train'), { recursive: true });
-  mkdirSync(path.join(tmp, 'valid'), { recursive: true });
+  checkReplaceable(out);
+  removeStaleBuilds(out, progress);
+  try {
+    mkdirSync(tmp);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new DataError(`${tmp} already exists and is not this run's; move it away and try again`);
+    throw err;
+  }
+  atomicWriteJsonSync(path.join(tmp, BUILD_MARKER), { format: BUILD_MARKER_FORMAT, ...selfIdentity() });
+  mkdirSync(path.join(tmp, 'train'));
+  mkdirSync(path.join(tmp, 'valid'));
   const spool = new Spool(path.join(tmp, 'spool.jsonl'));
   try {
     const manifest = await run(cfg, tmp, spool, progress, t0);
     spool.close();
     rmSync(spool.file, { force: true });
     atomicWriteJsonSync(path.join(tmp, 'manifest.json'), manifest);
+    rmSync(path.join(tmp, BUILD_MARKER));
     installDir(tmp, out);
     return { dir: out, manifest };
   } catch (err) {

@@ -73,7 +73,7 @@ export class ShardWriter {
     if (this.fill === 0) return;
     if (this.fd < 0) {
       const rel = `${this.prefix}-${String(this.shards.length).padStart(5, '0')}.bin`;
-      this.fd = openSync(path.join(this.root, rel), 'w');
+      this.fd = openSync(path.join(this.root, rel), 'wx');
       this.shards.push({ file: rel, tokens: 0 });
     }
     const bytes = Buffer.from(this.buf.buffer, 0, this.fill * this.buf.BYTES_PER_ELEMENT);

@@ -11,6 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { atomicWriteJsonSync } from '../util/atomic.js';
+import { briefValue } from '../util/files.js';
 import { SPACE_SYMBOL, trainBpe } from './bpe-train.js';
 import { DataError } from './errors.js';
 import { forEachPiece, PRETOKENIZER } from './pretokenize.js';
@@ -229,9 +230,9 @@ export class Tokenizer {
     if (typeof raw !== 'object' || raw === null) return bad('expected a JSON object');
     const j = raw as Partial<TokenizerJson>;
     if (j.format !== TOKENIZER_FORMAT)
-      bad(`unsupported format ${JSON.stringify(j.format)}; expected "${TOKENIZER_FORMAT}"`);
+      bad(`unsupported format ${briefValue(j.format)}; expected "${TOKENIZER_FORMAT}"`);
     if (j.model !== 'bpe' || j.byte_fallback !== true) bad('expected model "bpe" with byte_fallback true');
-    if (j.pretokenizer !== PRETOKENIZER) bad(`unknown pretokenizer ${JSON.stringify(j.pretokenizer)}`);
+    if (j.pretokenizer !== PRETOKENIZER) bad(`unknown pretokenizer ${briefValue(j.pretokenizer)}`);
     const v = j.vocab_size;
     if (!Number.isInteger(v) || (v as number) < FIRST_LEARNED_ID || (v as number) > KEY)
       bad(`invalid vocab_size ${v}`);

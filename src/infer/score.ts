@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import type { GlamConfig } from '../model/config.js';
 import type { GlamModel, MoeLayerStats } from '../model/glam.js';
+import { briefValue } from '../util/files.js';
 import type { Rng } from '../util/rng.js';
 
 export interface ScoreOptions {
@@ -79,9 +80,7 @@ export function parseTokenRows(text: string, cfg: GlamConfig, source = 'tokens')
     }
     row.forEach((id: unknown, i: number) => {
       if (typeof id !== 'number' || !Number.isInteger(id)) {
-        throw new Error(
-          `${source}: row ${r}, position ${i}: ${JSON.stringify(id)} is not an integer token id`,
-        );
+        throw new Error(`${source}: row ${r}, position ${i}: ${briefValue(id)} is not an integer token id`);
       }
       if (id < 0 || id >= cfg.vocab_size) {
         throw new Error(

@@ -13,10 +13,12 @@
  * saveTensors/loadTensors are the same machinery for other tensor files (the
  * trainer's optimizer.safetensors).
  */
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
+import { kernels } from '../backend/index.js';
 import { sameShape, shapeString, type Tensor } from '../tensor/tensor.js';
 import { atomicWriteFileSync, atomicWriteJsonSync } from '../util/atomic.js';
+import { READ_LIMITS, readJsonFile } from '../util/files.js';
 import { CHECKPOINT_FORMAT, configToJson, type GlamConfig, parseConfig } from './config.js';
 import { type Params, paramSpecs } from './params.js';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from './safetensors.js';
@@ -89,8 +91,24 @@ export function saveTensors(
 }
 
 /**
- * Read an F32 safetensors file. With `expected`, the header is checked first
- * (names, shapes, dtype) so a wrong file fails before any data is read.
+ * Refuse tensors holding NaN or Inf, naming the file, the tensor and the first such element.
+ * One native pass per tensor (the float64 sum of squares of float32 values is finite exactly
+ * when every value is); the element is looked for only on failure.
+ */
+export function checkFinite(tensors: Map<string, Tensor>, file: string): void {
+  const k = kernels();
+  for (const [name, t] of tensors) {
+    if (Number.isFinite(k.sumSquares(t.data))) continue;
+    const i = t.data.findIndex((v) => !Number.isFinite(v));
+    throw new Error(
+      `${file}: tensor '${name}' holds ${t.data[i]} at element ${i}: the checkpoint is corrupt (non-finite weights)`,
+    );
+  }
+}
+
+/**
+ * Read an F32 safetensors file and check every value is finite. With `expected`, the header is
+ * checked first (names, shapes, dtype) so a wrong file fails before any data is read.
  */
 export function loadTensors(file: string, expected?: readonly TensorExpectation[]): Map<string, Tensor> {
   if (expected !== undefined) {
@@ -101,7 +119,9 @@ export function loadTensors(file: string, expected?: readonly TensorExpectation[
         throw new Error(`${file}: tensor '${e.name}' has dtype ${e.dtype}, expected F32`);
     }
   }
-  return readSafetensors(file, { requireF32: true }).tensors;
+  const tensors = readSafetensors(file, { requireF32: true }).tensors;
+  checkFinite(tensors, file);
+  return tensors;
 }
 
 function requireDirectory(dir: string): void {
@@ -138,17 +158,13 @@ export function saveCheckpoint(dir: string, cfg: GlamConfig, params: Params, ext
 export function loadCheckpointConfig(dir: string): GlamConfig {
   requireDirectory(dir);
   const file = path.join(dir, CONFIG_FILE);
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    throw new Error(`'${dir}' is not a checkpoint: ${CONFIG_FILE} not found`);
-  }
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    raw = readJsonFile(file, READ_LIMITS.json, 'model config');
   } catch (err) {
-    throw new Error(`${file}: not valid JSON (${(err as Error).message})`);
+    if ((err as Error).message === `${file}: file not found`)
+      throw new Error(`'${dir}' is not a checkpoint: ${CONFIG_FILE} not found`);
+    throw err;
   }
   if (typeof raw === 'object' && raw !== null && !Array.isArray(raw) && !('format' in raw)) {
     throw new Error(`${file}: missing key 'format' (expected "${CHECKPOINT_FORMAT}")`);

@@ -1,6 +1,7 @@
 /**
  * GLaM model configuration (SPEC.md "Model"): the keys of a checkpoint's config.json.
  */
+import { briefValue } from '../util/files.js';
 export interface GlamConfig {
   vocab_size: number;
   d_model: number;
@@ -80,7 +81,7 @@ export function parseConfig(raw: unknown, source = 'config'): GlamConfig {
     const v = obj[key] ?? dflt;
     if (v === undefined) throw new Error(`${source}: missing required key '${key}'`);
     if (typeof v !== 'number' || !Number.isFinite(v)) {
-      throw new Error(`${source}: '${key}' must be a finite number, got ${JSON.stringify(v)}`);
+      throw new Error(`${source}: '${key}' must be a finite number, got ${briefValue(v)}`);
     }
     return v;
   };
@@ -93,14 +94,12 @@ export function parseConfig(raw: unknown, source = 'config'): GlamConfig {
   const bool = (key: string, dflt: boolean): boolean => {
     const v = obj[key] ?? dflt;
     if (typeof v !== 'boolean')
-      throw new Error(`${source}: '${key}' must be true or false, got ${JSON.stringify(v)}`);
+      throw new Error(`${source}: '${key}' must be true or false, got ${briefValue(v)}`);
     return v;
   };
   const policy = obj.second_expert_policy ?? DEFAULTS.second_expert_policy;
   if (policy !== 'all' && policy !== 'random') {
-    throw new Error(
-      `${source}: 'second_expert_policy' must be "all" or "random", got ${JSON.stringify(policy)}`,
-    );
+    throw new Error(`${source}: 'second_expert_policy' must be "all" or "random", got ${briefValue(policy)}`);
   }
   const d_ff = int('d_ff', 1);
   const cfg: GlamConfig = {

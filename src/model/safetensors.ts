@@ -12,10 +12,11 @@
  * half precision by other tools load too. Integer and boolean tensors are
  * recognised (the header validates) but cannot be read as float tensors.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { fstatSync, readSync } from 'node:fs';
 import { alignedFloat32 } from '../backend/index.js';
 import { shapeString, Tensor } from '../tensor/tensor.js';
 import { atomicWriteSync, writeFullySync } from '../util/atomic.js';
+import { briefValue, withRegularFile } from '../util/files.js';
 
 export const DTYPE_BYTES = {
   BOOL: 1,
@@ -148,7 +149,7 @@ export function parseHeader(
 }
 
 function parseEntry(name: string, value: unknown, source: string): TensorEntry {
-  const where = `${source}: tensor '${name}'`;
+  const where = `${source}: tensor '${name.length > 200 ? `${name.slice(0, 200)}...` : name}'`;
   if (name === '') throw new Error(`${source}: a tensor has an empty name`);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new Error(`${where}: entry must be an object {dtype, shape, data_offsets}`);
@@ -157,19 +158,17 @@ function parseEntry(name: string, value: unknown, source: string): TensorEntry {
   const dtype = e.dtype;
   if (typeof dtype !== 'string') throw new Error(`${where}: missing or non-string dtype`);
   if (!Object.hasOwn(DTYPE_BYTES, dtype)) {
-    throw new Error(`${where}: unknown dtype '${dtype}' (known: ${Object.keys(DTYPE_BYTES).join(', ')})`);
+    throw new Error(
+      `${where}: unknown dtype '${dtype.slice(0, 40)}' (known: ${Object.keys(DTYPE_BYTES).join(', ')})`,
+    );
   }
   const shape = e.shape;
   if (!Array.isArray(shape) || !shape.every(isSafeNonNegInt)) {
-    throw new Error(
-      `${where}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`,
-    );
+    throw new Error(`${where}: shape must be an array of non-negative integers, got ${briefValue(shape)}`);
   }
   const offsets = e.data_offsets;
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isSafeNonNegInt)) {
-    throw new Error(
-      `${where}: data_offsets must be [begin, end] byte offsets, got ${JSON.stringify(offsets)}`,
-    );
+    throw new Error(`${where}: data_offsets must be [begin, end] byte offsets, got ${briefValue(offsets)}`);
   }
   const [begin, end] = offsets as [number, number];
   if (end < begin) throw new Error(`${where}: data_offsets [${begin}, ${end}] end before they begin`);
@@ -396,27 +395,9 @@ function readHeaderFrom(fd: number, source: string): SafetensorsHeader {
   return { ...parsed, dataStart: 8 + n };
 }
 
-function withFile<T>(file: string, body: (fd: number) => T): T {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(
-      code === 'ENOENT' ? `${file}: file not found` : `${file}: cannot open (${code ?? String(err)})`,
-    );
-  }
-  try {
-    if (!fstatSync(fd).isFile()) throw new Error(`${file}: not a regular file`);
-    return body(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** Read and validate only the header of a safetensors file (cheap: no tensor data is read). */
 export function readSafetensorsHeader(file: string): SafetensorsHeader {
-  return withFile(file, (fd) => readHeaderFrom(fd, file));
+  return withRegularFile(file, (fd) => readHeaderFrom(fd, file));
 }
 
 /**
@@ -425,7 +406,7 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
  * the tensor's storage; the whole file is never held as one buffer.
  */
 export function readSafetensors(file: string, opts: ReadOptions = {}): SafetensorsContents {
-  return withFile(file, (fd) => {
+  return withRegularFile(file, (fd) => {
     const header = readHeaderFrom(fd, file);
     return { tensors: readTensorData(fd, header, file, opts), metadata: header.metadata };
   });

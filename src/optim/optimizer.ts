@@ -1,5 +1,6 @@
 import type { Params } from '../model/params.js';
 import { type Shape, sameShape, shapeString, type Tensor } from '../tensor/tensor.js';
+import { briefValue } from '../util/files.js';
 
 export type OptimizerKind = 'adafactor' | 'adamw';
 
@@ -50,7 +51,7 @@ export function restoreOptimizer(
   const step = Number(metadata.step);
   if (metadata.step === undefined || !Number.isSafeInteger(step) || step < 0) {
     throw new Error(
-      `optimizer state: 'step' must be a non-negative integer, got ${JSON.stringify(metadata.step)}`,
+      `optimizer state: 'step' must be a non-negative integer, got ${briefValue(metadata.step)}`,
     );
   }
   opt.loadStateTensors(tensors);

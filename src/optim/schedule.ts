@@ -8,6 +8,7 @@
  * - 'constant': peak_lr.
  * - 'cosine': from peak_lr at the end of warm-up down to min_lr at total_steps, then min_lr.
  */
+import { briefValue } from '../util/files.js';
 export type LrSchedule =
   | { kind: 'rsqrt'; peak_lr: number; warmup_steps: number; decay_start: number }
   | { kind: 'constant'; peak_lr: number; warmup_steps: number }
@@ -58,7 +59,7 @@ export function parseLrSchedule(raw: unknown, source = 'lr_schedule'): LrSchedul
   };
   if (typeof kind !== 'string' || !(kind in keys)) {
     throw new Error(
-      `${source}: 'kind' must be one of ${Object.keys(keys).join(', ')}, got ${JSON.stringify(kind)}`,
+      `${source}: 'kind' must be one of ${Object.keys(keys).join(', ')}, got ${briefValue(kind)}`,
     );
   }
   const allowed = new Set(['kind', 'peak_lr', 'warmup_steps', ...keys[kind]!]);
@@ -70,7 +71,7 @@ export function parseLrSchedule(raw: unknown, source = 'lr_schedule'): LrSchedul
     if (v === undefined) throw new Error(`${source}: missing required key '${key}'`);
     if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
       const what = integer ? 'an integer' : 'a finite number';
-      throw new Error(`${source}: '${key}' must be ${what} >= ${min}, got ${JSON.stringify(v)}`);
+      throw new Error(`${source}: '${key}' must be ${what} >= ${min}, got ${briefValue(v)}`);
     }
     return v;
   };

@@ -2,6 +2,20 @@
  * Training curves as a self-contained SVG: one panel per series group, drawn
  * from the records of metrics.jsonl. No plotting dependency: a few polylines and axes.
  */
+import { readHead } from '../util/files.js';
+
+/** Written into every SVG glam plot makes, so it replaces only its own files. */
+export const SVG_MARKER = '<!-- glam-moe training curves (glam plot) -->';
+
+/** Whether `file` is an SVG written by renderSvg (its marker near the start). */
+export function isOwnSvg(file: string): boolean {
+  try {
+    return readHead(file, 4096).includes(SVG_MARKER);
+  } catch {
+    return false;
+  }
+}
+
 export interface Series {
   label: string;
   color: string;
@@ -53,10 +67,17 @@ function renderPanel(panel: Panel, x0: number, y0: number): string {
     return out.join('');
   }
   const ty = (v: number): number => (panel.logY ? Math.log10(Math.max(v, 1e-12)) : v);
-  const xlo = Math.min(...pts.map((p) => p[0]));
-  let xhi = Math.max(...pts.map((p) => p[0]));
-  let ylo = Math.min(...pts.map((p) => ty(p[1])));
-  let yhi = Math.max(...pts.map((p) => ty(p[1])));
+  // Loops, not Math.min(...xs): a spread of a long run's points overflows the call stack.
+  let xlo = Number.POSITIVE_INFINITY;
+  let xhi = Number.NEGATIVE_INFINITY;
+  let ylo = Number.POSITIVE_INFINITY;
+  let yhi = Number.NEGATIVE_INFINITY;
+  for (const [x, y] of pts) {
+    xlo = Math.min(xlo, x);
+    xhi = Math.max(xhi, x);
+    ylo = Math.min(ylo, ty(y));
+    yhi = Math.max(yhi, ty(y));
+  }
   if (xhi === xlo) xhi = xlo + 1;
   if (yhi === ylo) {
     // A constant series (e.g. the learning rate before decay): a band around it, not around 0.
@@ -114,6 +135,7 @@ export function renderSvg(panels: Panel[], columns = 2): string {
   );
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">`,
+    SVG_MARKER,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     ...body,
     '</svg>\n',

@@ -4,7 +4,7 @@
  * checkpoint when the loss diverges, periodic validation, atomic checkpoints,
  * exact resume, and a graceful stop on SIGINT/SIGTERM.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import type { GlamConfig } from '../model/config.js';
 import { GlamModel, type LossParts } from '../model/glam.js';
@@ -15,12 +15,15 @@ import type { Optimizer } from '../optim/optimizer.js';
 import { type LrSchedule, learningRate } from '../optim/schedule.js';
 import { Rng } from '../util/rng.js';
 import {
-  checkpointsDir,
-  latestCheckpoint,
+  loadNewestUsable,
   loadTrainingCheckpoint,
   saveTrainingCheckpoint,
+  TRAINER_STATE_FILE,
   type TrainerState,
 } from './checkpoints.js';
+import { appendMetrics, clearForFreshRun, lockRun, METRICS_FILE, truncateMetrics } from './run-dir.js';
+
+export { METRICS_FILE } from './run-dir.js';
 
 /** One packed batch: inputs and next-token targets, each [batch·seqLen]. */
 export interface Batch {
@@ -125,8 +128,6 @@ export interface TrainResult {
   stoppedBySignal: boolean;
 }
 
-export const METRICS_FILE = 'metrics.jsonl';
-
 function meanParts(parts: LossParts[]): {
   total: number;
   lm: number;
@@ -165,22 +166,6 @@ function moeSummary(
   };
 }
 
-/** Drop metrics lines after `step` (a resumed run rewrites them identically). */
-function truncateMetrics(file: string, step: number): void {
-  if (!existsSync(file)) return;
-  const kept = readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((line) => {
-      if (line.trim() === '') return false;
-      try {
-        return (JSON.parse(line) as { step: number }).step <= step;
-      } catch {
-        return false;
-      }
-    });
-  writeFileSync(file, kept.length > 0 ? `${kept.join('\n')}\n` : '');
-}
-
 function copyParams(dst: Params, src: Params): void {
   for (const [name, t] of src) dst.get(name)!.data.set(t.data);
 }
@@ -205,13 +190,26 @@ function isDone(s: TrainSettings, step: number, tokensSeen: number, elapsed: num
   return false;
 }
 
-/** Run (or resume) training until a limit in the settings is reached or a stop is signalled. */
+/**
+ * Run (or resume) training until a limit in the settings is reached or a stop is signalled.
+ * The run directory is locked meanwhile (a second trainer on it is refused, naming this one).
+ */
 export async function train(run: TrainRun): Promise<TrainResult> {
-  const { settings: s, data, outDir, hooks = {} } = run;
+  const s = run.settings;
   if (s.maxSteps === undefined && s.maxTokens === undefined && s.timeMinutes === undefined) {
     throw new Error('train: set at least one of maxSteps, maxTokens or timeMinutes');
   }
-  mkdirSync(outDir, { recursive: true });
+  mkdirSync(run.outDir, { recursive: true });
+  const lock = lockRun(run.outDir, 'glam train', (m) => run.hooks?.onEvent?.(m));
+  try {
+    return await trainLocked(run);
+  } finally {
+    lock.release();
+  }
+}
+
+async function trainLocked(run: TrainRun): Promise<TrainResult> {
+  const { settings: s, data, outDir, hooks = {} } = run;
   const metricsFile = path.join(outDir, METRICS_FILE);
   const model = new GlamModel(run.config, run.params);
   const optimizer: Optimizer = createOptimizer(model.params, s.optimizer);
@@ -232,20 +230,29 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     const dataState = data.getState();
     state = { ...ck.state };
     if (keepDataPosition) state.data = dataState;
-    else data.setState(state.data);
+    else {
+      try {
+        data.setState(state.data);
+      } catch (err) {
+        throw new Error(`${path.join(dir, TRAINER_STATE_FILE)}: 'data': ${(err as Error).message}`);
+      }
+    }
   };
 
+  let lastCheckpoint: string | undefined;
   if (run.resume) {
-    const dir = latestCheckpoint(outDir);
-    if (dir === undefined)
-      throw new Error(`--resume: no checkpoint found under ${path.join(outDir, 'checkpoints')}`);
-    restore(dir, false);
+    // The newest checkpoint that loads; a damaged one is skipped, saying why.
+    lastCheckpoint = loadNewestUsable(
+      outDir,
+      (dir) => restore(dir, false),
+      (dir, why) => hooks.onEvent?.(`skipping checkpoint ${dir}: ${why}`),
+    ).dir;
     truncateMetrics(metricsFile, state.step);
-    hooks.onEvent?.(`resumed from ${dir} at step ${state.step}`);
+    hooks.onEvent?.(`resumed from ${lastCheckpoint} at step ${state.step}`);
   } else {
-    // A fresh run replaces whatever an earlier run left in OUT (the CLI asks for --overwrite first).
-    rmSync(checkpointsDir(outDir), { recursive: true, force: true });
-    writeFileSync(metricsFile, '');
+    // A fresh run replaces what an earlier run left in OUT, only what glam wrote (the CLI asks
+    // for --overwrite first).
+    clearForFreshRun(outDir);
   }
   const rng = Rng.fromState(state.rng);
   const validation = data.validation();
@@ -263,8 +270,14 @@ export async function train(run: TrainRun): Promise<TrainResult> {
       ...(run.tokenizer === undefined ? {} : { tokenizer: run.tokenizer }),
     });
   };
-  // A run always has a checkpoint to roll back to.
-  let lastCheckpoint = run.resume ? latestCheckpoint(outDir)! : checkpoint();
+  // The newest state known to be good: a roll-back target, kept on disk. A fresh run writes
+  // none at step 0 (nothing to lose there); one is written at the first sign of trouble.
+  let lastCheckpointStep = run.resume ? state.step : -1;
+  const keepGoodState = (): void => {
+    if (lastCheckpointStep === state.step) return;
+    lastCheckpoint = checkpoint();
+    lastCheckpointStep = state.step;
+  };
 
   const startTime = performance.now();
   const elapsedBefore = state.elapsedSeconds;
@@ -292,10 +305,16 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     const finite = Number.isFinite(gradSumSq);
     const gradNorm = finite ? Math.sqrt(gradSumSq) : Number.NaN;
     const lr = learningRate(s.schedule, optimizer.stepCount + 1);
+    const m = meanParts(parts);
+    // Divergence: a loss far above its running average (or non-finite) for several steps in a row.
+    const diverged =
+      !Number.isFinite(m.total) || (state.emaLoss !== null && m.total > s.divergenceFactor * state.emaLoss);
+    // First sign of trouble: keep the state before this step's update, so a roll-back loses
+    // at most the steps since (not everything since the last periodic checkpoint).
+    if (diverged && badSteps === 0) keepGoodState();
     if (finite) optimizer.step(model.params, model.grads, lr);
     else state.skippedSteps++;
 
-    const m = meanParts(parts);
     state.step = step;
     state.tokensSeen += m.tokens;
     const dt = (performance.now() - t0) / 1000;
@@ -322,9 +341,6 @@ export async function train(run: TrainRun): Promise<TrainResult> {
       hooks.onEvent?.(`step ${step}: gradients hold NaN/Inf, update skipped (${state.skippedSteps} so far)`);
     }
 
-    // Divergence: a loss far above its running average (or non-finite) for several steps in a row.
-    const diverged =
-      !Number.isFinite(m.total) || (state.emaLoss !== null && m.total > s.divergenceFactor * state.emaLoss);
     badSteps = diverged ? badSteps + 1 : 0;
     if (!diverged && finite)
       state.emaLoss = state.emaLoss === null ? m.total : 0.9 * state.emaLoss + 0.1 * m.total;
@@ -335,12 +351,15 @@ export async function train(run: TrainRun): Promise<TrainResult> {
       record.val_loss = v.loss;
       record.val_lm_loss = v.lm;
     }
-    appendFileSync(metricsFile, `${JSON.stringify(record)}\n`);
+    appendMetrics(metricsFile, record);
     hooks.onStep?.(record);
 
-    if (badSteps >= s.divergencePatience) {
+    if (badSteps >= s.divergencePatience && lastCheckpoint !== undefined) {
       if (state.rollbacks >= s.maxRollbacks) {
-        throw new Error(`training diverged ${state.rollbacks + 1} times; giving up (last loss ${m.total})`);
+        throw new Error(
+          `training diverged ${state.rollbacks + 1} times; giving up (last loss ${m.total}). ` +
+            `The last good state is ${lastCheckpoint}`,
+        );
       }
       const rollbacks = state.rollbacks + 1;
       const skipped = state.skippedSteps;
@@ -351,24 +370,21 @@ export async function train(run: TrainRun): Promise<TrainResult> {
       state.rollbacks = rollbacks;
       state.skippedSteps = skipped;
       badSteps = 0;
-      appendFileSync(
-        metricsFile,
-        `${JSON.stringify({ step: state.step, event: `rollback to ${lastCheckpoint}` })}\n`,
-      );
+      appendMetrics(metricsFile, { step: state.step, event: `rollback to ${lastCheckpoint}` });
       continue;
     }
-    if (step % s.checkpointEvery === 0 && badSteps === 0) lastCheckpoint = checkpoint();
+    if (step % s.checkpointEvery === 0 && badSteps === 0) keepGoodState();
     // Let signal handlers run between steps.
     await new Promise((resolve) => setImmediate(resolve));
   }
-  if (badSteps === 0 || stoppedBySignal) lastCheckpoint = checkpoint();
+  if (badSteps === 0 || stoppedBySignal || lastCheckpoint === undefined) keepGoodState();
   return {
     step: state.step,
     lastLoss,
     skippedSteps: state.skippedSteps,
     rollbacks: state.rollbacks,
     tokensSeen: state.tokensSeen,
-    checkpoint: lastCheckpoint,
+    checkpoint: lastCheckpoint!,
     stoppedBySignal,
   };
 }

@@ -5,12 +5,30 @@
  * never a half-written one; on any error the temporary file is removed and the
  * target is untouched.
  *
+ * Never through a symbolic link: the temporary file is created exclusively (O_EXCL, which
+ * does not follow links), and a target that is a symbolic link, a directory or anything but
+ * a regular file is refused rather than replaced, since glam did not write it.
+ *
  * Synchronous on purpose: callers write checkpoints between training steps and
  * small state files from exit paths, where ordering matters more than overlap.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
+import { fileKind, lstatOrUndefined } from './files.js';
+
+/** Name pattern of the temporary files atomicWriteSync creates (for cleaners that must prove ownership). */
+export const ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
+
+/** Throw unless `target` is absent or a regular file (never a symbolic link), naming what is there. */
+export function requireReplaceable(target: string): void {
+  const st = lstatOrUndefined(target);
+  if (st === undefined || st.isFile()) return;
+  const what = st.isSymbolicLink() ? 'a symbolic link' : fileKind(st);
+  throw new Error(
+    `${target} is ${what}; glam writes only regular files it creates and will not replace it (remove it or choose another path)`,
+  );
+}
 
 function tempPathFor(target: string): string {
   const dir = path.dirname(target);
@@ -34,8 +52,10 @@ export function fsyncDir(dir: string): void {
 
 /** Atomically replace `target` with what `write` writes to the open temporary file descriptor. */
 export function atomicWriteSync(target: string, write: (fd: number) => void): void {
+  requireReplaceable(target);
   const tmp = tempPathFor(target);
-  const fd = openSync(tmp, 'wx', 0o644);
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
+  const fd = openSync(tmp, flags, 0o644);
   let closed = false;
   let renamed = false;
   try {
@@ -77,4 +97,22 @@ export function atomicWriteFileSync(target: string, data: string | Uint8Array): 
 /** Atomically write `value` as pretty-printed JSON with a trailing newline. */
 export function atomicWriteJsonSync(target: string, value: unknown): void {
   atomicWriteFileSync(target, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/**
+ * Open `file` for appending, creating it if needed, without following a symbolic link
+ * (O_NOFOLLOW) and refusing anything but a regular file.
+ */
+export function openAppendNoFollow(file: string): number {
+  requireReplaceable(file);
+  const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | (constants.O_NOFOLLOW ?? 0);
+  let fd: number;
+  try {
+    fd = openSync(file, flags, 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP')
+      throw new Error(`${file} is a symbolic link; glam will not write through it`);
+    throw err;
+  }
+  return fd;
 }
