@@ -337,9 +337,8 @@ class Output:
     captured_f: dict  # layer -> f [N, D] (detached), for fixture construction
 
 
-def forward(P: dict, cfg: dict, inputs: torch.Tensor, targets: torch.Tensor, capacity_factor: float,
-            moe_impl: str = "loop") -> Output:
-    """The whole model and its loss for inputs/targets [B, T] (int64)."""
+def trunk(P: dict, cfg: dict, inputs: torch.Tensor, capacity_factor: float, moe_impl: str = "loop"):
+    """Steps 1-3 for inputs [B, T] (int64): (logits [B, T, V], aux total, MoE stats, captured f)."""
     B, T = inputs.shape
     D, eps = cfg["d_model"], cfg["norm_eps"]
     h = P["embed.weight"][inputs]  # 1. no scaling, no positional embedding
@@ -362,6 +361,14 @@ def forward(P: dict, cfg: dict, inputs: torch.Tensor, targets: torch.Tensor, cap
             h = h + dense_ffn(f, P, f"{pre}.ffn")
     # 3. tied output embedding
     logits = (rms_norm(h, P["final_norm.scale"], eps) / math.sqrt(D)) @ P["embed.weight"].T  # [B,T,V]
+    return logits, aux_total, stats, captured
+
+
+def forward(P: dict, cfg: dict, inputs: torch.Tensor, targets: torch.Tensor, capacity_factor: float,
+            moe_impl: str = "loop") -> Output:
+    """The whole model and its loss for inputs/targets [B, T] (int64)."""
+    B, T = inputs.shape
+    logits, aux_total, stats, captured = trunk(P, cfg, inputs, capacity_factor, moe_impl)
     # 4. loss parts
     lse = torch.logsumexp(logits, dim=-1)  # [B,T]
     target_logit = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
