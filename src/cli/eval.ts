@@ -10,6 +10,7 @@ import { loadTaskData } from '../eval/data.js';
 import { averages, evaluateTask, type Prediction, type TaskResult } from '../eval/evaluate.js';
 import { ModelScorer } from '../eval/model-scorer.js';
 import type { Scorer } from '../eval/scorer.js';
+import { ServerScorer } from '../eval/server-scorer.js';
 import { parseTaskList, TASKS, type TaskSpec, taskMetrics } from '../eval/tasks.js';
 import { CONFIG_FILE, loadCheckpoint, MODEL_FILE, TOKENIZER_FILE } from '../model/checkpoint.js';
 import { GlamModel } from '../model/glam.js';
@@ -20,6 +21,7 @@ import { intOption, requireOption } from './args.js';
 
 const HELP = `usage: glam eval --model DIR --tasks LIST --data PATH [--shots K] [--limit N] [--json]
                  [--predictions FILE.jsonl] [--beam K] [--train PATH] [--seed N]
+       glam eval --server URL --tasks LIST --data PATH [...]
        glam eval --list [--json]
 
 GLaM's evaluation protocol (Du et al. 2021): NLU tasks by rank classification (the
@@ -31,6 +33,11 @@ interval; NLG, NLU and overall averages follow.
 
 options:
   --model DIR          checkpoint directory, or a run directory (its latest checkpoint)
+  --server URL         evaluate the model behind an OpenAI-compatible completions server
+                       (echo + logprobs), e.g. glam serve; with --model too, the checkpoint's
+                       tokenizer and context length fit the demonstrations
+  --server-model NAME  model name sent to the server (default: the first of /v1/models)
+  --context-tokens N   the server model's context length (default: from /v1/models, else 2048)
   --tasks LIST         comma-separated task ids, or all, nlg, nlu (glam eval --list)
   --data PATH          a data file or directory; a directory may hold one folder per task
                        (e.g. piqa/, naturalquestions/). TASK=PATH sets one task's data.
@@ -119,11 +126,27 @@ function table(results: TaskResult[], avg: Record<string, number>): string {
   return lines.join('\n');
 }
 
+/** A checkpoint (or a run's latest) with its tokenizer, checked to agree. */
+function loadLocal(model: string) {
+  const dir = resolveModelDir(model);
+  const ck = loadCheckpoint(dir);
+  if (ck.tokenizerPath === undefined)
+    throw new Error(`${dir}: no ${TOKENIZER_FILE}; cannot turn text into tokens`);
+  const tokenizer = Tokenizer.load(ck.tokenizerPath);
+  if (tokenizer.vocabSize !== ck.config.vocab_size) {
+    throw new Error(`${dir}: tokenizer has ${tokenizer.vocabSize} ids, the model ${ck.config.vocab_size}`);
+  }
+  return { dir, config: ck.config, params: ck.params, tokenizer };
+}
+
 export async function run(args: string[]): Promise<void> {
   const { values: v } = parseArgs({
     args,
     options: {
       model: { type: 'string' },
+      server: { type: 'string' },
+      'server-model': { type: 'string' },
+      'context-tokens': { type: 'string' },
       tasks: { type: 'string' },
       data: { type: 'string', multiple: true },
       train: { type: 'string', multiple: true },
@@ -173,28 +196,43 @@ export async function run(args: string[]): Promise<void> {
     return { task, examples: d.examples, train: tr, source: d.source, format: d.format };
   });
 
-  const dir = resolveModelDir(requireOption('eval', 'model', v.model));
-  const ck = loadCheckpoint(dir);
-  if (ck.tokenizerPath === undefined)
-    throw new Error(`${dir}: no ${TOKENIZER_FILE}; cannot turn text into tokens`);
-  const tokenizer = Tokenizer.load(ck.tokenizerPath);
-  if (tokenizer.vocabSize !== ck.config.vocab_size) {
-    throw new Error(`${dir}: tokenizer has ${tokenizer.vocabSize} ids, the model ${ck.config.vocab_size}`);
+  let scorer: Scorer;
+  let contextTokens: number;
+  let countTokens: (text: string) => number;
+  let modelName: string;
+  if (v.server !== undefined) {
+    const server = await ServerScorer.connect(v.server, { model: v['server-model'] });
+    scorer = server;
+    modelName = server.modelId;
+    contextTokens =
+      v['context-tokens'] !== undefined
+        ? intOption('context-tokens', v['context-tokens'], 1)
+        : (server.contextLength ?? 2048);
+    // Without the model's tokenizer, about 4 characters a token (only used to fit demonstrations).
+    countTokens = (text) => Math.ceil(text.length / 4);
+    if (v.model !== undefined) {
+      const local = loadLocal(v.model);
+      countTokens = (text) => local.tokenizer.encode(text).length;
+      if (v['context-tokens'] === undefined) contextTokens = local.config.max_seq_len;
+    }
+  } else {
+    const { dir, config, params, tokenizer } = loadLocal(requireOption('eval', 'model', v.model));
+    const modelId = modelHash(dir);
+    scorer = new ModelScorer(new GlamModel(config, params), tokenizer, modelId, {
+      batchTokens,
+      description: `${dir} (GlamModel, full recompute)`,
+    });
+    modelName = dir;
+    contextTokens = config.max_seq_len;
+    countTokens = (text) => tokenizer.encode(text).length;
   }
-  const modelId = modelHash(dir);
-  const scorer: Scorer = new ModelScorer(new GlamModel(ck.config, ck.params), tokenizer, modelId, {
-    batchTokens,
-    description: `${dir} (GlamModel, full recompute)`,
-  });
-  const contextTokens = ck.config.max_seq_len;
-  const countTokens = (text: string) => tokenizer.encode(text).length;
 
   const cacheDir =
     v.cache ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'glam-moe', 'eval');
   const results: TaskResult[] = [];
   const predictions: Prediction[] = [];
   for (const input of inputs) {
-    const cache = v['no-cache'] ? undefined : new ResultCache(cacheDir, modelId, input.task.id);
+    const cache = v['no-cache'] ? undefined : new ResultCache(cacheDir, scorer.modelId, input.task.id);
     let bar: ProgressBar | undefined;
     try {
       const { result, predictions: preds } = await evaluateTask(
@@ -231,14 +269,14 @@ export async function run(args: string[]): Promise<void> {
     const byTask = Object.fromEntries(results.map((r) => [r.task, r]));
     console.log(
       JSON.stringify(
-        { model: dir, scorer: scorer.description, results: byTask, averages: avg, tokens },
+        { model: modelName, scorer: scorer.description, results: byTask, averages: avg, tokens },
         null,
         2,
       ),
     );
     return;
   }
-  console.log(`model ${dir}`);
+  console.log(`model ${modelName} (${scorer.description})`);
   console.log(table(results, avg));
   for (const r of results) {
     if (r.shots > 0) console.log(`${r.task}: demonstrations from the ${r.demonstrations}`);
