@@ -25,6 +25,17 @@
       ]
     },
     {
+      "target_name": "glam_avx512",
+      "type": "static_library",
+      "conditions": [
+        ["glam_x86==1", {
+          "sources": ["native/core/gemm_avx512.cc", "native/core/rows_avx512.cc", "native/core/peak_avx512.cc"],
+          "cflags": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mprefer-vector-width=512"],
+          "xcode_settings": { "OTHER_CFLAGS": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mprefer-vector-width=512"] }
+        }]
+      ]
+    },
+    {
       "target_name": "glam_core",
       "type": "static_library",
       "sources": [
@@ -41,7 +52,7 @@
         "native/core/threadpool.cc"
       ],
       "conditions": [
-        ["glam_x86==1", { "defines": ["GLAM_HAVE_AVX2=1"], "dependencies": ["glam_avx2"] }]
+        ["glam_x86==1", { "defines": ["GLAM_HAVE_AVX2=1", "GLAM_HAVE_AVX512=1"], "dependencies": ["glam_avx2", "glam_avx512"] }]
       ]
     },
     {

@@ -1,5 +1,6 @@
-// Blocking constants and per-thread scratch shared by the sgemm drivers (gemm.cc, grouped.cc), so
-// both cut k at the same KC boundaries and pack into the same kind of buffers.
+// Blocking constants and per-thread scratch shared by the sgemm drivers (gemm.cc, grouped.cc). The
+// drivers take KC and MC from the ISA table (GemmKernel::kc, mc) so that every route cuts k at the same
+// boundaries; kKC and kMC here are the AVX2 and portable tables' values.
 #pragma once
 
 #include <cstdint>
@@ -8,7 +9,7 @@
 namespace glam {
 namespace blocking {
 
-// Tuned on AMD EPYC (Zen 3: 32 KiB L1d, 512 KiB L2 per core, 32 MiB shared L3). KC x NR floats of B
+// Tuned for AVX2 on AMD EPYC (Zen 3: 32 KiB L1d, 512 KiB L2 per core, 32 MiB shared L3). KC x NR floats of B
 // (16 KiB) sit in L1 beside the streamed A micro-panel; MC x KC of A (144 KiB) sits in L2.
 // MC is a multiple of both micro-tile heights (6 and 4).
 constexpr int64_t kKC = 256;

@@ -3,8 +3,11 @@
 //     units (row block x B panel range), taken dynamically by the threads, each over all of k:
 //       for pc (KC slices of k)          A block MC x KC packed per thread (L2)
 //         for jr (NR panels), ir (MR panels): micro-kernel (the B micro-panel stays in L1)
-// Every element of C sees the same sequence of operations whatever the thread count or unit split
-// (k is always cut at the same KC boundaries), so results are bitwise identical across thread counts.
+// Products with few rows take another route (A packed once, B read in place: see gemmFewRows).
+// Every element of C sees the same sequence of operations whatever the route, the thread count or the
+// unit split: k is always cut at the same KC boundaries (the ISA table's kc) and every micro-kernel
+// sums an element over its KC block in order and stores it the same way. So results are bitwise
+// identical across thread counts, and a row of C does not depend on how many rows the product has.
 #include "gemm.h"
 
 #include <sched.h>
@@ -27,8 +30,6 @@ namespace {
 constexpr int64_t kPackedBBudget = int64_t{4} << 20;
 
 using blocking::ceilDiv;
-using blocking::kKC;
-using blocking::kMC;
 using blocking::kMinFlopsPerThread;
 using blocking::minI;
 using blocking::Scratch;
@@ -155,8 +156,8 @@ bool ensureChunk(Job& job, std::atomic<uint8_t>& state, int64_t jc, int64_t nc, 
     const GemmKernel& kern = *job.kern;
     const Operands& o = job.ops;
     const int64_t nr = kern.nr;
-    const int64_t pc = pb * kKC;
-    const int64_t kc = minI(kKC, job.call->k - pc);
+    const int64_t pc = pb * kern.kc;
+    const int64_t kc = minI(kern.kc, job.call->k - pc);
     const int64_t ncr = ceilDiv(job.ncMax, nr) * nr;
     const int64_t col = ch * kChunkPanels * nr;
     kern.packB(kc, minI(kChunkPanels * nr, nc - col), o.b + pc * o.rsB + (jc + col) * o.csB, o.rsB, o.csB,
@@ -191,8 +192,8 @@ void runUnit(Job& job, float* packA, int64_t jcBlock, int64_t jc, int64_t nc, in
   // Threads start their walk over the chunks at different points, so the first pass splits the packing.
   const int64_t start = nt > 1 ? span * tid / nt : 0;
   for (int64_t pb = 0; pb < job.kBlocks; pb++) {
-    const int64_t pc = pb * kKC;
-    const int64_t kc = minI(kKC, g.k - pc);
+    const int64_t pc = pb * kern.kc;
+    const int64_t kc = minI(kern.kc, g.k - pc);
     const float beta = pb == 0 ? g.beta : 1.0f;
     kern.packA(mc, kc, o.a + ic * o.rsA + pc * o.csA, o.rsA, o.csA, packA);
     std::atomic<uint8_t>* states = job.chunkState + (jcBlock * job.kBlocks + pb) * chunks;
@@ -212,7 +213,8 @@ void runUnit(Job& job, float* packA, int64_t jcBlock, int64_t jc, int64_t nc, in
             __builtin_prefetch(nextPanel + l * 64, 0, 2);
           }
           const int rows = static_cast<int>(minI(mr, mc - ip * mr));
-          kern.micro(kc, packA + ip * mr * kc, bp, nr, cBase + ip * mr * o.ldc, o.ldc, g.alpha, beta, rows, cols);
+          kern.micro(kc, packA + ip * mr * kc, bp, nr, cBase + ip * mr * o.ldc, o.ldc, g.alpha, beta, rows, cols,
+                     nullptr);
         }
       }
     };
@@ -241,12 +243,11 @@ void runColumnBlock(Job& job, int64_t jcBlock, int tid, int nt) {
   const int64_t mr = kern.mr;
   const int64_t nr = kern.nr;
   const int64_t mPanels = ceilDiv(g.m, mr);
-  float* packA = tlsPackA.get(kMC * kKC);
-  if (packA == nullptr) std::abort();  // a few hundred KiB of scratch: nothing sensible left to do
+  float* packA = tlsPackA.get(kern.mc * kern.kc);
   const int64_t jc = jcBlock * job.ncMax;
   const int64_t nc = minI(job.ncMax, g.n - jc);
   const int64_t nPanels = ceilDiv(nc, nr);
-  const Split split = chooseSplit(mPanels, nPanels, kMC / mr, nt);
+  const Split split = chooseSplit(mPanels, nPanels, kern.mc / mr, nt);
   const int64_t units = split.mUnits * split.nUnits;
   std::atomic<int64_t>& next = job.nextUnit[jcBlock];
   for (int64_t u = next.fetch_add(1, std::memory_order_relaxed); u < units;
@@ -261,88 +262,92 @@ void runColumnBlock(Job& job, int64_t jcBlock, int tid, int nt) {
   }
 }
 
-thread_local Scratch tlsSmallA;
-thread_local Scratch tlsEdgeB;
+thread_local Scratch tlsFewA;
+thread_local Scratch tlsFewB;
 
-// Few rows, B row-major: the micro-kernel runs on an A packed over all of k and reads B in place (its
-// rows ldb apart), one column tile at a time; only a ragged last tile of B is copied (zero-padded).
-void gemmFewRowsTiled(const GemmCall& g, const Operands& o, int nt) {
-  const GemmKernel& kern = currentIsa().gemm;
+// Rows of a product that takes the few-rows route (below). One row panel always; more when the kernel
+// can copy the B block it reads and A (packed over all of k) stays within about a quarter of the L2.
+constexpr int64_t kFewRowsMax = 128;
+constexpr int64_t kFewRowsAFloats = int64_t{1} << 18;
+
+bool fewRowsRoute(const GemmCall& g, const GemmKernel& kern) {
+  if (g.m <= kern.mr) return true;
+  return kern.copiesB && g.m <= kFewRowsMax && g.m * g.k <= kFewRowsAFloats;
+}
+
+// Few rows (decode, small batches): packing all of B would cost more than the product. A is packed once
+// over all of k; the columns are cut into tiles (twice as wide for one or two rows), runs of which the
+// threads claim; for each tile and KC block the first row panel's micro-kernel reads a row-major B in
+// place (ragged tiles too when the kernel masks columns) and, if more row panels follow, copies the block
+// into a packed panel that they read from cache. Other layouts of B are packed a tile block at a time.
+// While one block computes, the block the thread does next is fetched towards L2 (spread over its row
+// panels), so a memory-bound product streams B at close to the memory bandwidth.
+void gemmFewRows(const GemmCall& g, const Operands& o, int nt, const GemmKernel& kern) {
   const int64_t mr = kern.mr;
   const int64_t nr = kern.nr;
+  const int64_t kcMax = kern.kc;
   const int64_t rowPanels = ceilDiv(g.m, mr);
-  float* packed = tlsSmallA.get(rowPanels * mr * g.k);
-  if (packed == nullptr) std::abort();
-  kern.packA(g.m, g.k, o.a, o.rsA, o.csA, packed);
-  const int64_t tiles = ceilDiv(g.n, nr);
-  constexpr int64_t kTilesPerClaim = 8;
-  const int64_t claims = ceilDiv(tiles, kTilesPerClaim);
-  forEachUnit(nt, claims, [&](int64_t c) {
-    for (int64_t t = c * kTilesPerClaim; t < minI(tiles, (c + 1) * kTilesPerClaim); t++) {
-      const int64_t j = t * nr;
-      const int cols = static_cast<int>(minI(nr, g.n - j));
-      const float* bt = o.b + j;
-      int64_t ldb = o.rsB;
-      if (cols < nr) {  // the micro-kernel reads nr columns: give it a padded copy
-        float* edge = tlsEdgeB.get(g.k * nr);
-        if (edge == nullptr) std::abort();
-        kern.packB(g.k, cols, bt, o.rsB, 1, edge);
-        bt = edge;
-        ldb = nr;
-      }
-      for (int64_t ip = 0; ip < rowPanels; ip++) {
-        const int rows = static_cast<int>(minI(mr, g.m - ip * mr));
-        kern.micro(g.k, packed + ip * mr * g.k, bt, ldb, g.c + ip * mr * g.ldc + j, g.ldc, g.alpha, g.beta, rows,
-                   cols);
+  const int64_t kBlocks = ceilDiv(g.k, kcMax);
+  float* packedA = tlsFewA.get(rowPanels * mr * g.k);
+  for (int64_t pb = 0; pb < kBlocks; pb++) {
+    const int64_t pc = pb * kcMax;
+    kern.packA(g.m, minI(kcMax, g.k - pc), o.a + pc * o.csA, o.rsA, o.csA, packedA + rowPanels * mr * pc);
+  }
+  const bool rowMajor = o.csB == 1;
+  const bool inPlace = rowMajor && (rowPanels == 1 || kern.copiesB);
+  const int64_t width = inPlace && g.m <= kern.wideRows ? kern.nrWide : nr;
+  const int64_t tiles = ceilDiv(g.n, width);
+  // Runs of tiles per claim: about four claims per thread (a late thread costs at most one run) and
+  // runs long enough that the next-block prefetch has somewhere to go.
+  const int64_t perClaim = nt > 1 ? std::max<int64_t>(1, tiles / (4 * nt)) : tiles;
+  forEachUnit(nt, ceilDiv(tiles, perClaim), [&](int64_t u) {
+    float* block = tlsFewB.get(kcMax * nr);
+    const int64_t t1 = minI(tiles, (u + 1) * perClaim);
+    for (int64_t t = u * perClaim; t < t1; t++) {
+      const int64_t j = t * width;
+      const int cols = static_cast<int>(minI(width, g.n - j));
+      const bool readInPlace = inPlace && (kern.masksCols || cols == width);
+      for (int64_t pb = 0; pb < kBlocks; pb++) {
+        const int64_t pc = pb * kcMax;
+        const int64_t kc = minI(kcMax, g.k - pc);
+        const float beta = pb == 0 ? g.beta : 1.0f;
+        // The block this thread reads next: this tile's next KC block, else the next tile's first.
+        const float* next = nullptr;
+        int64_t nextRows = 0;
+        if (rowMajor && pb + 1 < kBlocks) {
+          next = o.b + (pc + kcMax) * o.rsB + j;
+          nextRows = minI(kcMax, g.k - pc - kcMax);
+        } else if (rowMajor && t + 1 < t1) {
+          next = o.b + j + width;
+          nextRows = minI(kcMax, g.k);
+        }
+        const float* bp = block;
+        int64_t ldb = nr;
+        if (readInPlace) {
+          bp = o.b + pc * o.rsB + j;
+          ldb = o.rsB;
+        } else {
+          kern.packB(kc, cols, o.b + pc * o.rsB + j * o.csB, o.rsB, o.csB, block);
+        }
+        const int64_t perPanel = ceilDiv(nextRows, rowPanels);
+        for (int64_t ip = 0; ip < rowPanels; ip++) {
+          MicroSide side;
+          side.nextRows = std::max<int64_t>(0, minI(perPanel, nextRows - ip * perPanel));
+          side.next = side.nextRows > 0 ? next + ip * perPanel * o.rsB : nullptr;
+          side.nextLd = o.rsB;
+          const bool copy = readInPlace && ip == 0 && rowPanels > 1;
+          side.copyB = copy ? block : nullptr;
+          const int rows = static_cast<int>(minI(mr, g.m - ip * mr));
+          kern.micro(kc, packedA + rowPanels * mr * pc + ip * mr * kc, bp, ldb, g.c + ip * mr * g.ldc + j, g.ldc,
+                     g.alpha, beta, rows, cols, &side);
+          if (copy) {
+            bp = block;
+            ldb = nr;
+          }
+        }
       }
     }
   });
-}
-
-// Few rows (or, transposed, few columns): packing B would cost more than the product. Returns false
-// when the blocked path should run instead.
-bool gemmSmall(const GemmCall& g, int maxThreads) {
-  // Crossovers measured on Zen 3 (k = 1024): reading B in place wins up to 6 rows (one AVX2 row panel);
-  // the dot products of the few-columns case win up to 4 columns.
-  constexpr int64_t kFewRows = 6;
-  constexpr int64_t kFewCols = 4;
-  static_assert(kFewRows <= kSmallGemmRows && kFewCols <= kSmallGemmRows, "small kernel capacity");
-  const Operands o = operandsOf(g);
-  const bool fewRows = g.m <= kFewRows;
-  if (!fewRows && g.n > kFewCols) return false;
-  const int rows = static_cast<int>(fewRows ? g.m : g.n);
-  const int64_t cols = fewRows ? g.n : g.m;
-  const double flops = 2.0 * rows * static_cast<double>(cols) * static_cast<double>(g.k);
-  int nt = threadsFor(flops, kMinFlopsPerThread);
-  if (nt > maxThreads) nt = maxThreads;
-  if (fewRows && o.csB == 1 && g.m > 2) {
-    gemmFewRowsTiled(g, o, nt);
-    return true;
-  }
-  // Otherwise A' (rows x k, copied contiguous) against B' read in place, B'[p, j] = bp[p*rsB + j*csB],
-  // into C'[i, j] = c[i*rsC + j*csC]; with few columns, A' = op(B)ᵀ, B' = op(A)ᵀ, C' = Cᵀ.
-  const float* aSrc = fewRows ? o.a : o.b;
-  const int64_t aRs = fewRows ? o.rsA : o.csB;
-  const int64_t aCs = fewRows ? o.csA : o.rsB;
-  const float* bp = fewRows ? o.b : o.a;
-  const int64_t rsB = fewRows ? o.rsB : o.csA;
-  const int64_t csB = fewRows ? o.csB : o.rsA;
-  const int64_t rsC = fewRows ? g.ldc : 1;
-  const int64_t csC = fewRows ? 1 : g.ldc;
-  float* packed = tlsSmallA.get(static_cast<int64_t>(rows) * g.k);
-  if (packed == nullptr) std::abort();
-  for (int i = 0; i < rows; i++) {
-    for (int64_t p = 0; p < g.k; p++) packed[i * g.k + p] = aSrc[i * aRs + p * aCs];
-  }
-  const auto kernel = currentIsa().gemm.smallRows;
-  // Row-major B' is swept in runs as wide as the kernel keeps sums for; dot products go 64 at a time.
-  const int64_t kColsPerClaim = csB == 1 ? 2048 / rows : 64;
-  const int64_t claims = ceilDiv(cols, kColsPerClaim);
-  forEachUnit(nt, claims, [&](int64_t c) {
-    kernel(rows, g.k, g.alpha, packed, bp, rsB, csB, g.beta, g.c, rsC, csC, c * kColsPerClaim,
-           minI(cols, (c + 1) * kColsPerClaim));
-  });
-  return true;
 }
 
 // One product on up to `maxThreads` threads; packing buffers come from the calling thread.
@@ -352,14 +357,17 @@ void gemmOne(const GemmCall& g, int maxThreads) {
     scaleC(g, g.c);
     return;
   }
-  if (gemmSmall(g, maxThreads)) return;
   const GemmKernel& kern = currentIsa().gemm;
   const double flops = 2.0 * static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
   int nt = threadsFor(flops, kMinFlopsPerThread);
   if (nt > maxThreads) nt = maxThreads;
+  if (fewRowsRoute(g, kern)) {
+    gemmFewRows(g, operandsOf(g), nt, kern);
+    return;
+  }
 
-  const int64_t kBlocks = ceilDiv(g.k, kKC);
-  const int64_t kPadded = kBlocks * kKC;
+  const int64_t kBlocks = ceilDiv(g.k, kern.kc);
+  const int64_t kPadded = kBlocks * kern.kc;
   // Column block: the packed B (all of k) stays within the budget, and at most 256 panels per block.
   int64_t ncMax = (kPackedBBudget / kPadded) / kern.nr * kern.nr;
   ncMax = minI(ncMax < kern.nr ? kern.nr : ncMax, minI(256 * kern.nr, ceilDiv(g.n, kern.nr) * kern.nr));
@@ -369,7 +377,6 @@ void gemmOne(const GemmCall& g, int maxThreads) {
   const int64_t states = jcBlocks * kBlocks * ceilDiv(nPanels, kChunkPanels);
   auto* chunkState = reinterpret_cast<std::atomic<uint8_t>*>(tlsChunkState.get(ceilDiv(states, 4)));
   auto* nextUnit = reinterpret_cast<std::atomic<int64_t>*>(tlsUnitCounters.get(jcBlocks * 2));
-  if (packB == nullptr || chunkState == nullptr || nextUnit == nullptr) std::abort();
   for (int64_t i = 0; i < states; i++) new (&chunkState[i]) std::atomic<uint8_t>(kChunkFree);
   for (int64_t i = 0; i < jcBlocks; i++) new (&nextUnit[i]) std::atomic<int64_t>(0);
 

@@ -3,13 +3,13 @@
 
 #include <cstdint>
 
+#include "blocking.h"
 #include "isa.h"
 
 namespace glam {
 namespace {
 
 #include "pack_impl.h"
-#include "small_impl.h"
 
 constexpr int MR = 6;
 constexpr int NR = 16;
@@ -45,7 +45,7 @@ constexpr int NR = 16;
 // assembly: compilers shuffle and spill the 12 accumulators of the intrinsics version. B rows are ldb
 // floats apart: 16 for a packed panel, the matrix's own stride when a few-row product reads B in place.
 void micro6x16(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, float alpha,
-               float beta, int rows, int cols) {
+               float beta, int rows, int cols, const MicroSide*) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -258,6 +258,8 @@ void packB(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, float
 
 }  // namespace
 
-GemmKernel avx2GemmKernel() { return GemmKernel{MR, NR, packA, packB, micro6x16, smallRowsKernel}; }
+GemmKernel avx2GemmKernel() {
+  return GemmKernel{MR, NR, NR, 0, blocking::kKC, blocking::kMC, false, false, packA, packB, micro6x16};
+}
 
 }  // namespace glam

@@ -2,7 +2,7 @@
 // (group x range of column panels) for transA == false and (group x range of row panels of C_g) for
 // transA == true; each unit packs its own B block and A block (no shared state but the unit counter), and
 // the threads take units from an atomic counter, largest first, so ragged groups keep every thread busy.
-// The blocking is that of gemm.cc (KC = 256 slices of k, MC = 144 row blocks, the same packing and
+// The blocking is that of gemm.cc (the ISA table's KC slices of k and MC row blocks, the same packing and
 // micro-kernel), and the unit split never changes the operations an element of C sees, so results are
 // bitwise identical whatever the thread count.
 #include "grouped.h"
@@ -22,8 +22,6 @@ namespace glam {
 namespace {
 
 using blocking::ceilDiv;
-using blocking::kKC;
-using blocking::kMC;
 using blocking::kMinFlopsPerThread;
 using blocking::minI;
 using blocking::Scratch;
@@ -52,15 +50,18 @@ void scaleBlock(float* c, int64_t rows, int64_t cols, int64_t ldc, float beta) {
 
 // C[M x N] (ldc) = alpha * op(A) op(B) + beta * C with op(A)[i,p] = a[i*rsA + p*csA] and
 // op(B)[p,j] = b[p*rsB + j*csB]. The A block (up to 2·MC x KC floats) is packed once per k slice and stays
-// in L2; B is packed a chunk of kChunkPanels panels at a time right
+// in L2; B is packed a chunk of about kChunkCols columns at a time right
 // before the micro-kernel sweeps the A block over it, so the packed chunk is still in L1/L2 (a group's
 // B is used by few rows, so packing all of it first would push it out to L3).
-constexpr int64_t kChunkPanels = 4;
+// 64 columns per chunk (4 AVX2 panels, 1 AVX-512 panel): KC x 64 floats beside the A block in L2.
+constexpr int64_t kChunkCols = 64;
 
 void blockProduct(const GemmKernel& kern, int64_t M, int64_t N, int64_t K, float alpha, const float* a,
                   int64_t rsA, int64_t csA, const float* b, int64_t rsB, int64_t csB, float beta0, float* c,
                   int64_t ldc) {
   const int64_t mr = kern.mr, nr = kern.nr;
+  const int64_t kKC = kern.kc, kMC = kern.mc;
+  const int64_t kChunkPanels = nr < kChunkCols ? kChunkCols / nr : 1;
   float* packA = tlsGroupA.get(2 * kMC * kKC + mr * kKC);
   float* packB = tlsGroupB.get(kKC * kChunkPanels * nr);
   for (int64_t pc = 0; pc < K; pc += kKC) {
@@ -124,7 +125,7 @@ void blockProduct(const GemmKernel& kern, int64_t M, int64_t N, int64_t K, float
               }
             }
             prefetchNext();
-            kern.micro(kc, packA + ip * mr * kc, bp, nr, cq + ip * mr * ldc, ldc, alpha, beta, rows, nc);
+            kern.micro(kc, packA + ip * mr * kc, bp, nr, cq + ip * mr * ldc, ldc, alpha, beta, rows, nc, nullptr);
           }
         }
       }

@@ -6,25 +6,42 @@
 
 namespace glam {
 
+// Optional side work of a micro-kernel call.
+struct MicroSide {
+  // B that a later call reads (or packs): nextRows rows, nextLd floats apart, as wide as this call's B;
+  // the kernel may fetch it towards the cache while it computes.
+  const float* next = nullptr;
+  int64_t nextLd = 0;
+  int64_t nextRows = 0;
+  // When set (and the kernel copiesB), the kc x cols block of B the call reads is also stored here as a
+  // packed panel (nr floats per k step, 64-byte aligned), so further row panels can use it from cache.
+  float* copyB = nullptr;
+};
+
 // Register-blocked GEMM pieces (BLIS style). op(A) is addressed as a[i*rs + p*cs], op(B) as b[p*rs + j*cs].
+// Every micro-kernel sums each element of C over its k range in order, from zero, one multiply-add per
+// step, and stores alpha·sum (+ beta·C): the same operations whatever the tile's shape or position, so
+// the drivers may cut a product into tiles any way they like without changing a single bit of C.
 struct GemmKernel {
-  int mr;  // rows of the micro-tile
-  int nr;  // columns of the micro-tile
+  int mr;        // rows of the micro-tile
+  int nr;        // columns of the micro-tile (and of a packed B panel)
+  int nrWide;    // columns a tile of at most wideRows rows may have (B read in place), >= nr
+  int wideRows;
+  int64_t kc;    // k is cut at multiples of kc (the same cuts in every driver: results do not depend on m)
+  int64_t mc;    // rows of a packed A block
+  bool copiesB;    // micro honours MicroSide::copyB
+  bool masksCols;  // micro reads only the first `cols` columns of B (else nr: a ragged tile must be padded)
   // Packs rows [0,mc) x cols [0,kc) of op(A) into mr-row panels, panel-major, zero-padded to mr rows.
   void (*packA)(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, float* dst);
   // Packs rows [0,kc) x cols [0,nc) of op(B) into nr-column panels, zero-padded to nr columns.
   void (*packB)(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, float* dst);
-  // C[0:rows, 0:cols] = alpha * (A panel x B panel) + beta * C; beta == 0 never reads C. The B panel has
-  // kc rows of nr floats, ldb apart (nr when packed; a row-major B read in place otherwise).
+  // C[0:rows, 0:cols] = alpha * (A panel x B) + beta * C; beta == 0 never reads C. B has kc rows ldb
+  // floats apart (nr when packed; a row-major B read in place otherwise) of which the first `cols` are
+  // read (cols <= nr, or <= nrWide when rows <= wideRows). `side` may be null.
   void (*micro)(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, float alpha,
-                float beta, int rows, int cols);
-  // Products with at most kSmallGemmRows rows, B read in place (see small_impl.h): columns [j0, j1) of
-  // C'[i,j] = c[i*rsC + j*csC] = alpha * A'(m x k, contiguous) * B'(b[p*rsB + j*csB]) + beta * C'.
-  void (*smallRows)(int m, int64_t k, float alpha, const float* a, const float* b, int64_t rsB, int64_t csB,
-                    float beta, float* c, int64_t rsC, int64_t csC, int64_t j0, int64_t j1);
+                float beta, int rows, int cols, const MicroSide* side);
 };
 
-constexpr int kSmallGemmRows = 8;
 
 // Element-wise and row kernels on contiguous ranges; the driver splits work across threads.
 struct RowKernels {
@@ -58,29 +75,39 @@ struct RowKernels {
 };
 
 struct Isa {
-  const char* name;  // "avx2+fma" or "portable"
+  const char* name;  // "avx512", "avx2+fma" or "portable"
   GemmKernel gemm;
   RowKernels rows;
   // Runs `iterations` rounds of independent multiply-add chains; returns the flops done.
   double (*peakLoop)(int64_t iterations);
 };
 
+// The tables, built on first use. Call one only when cpuHas() says the CPU and OS support it.
+const Isa& avx512Isa();
 const Isa& avx2Isa();
 const Isa& portableIsa();
 
-}  // namespace glam
+// The instruction sets the drivers know, fastest first.
+enum class IsaId { kAvx512, kAvx2, kPortable };
+constexpr int kIsaCount = 3;
+// "avx512", "avx2" or "portable": the names GLAM_ISA and selectIsa take.
+const char* isaKey(IsaId id);
+const Isa& isaTable(IsaId id);
 
-namespace glam {
+// Whether the CPU has the instructions and the OS saves their registers (CPUID and XGETBV):
+// kAvx512 needs AVX-512 F/BW/DQ/VL (and AVX2/FMA); kAvx2 needs AVX2 and FMA; kPortable always.
+bool cpuHas(IsaId id);
+// AVX512-BF16 (vdpbf16ps), on top of kAvx512.
+bool cpuHasAvx512Bf16();
 
-// True when the CPU (and OS) support AVX2 and FMA.
-bool cpuHasAvx2Fma();
-
-// The table in use: AVX2/FMA when the CPU has it, unless GLAM_FORCE_PORTABLE=1 is set at load time
-// or forcePortable(true) was called.
+// The table in use: the fastest the CPU supports, unless GLAM_ISA=avx512|avx2|portable (read at load
+// time; GLAM_FORCE_PORTABLE=1 is kept as another name for GLAM_ISA=portable) or selectIsa says otherwise.
 const Isa& currentIsa();
-// Returns false when `on` is false but the CPU lacks AVX2/FMA (the portable path stays).
-bool forcePortable(bool on);
-// Why the current table was chosen, e.g. "forced by GLAM_FORCE_PORTABLE".
+IsaId currentIsaId();
+// Switches to the named table ("avx512", "avx2", "portable"; null or "" means the default choice).
+// Returns false, changing nothing, when the name is unknown or the CPU lacks that instruction set.
+bool selectIsa(const char* key);
+// Why the current table was chosen, e.g. "forced by GLAM_ISA=avx2" or "CPU has AVX-512".
 const char* isaReason();
 
 }  // namespace glam

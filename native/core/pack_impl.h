@@ -51,7 +51,9 @@ void packBPanels(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs,
   }
 }
 
-// Writes a computed tile held row-major in `tile` (ld = NR) to the first rows x cols of C.
+// Writes a computed tile held row-major in `tile` (ld = NR) to the first rows x cols of C with the
+// operations of every full-tile store: alpha·sum, then one fused multiply-add for beta·C (written out,
+// so no compiler contracts it another way), so a ragged tile's elements get the same bits as a full one's.
 template <int NR>
 void storeTile(const float* tile, float* c, int64_t ldc, float alpha, float beta, int rows, int cols) {
   for (int r = 0; r < rows; r++) {
@@ -60,7 +62,7 @@ void storeTile(const float* tile, float* c, int64_t ldc, float alpha, float beta
     if (beta == 0.0f) {
       for (int j = 0; j < cols; j++) cr[j] = alpha * tr[j];
     } else {
-      for (int j = 0; j < cols; j++) cr[j] = alpha * tr[j] + beta * cr[j];
+      for (int j = 0; j < cols; j++) cr[j] = __builtin_fmaf(beta, cr[j], alpha * tr[j]);
     }
   }
 }

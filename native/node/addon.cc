@@ -187,12 +187,12 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
 
 napi_value GetThreads(napi_env env, napi_callback_info) { return numberValue(env, poolThreads()); }
 
-napi_value ForcePortable(napi_env env, napi_callback_info info) {
-  Args args(env, info, "forcePortable", 1);
-  bool on = false;
-  if (!args.read("on", &on)) return nullptr;
+napi_value SelectIsa(napi_env env, napi_callback_info info) {
+  Args args(env, info, "selectIsa", 1);
+  std::string key;
+  if (!args.read("isa", &key)) return nullptr;
   napi_value v;
-  napi_get_boolean(env, forcePortable(on), &v);
+  napi_get_boolean(env, selectIsa(key.c_str()), &v);
   return v;
 }
 
@@ -200,12 +200,26 @@ napi_value Info(napi_env env, napi_callback_info) {
   napi_value obj;
   napi_create_object(env, &obj);
   setString(env, obj, "isa", currentIsa().name);
+  setString(env, obj, "isaKey", isaKey(currentIsaId()));
   setString(env, obj, "reason", isaReason());
   napi_set_named_property(env, obj, "threads", numberValue(env, poolThreads()));
   napi_set_named_property(env, obj, "cores", numberValue(env, availableCores()));
-  napi_value avx2;
-  napi_get_boolean(env, cpuHasAvx2Fma(), &avx2);
-  napi_set_named_property(env, obj, "avx2Fma", avx2);
+  napi_value isas, flag;
+  napi_create_array(env, &isas);
+  uint32_t count = 0;
+  for (int i = 0; i < kIsaCount; i++) {
+    if (!cpuHas(static_cast<IsaId>(i))) continue;
+    napi_value key;
+    napi_create_string_utf8(env, isaKey(static_cast<IsaId>(i)), NAPI_AUTO_LENGTH, &key);
+    napi_set_element(env, isas, count++, key);
+  }
+  napi_set_named_property(env, obj, "isas", isas);
+  napi_get_boolean(env, cpuHas(IsaId::kAvx2), &flag);
+  napi_set_named_property(env, obj, "avx2Fma", flag);
+  napi_get_boolean(env, cpuHas(IsaId::kAvx512), &flag);
+  napi_set_named_property(env, obj, "avx512", flag);
+  napi_get_boolean(env, cpuHasAvx512Bf16(), &flag);
+  napi_set_named_property(env, obj, "avx512Bf16", flag);
   return obj;
 }
 
@@ -311,7 +325,7 @@ NAPI_MODULE_INIT() {
     napi_set_named_property(env, exports, op.name, fn);
   }
   const std::pair<const char*, napi_callback> others[] = {
-      {"setThreads", SetThreads}, {"getThreads", GetThreads}, {"forcePortable", ForcePortable},
+      {"setThreads", SetThreads}, {"getThreads", GetThreads}, {"selectIsa", SelectIsa},
       {"info", Info},             {"peak", Peak},             {"addressMod64", AddressMod64},
   };
   for (const auto& [name, cb] : others) {

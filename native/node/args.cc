@@ -92,6 +92,19 @@ bool Args::read(const char* name, bool* out) { return boolean(next(), name, null
 
 bool Args::read(const char* name, int64_t* out) { return size(next(), name, nullptr, out); }
 
+bool Args::read(const char* name, std::string* out) {
+  if (!ok_) return false;
+  napi_value v = next();
+  napi_valuetype type;
+  if (napi_typeof(env_, v, &type) != napi_ok || type != napi_string) return fail(std::string(name) + " must be a string");
+  char buf[64];
+  size_t len = 0;
+  napi_get_value_string_utf8(env_, v, buf, sizeof buf, &len);
+  if (len >= sizeof buf - 1) return fail(std::string(name) + " is too long (at most 62 characters)");
+  out->assign(buf, len);
+  return true;
+}
+
 bool Args::read(const char* name, double* out) {
   if (!ok_) return false;
   napi_value v = next();

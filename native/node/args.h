@@ -21,6 +21,8 @@ class Args {
   bool ok() const { return ok_; }
 
   bool read(const char* name, bool* out);
+  // A short string (at most 62 characters).
+  bool read(const char* name, std::string* out);
   // A non-negative integer number (at most 2^53).
   bool read(const char* name, int64_t* out);
   // A number (any value: NaN and infinities only scale data).

@@ -9,9 +9,16 @@ import { fileURLToPath } from 'node:url';
 import type { Mat } from './mat.js';
 import { type ArgKind, type KernelOps, type Kernels, OP_NAMES, OPS, type OpName, opArgs } from './ops.js';
 
+/** The instruction sets the native core has kernels for, fastest first. */
+export type IsaKey = 'avx512' | 'avx2' | 'portable';
+
 export interface NativeInfo {
-  /** Code path in use: 'avx2+fma' or 'portable'. */
+  /** Code path in use: 'avx512', 'avx2+fma' or 'portable'. */
   isa: string;
+  /** Its key, as GLAM_ISA and setIsa take it. */
+  isaKey: IsaKey;
+  /** The paths this CPU (and OS) can run, fastest first; the portable one always. */
+  isas: IsaKey[];
   /** Why that path was chosen, e.g. "forced by GLAM_FORCE_PORTABLE". */
   reason: string;
   threads: number;
@@ -19,6 +26,10 @@ export interface NativeInfo {
   cores: number;
   /** Whether the CPU supports the AVX2/FMA path. */
   avx2Fma: boolean;
+  /** Whether the CPU supports the AVX-512 path (F, BW, DQ, VL, with the OS saving the registers). */
+  avx512: boolean;
+  /** Whether it also has AVX512-BF16 (vdpbf16ps). */
+  avx512Bf16: boolean;
 }
 
 export interface PeakResult {
@@ -41,8 +52,8 @@ export interface NativeAddon {
   /** Resizes the thread pool; returns the size in effect. */
   setThreads(n: number): number;
   getThreads(): number;
-  /** Switches to the portable path (true) or back to AVX2/FMA when the CPU has it; false if it cannot. */
-  forcePortable(on: boolean): boolean;
+  /** Switches to the named path ('' = the default choice); false, changing nothing, if the CPU lacks it. */
+  selectIsa(isa: string): boolean;
   info(): NativeInfo;
   /** Runs independent FMA chains on `threads` threads in ~20 ms trials for about `seconds`. */
   peak(threads: number, seconds: number): PeakResult;
@@ -57,8 +68,11 @@ export interface NativeKernels extends Kernels {
   readonly addon: NativeAddon;
   info(): NativeInfo;
   peak(threads: number, seconds: number): PeakResult;
-  /** Selects the portable (true) or the AVX2/FMA (false) path; returns false when it cannot. */
-  setPortable(on: boolean): boolean;
+  /**
+   * Selects a code path: 'avx512', 'avx2', 'portable', or undefined for the default choice (the fastest
+   * the CPU has, or GLAM_ISA's). Returns false, changing nothing, when the CPU lacks that path.
+   */
+  setIsa(isa: IsaKey | undefined): boolean;
 }
 
 export type NativeLoad =
@@ -68,7 +82,7 @@ export type NativeLoad =
 /** Where node-gyp puts the addon, relative to this module (dist/src/backend/native.js). */
 export const ADDON_PATH = fileURLToPath(new URL('../../../build/Release/glam_native.node', import.meta.url));
 
-const OTHER_EXPORTS = ['setThreads', 'getThreads', 'forcePortable', 'info', 'peak', 'addressMod64'] as const;
+const OTHER_EXPORTS = ['setThreads', 'getThreads', 'selectIsa', 'info', 'peak', 'addressMod64'] as const;
 
 /** How the addon's op table differs from OPS (empty when it implements exactly the contract). */
 export function opTableDifferences(table: Readonly<Record<string, string>> | undefined): string[] {
@@ -153,6 +167,6 @@ export function wrapAddon(addon: NativeAddon): NativeKernels {
     getThreads: () => addon.getThreads(),
     info: () => addon.info(),
     peak: (threads, seconds) => addon.peak(threads, seconds),
-    setPortable: (on) => addon.forcePortable(on),
+    setIsa: (isa) => addon.selectIsa(isa ?? ''),
   };
 }

@@ -4,7 +4,7 @@
  * resolution never dominates. Results are medians over samples with their spread.
  */
 import { alignedFloat32, type Kernels, mat, transpose } from '../backend/index.js';
-import type { NativeKernels } from '../backend/native.js';
+import type { IsaKey, NativeKernels } from '../backend/native.js';
 import { type Summary, summarize, timeSeconds } from './stats.js';
 
 export type Trans = 'NN' | 'NT' | 'TN' | 'TT';
@@ -121,6 +121,8 @@ export function benchGemm(kern: Kernels, opts: GemmBenchOptions): GemmBenchResul
 }
 
 export interface PeakResultRow {
+  /** The code path whose multiply-add chains ran ('avx512', 'avx2+fma', 'portable'). */
+  isa: string;
   threads: number;
   /** Fastest ~20 ms trial: the machine's capability. */
   gflops: number;
@@ -132,35 +134,50 @@ export interface PeakResultRow {
 
 export interface PeakBenchResult {
   op: 'peak';
+  /** The code path the kernels use (the one MFU figures are computed against). */
   isa: string;
   results: PeakResultRow[];
 }
 
 /**
- * FMA throughput (independent multiply-add chains held in registers) for each thread count: the
- * ceiling any kernel can reach on this machine, the denominator of efficiency figures. Reported as the
- * fastest of many short trials, which noise from other processes cannot inflate, with the median trial.
+ * FMA throughput (independent multiply-add chains held in registers, in the registers of each code
+ * path: zmm for AVX-512, ymm for AVX2) for each thread count: the ceiling a kernel on that path can
+ * reach on this machine, the denominator of efficiency figures. Reported as the fastest of many short
+ * trials, which noise from other processes cannot inflate, with the median trial. `isas` (default: the
+ * path in use) lists the paths to measure; the path in use is restored afterwards.
  */
-export function benchPeak(kern: NativeKernels, threadCounts: number[], seconds = 0.5): PeakBenchResult {
+export function benchPeak(
+  kern: NativeKernels,
+  threadCounts: number[],
+  seconds = 0.5,
+  isas?: IsaKey[],
+): PeakBenchResult {
   const before = kern.getThreads();
+  const info = kern.info();
   const results: PeakResultRow[] = [];
   try {
-    for (const threads of threadCounts) {
-      if (!Number.isInteger(threads) || threads < 1) {
-        throw new Error(`bench peak: threads must be a positive integer, got ${threads}`);
+    for (const isa of isas ?? [info.isaKey]) {
+      if (!kern.setIsa(isa)) throw new Error(`bench peak: this CPU cannot run the ${isa} path`);
+      for (const threads of threadCounts) {
+        if (!Number.isInteger(threads) || threads < 1) {
+          throw new Error(`bench peak: threads must be a positive integer, got ${threads}`);
+        }
+        kern.setThreads(threads);
+        const p = kern.peak(threads, seconds);
+        results.push({
+          isa: p.isa,
+          threads: p.threads,
+          gflops: p.gflops,
+          gflops_per_thread: p.gflops / p.threads,
+          gflops_median: p.median,
+          trials: p.trials,
+        });
       }
-      kern.setThreads(threads);
-      const p = kern.peak(threads, seconds);
-      results.push({
-        threads: p.threads,
-        gflops: p.gflops,
-        gflops_per_thread: p.gflops / p.threads,
-        gflops_median: p.median,
-        trials: p.trials,
-      });
     }
   } finally {
     kern.setThreads(before);
+    // Back to the path in use, whether it was the default choice or set by GLAM_ISA / setIsa.
+    kern.setIsa(info.isaKey);
   }
-  return { op: 'peak', isa: kern.info().isa, results };
+  return { op: 'peak', isa: info.isa, results };
 }

@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { kernels, loadNative } from '../backend/index.js';
+import type { IsaKey } from '../backend/native.js';
 import { benchGemm, benchPeak, parseTrans } from '../bench/gemm.js';
 import { percent } from '../bench/stats.js';
 import { benchTrain, formatTrainBench } from '../bench/train.js';
@@ -30,15 +31,17 @@ options:
   --json           print one JSON object (gflops, ms_median, threads, spread, ...)
   -h, --help       this help`;
 
-const PEAK_HELP = `usage: glam bench peak [--threads T] [--seconds S] [--json]
+const PEAK_HELP = `usage: glam bench peak [--threads T] [--isa avx512|avx2|portable] [--seconds S] [--json]
 
-Measures the machine's FMA throughput: independent multiply-add chains in registers on T threads
-(default: every count from 1 to the number of cores), in ~20 ms trials for S seconds (default 0.5).
-Reports the fastest trial (the machine's capability: other processes only slow trials down) and the
-median trial.
+Measures the machine's FMA throughput for each code path the CPU has (AVX-512, AVX2/FMA, portable):
+independent multiply-add chains in that path's registers on T threads (default: every count from 1 to
+the number of cores), in ~20 ms trials for S seconds (default 0.5). Reports the fastest trial (the
+machine's capability: other processes only slow trials down) and the median trial. The path in use
+(marked) is the one MFU figures are computed against.
 
 options:
   --threads T   thread count (default: 1..cores)
+  --isa NAME    measure this path only (default: every path the CPU has)
   --seconds S   seconds of trials per thread count (default 0.5)
   --json        print one JSON object
   -h, --help    this help`;
@@ -92,6 +95,7 @@ async function runPeak(args: string[]): Promise<void> {
     args,
     options: {
       threads: { type: 'string' },
+      isa: { type: 'string' },
       seconds: { type: 'string', default: '0.5' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -108,23 +112,36 @@ async function runPeak(args: string[]): Promise<void> {
   const seconds = Number(values.seconds);
   if (!(seconds > 0 && seconds <= 60))
     throw new Error(`--seconds must be in (0, 60], got '${values.seconds}'`);
-  const cores = native.kernels.info().cores;
+  const info = native.kernels.info();
   const counts =
     values.threads !== undefined
       ? [intOption('threads', values.threads, 1, 1024)]
-      : Array.from({ length: cores }, (_, i) => i + 1);
-  const r = benchPeak(native.kernels, counts, seconds);
+      : Array.from({ length: info.cores }, (_, i) => i + 1);
+  let isas = info.isas;
+  if (values.isa !== undefined) {
+    const known: string[] = ['avx512', 'avx2', 'portable'];
+    if (!known.includes(values.isa))
+      throw new Error(`--isa must be one of ${known.join(', ')}, got '${values.isa}'`);
+    const isa = values.isa as IsaKey;
+    if (!info.isas.includes(isa))
+      throw new Error(`--isa ${isa}: this CPU cannot run it (it can run ${info.isas.join(', ')})`);
+    isas = [isa];
+  }
+  const r = benchPeak(native.kernels, counts, seconds, isas);
   if (values.json) {
     const single = r.results.length === 1 ? r.results[0] : undefined;
     console.log(JSON.stringify(single ? { ...r, ...single } : r));
     return;
   }
-  console.log(`FMA peak (${r.isa}): fastest of ~20 ms trials over ${seconds} s (median trial in brackets)`);
+  console.log(
+    `FMA peak per code path: fastest of ~20 ms trials over ${seconds} s (median trial in brackets); ` +
+      `in use: ${r.isa}`,
+  );
   for (const row of r.results) {
     console.log(
-      `  ${String(row.threads).padStart(3)} thread${row.threads === 1 ? ' ' : 's'}  ` +
-        `${row.gflops.toFixed(1).padStart(8)} GFLOP/s  (${row.gflops_per_thread.toFixed(1)} per thread) ` +
-        `[median ${row.gflops_median.toFixed(1)} over ${row.trials} trials]`,
+      `  ${(row.isa + (row.isa === r.isa ? '*' : '')).padEnd(10)} ${String(row.threads).padStart(3)} ` +
+        `thread${row.threads === 1 ? ' ' : 's'}  ${row.gflops.toFixed(1).padStart(8)} GFLOP/s  ` +
+        `(${row.gflops_per_thread.toFixed(1)} per thread) [median ${row.gflops_median.toFixed(1)} over ${row.trials} trials]`,
     );
   }
 }
@@ -262,7 +279,7 @@ async function runComm(args: string[]): Promise<void> {
 
 export const SUBCOMMANDS: Record<string, Subcommand> = {
   gemm: { doc: 'matrix product GFLOP/s (median and spread of repeated runs)', run: runGemm },
-  peak: { doc: 'FMA throughput of the machine per thread count', run: runPeak },
+  peak: { doc: 'FMA throughput of the machine per code path and thread count', run: runPeak },
   moe: { doc: 'MoE layer vs dense layer of equal activated FLOPs (forward+backward)', run: runMoe },
   train: { doc: 'training tokens/s, phase times and MFU on synthetic batches', run: runTrain },
   comm: { doc: 'allreduce/alltoallv time and bandwidth between MPI ranks, alpha-beta fit', run: runComm },

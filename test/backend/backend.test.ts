@@ -14,7 +14,7 @@ const indexModule = fileURLToPath(new URL('../../src/backend/index.js', import.m
 function child(code: string, env: Record<string, string>): { stdout: string } {
   const script = `import * as backend from ${JSON.stringify(indexModule)};\n${code}`;
   const stdout = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
-    env: { ...process.env, GLAM_BACKEND: '', GLAM_FORCE_PORTABLE: '', ...env },
+    env: { ...process.env, GLAM_BACKEND: '', GLAM_FORCE_PORTABLE: '', GLAM_ISA: '', ...env },
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -76,7 +76,7 @@ describe('backend selection and storage', () => {
     );
   });
 
-  test('GLAM_FORCE_PORTABLE=1 selects the portable path in a fresh process, and it computes', {
+  test('GLAM_ISA selects each path the CPU has in a fresh process, and it computes', {
     skip: nativeMissing,
   }, () => {
     const code = `
@@ -89,12 +89,48 @@ describe('backend selection and storage', () => {
       k.sgemm(1, M(a, 35, 19), M(b, 19, 41), 0, M(c, 35, 41));
       backend.referenceKernels.sgemm(1, M(a, 35, 19), M(b, 19, 41), 0, M(r, 35, 41));
       console.log(k.describe() + '|' + c.every((v, i) => v === r[i]));`;
-    const out = child(code, { GLAM_FORCE_PORTABLE: '1', GLAM_THREADS: '2' });
-    // Small integers: every product and sum is exact, so both paths must agree exactly.
-    assert.match(out.stdout.trim(), /^native portable \(forced by GLAM_FORCE_PORTABLE\), 2 threads\|true$/);
+    const names: Record<string, string> = { avx512: 'avx512', avx2: 'avx2\\+fma', portable: 'portable' };
+    const isas = native!.info().isas;
+    assert.ok(isas.includes('portable'));
+    for (const isa of isas) {
+      const out = child(code, { GLAM_ISA: isa, GLAM_THREADS: '2' });
+      // Small integers: every product and sum is exact, so every path must agree exactly.
+      assert.match(
+        out.stdout.trim(),
+        new RegExp(`^native ${names[isa]} \\(forced by GLAM_ISA=${isa}\\), 2 threads\\|true$`),
+      );
+    }
+    const legacy = child(code, { GLAM_FORCE_PORTABLE: '1', GLAM_THREADS: '2' });
+    assert.match(
+      legacy.stdout.trim(),
+      /^native portable \(forced by GLAM_FORCE_PORTABLE\), 2 threads\|true$/,
+    );
+    // The default is the fastest path the CPU has; a name it cannot run (or no name at all) keeps it.
     const def = child(`console.log(backend.kernels().describe());`, { GLAM_THREADS: '1' });
-    const isa = native!.info().avx2Fma ? 'avx2\\+fma' : 'portable';
-    assert.match(def.stdout, new RegExp(`^native ${isa} \\(.*\\), 1 thread\\n$`));
+    assert.match(def.stdout, new RegExp(`^native ${names[isas[0]!]} \\(CPU .*\\), 1 thread\\n$`));
+    const bad = child(`console.log(backend.kernels().describe());`, { GLAM_ISA: 'sse9', GLAM_THREADS: '1' });
+    assert.match(
+      bad.stdout,
+      new RegExp(`^native ${names[isas[0]!]} \\(GLAM_ISA names no instruction set; default choice\\)`),
+    );
+  });
+
+  test('setIsa switches paths in process and refuses what the CPU lacks', { skip: nativeMissing }, () => {
+    const info = native!.info();
+    try {
+      for (const isa of info.isas) {
+        assert.ok(native!.setIsa(isa));
+        assert.equal(native!.info().isaKey, isa);
+      }
+      for (const isa of ['avx512', 'avx2'] as const) {
+        if (!info.isas.includes(isa)) assert.equal(native!.setIsa(isa), false);
+      }
+      assert.throws(() => native!.addon.selectIsa(3 as unknown as string), /selectIsa: isa must be a string/);
+      assert.equal(native!.addon.selectIsa('sse9'), false);
+    } finally {
+      native!.setIsa(undefined);
+    }
+    assert.equal(native!.info().isaKey, info.isas[0]);
   });
 
   test('alignedFloat32 starts on a 64-byte boundary and is zeroed', {

@@ -38,7 +38,19 @@ describe('bench helpers', () => {
     assert.equal(r.results.length, 1);
     const row = r.results[0]!;
     assert.equal(row.threads, 1);
+    assert.equal(row.isa, native!.info().isa);
     assert.ok(row.gflops >= row.gflops_median && row.gflops_median > 0);
     assert.ok(row.trials >= 3);
+  });
+
+  test('benchPeak measures each path asked for and restores the path in use', { skip: nativeMissing }, () => {
+    const info = native!.info();
+    const r = benchPeak(native!, [1], 0.03, info.isas);
+    assert.deepEqual(
+      r.results.map((row) => row.isa),
+      info.isas.map((isa) => ({ avx512: 'avx512', avx2: 'avx2+fma', portable: 'portable' })[isa]),
+    );
+    assert.equal(native!.info().isaKey, info.isaKey);
+    assert.equal(r.isa, info.isa);
   });
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { mat, rowRange, transpose } from '../../src/backend/mat.js';
 import { referenceKernels } from '../../src/backend/reference.js';
 import {
   assertClose,
@@ -221,5 +222,99 @@ describe('native sgemm threading', { skip: nativeMissing }, () => {
     } finally {
       native!.setThreads(before);
     }
+  });
+});
+
+describe('native sgemm batch invariance', { skip: nativeMissing }, () => {
+  // The serving contract: a row of C is the same bits whatever else is in the product. Every route
+  // (few rows with B read in place, blocked) cuts k at the same points and sums and stores every element
+  // the same way; k = 1100 spans several KC blocks on every path.
+  const [full, n, k] = [300, 70, 1100];
+  const ROWS = [1, 3, 7, 64, 300];
+
+  test('each row of an m-row product equals its single-row product, m = 1, 3, 7, 64, 300', () => {
+    for (const [ta, tb] of TRANS) {
+      const a = randomArray(full * k, 31);
+      const b = randomArray(k * n, 32);
+      const c0 = randomArray(full * n, 33);
+      // op(A) [full, k] (stored [k, full] when transposed), op(B) [k, n].
+      const opA = ta ? transpose(mat(a, k, full)) : mat(a, full, k);
+      const opB = tb ? transpose(mat(b, n, k)) : mat(b, k, n);
+      forEachPath((path) => {
+        const single = c0.slice();
+        for (let i = 0; i < full; i++) {
+          native!.sgemm(1.25, rowRange(opA, i, i + 1), opB, 0.5, mat(single, 1, n, i * n));
+        }
+        for (const m of ROWS) {
+          const c = c0.slice();
+          native!.sgemm(1.25, rowRange(opA, 0, m), opB, 0.5, mat(c, m, n));
+          for (let e = 0; e < m * n; e++) {
+            if (!Object.is(c[e], single[e])) {
+              assert.fail(
+                `${path} ${ta ? 'T' : 'N'}${tb ? 'T' : 'N'} m=${m}: row ${Math.floor(e / n)} col ${e % n} is ` +
+                  `${c[e]}, the single-row product gives ${single[e]}`,
+              );
+            }
+          }
+        }
+      });
+    }
+  });
+
+  test('so do the rows of strided-batched items and of grouped (per-expert) products', () => {
+    const a = randomArray(full * k, 41);
+    const b = randomArray(3 * k * n, 42);
+    forEachPath((path) => {
+      const single = (row: number, item: number) => {
+        const c = new Float32Array(n);
+        native!.sgemm(1, mat(a, 1, k, row * k), mat(b, k, n, item * k * n), 0, mat(c, 1, n));
+        return c;
+      };
+      // Three items of 40 rows: item i uses rows 40i.. of A and weight i.
+      const batched = new Float32Array(3 * 40 * n);
+      native!.sgemmStridedBatched(
+        3,
+        1,
+        mat(a, 40, k),
+        40 * k,
+        mat(b, k, n),
+        k * n,
+        0,
+        mat(batched, 40, n),
+        40 * n,
+      );
+      // Groups of 1, 0, 130 and 37 rows against weights 0, 1, 2, 0.
+      const offsets = new Int32Array([0, 1, 1, 131, 168]);
+      const grouped = new Float32Array(168 * n);
+      const weights = new Float32Array(4 * k * n);
+      for (const [g, w] of [0, 1, 2, 0].entries())
+        weights.set(b.subarray(w * k * n, (w + 1) * k * n), g * k * n);
+      native!.sgemmGrouped(offsets, 1, mat(a, 168, k), mat(weights, k, n), k * n, 0, mat(grouped, 168, n), 0);
+      for (let item = 0; item < 3; item++) {
+        for (const r of [0, 17, 39]) {
+          const want = single(40 * item + r, item);
+          const got = batched.subarray((40 * item + r) * n, (40 * item + r + 1) * n);
+          assert.ok(
+            got.every((v, j) => Object.is(v, want[j])),
+            `${path} batched item ${item} row ${r}`,
+          );
+        }
+      }
+      for (const [row, w] of [
+        [0, 0],
+        [1, 2],
+        [77, 2],
+        [130, 2],
+        [131, 0],
+        [167, 0],
+      ] as const) {
+        const want = single(row, w);
+        const got = grouped.subarray(row * n, (row + 1) * n);
+        assert.ok(
+          got.every((v, j) => Object.is(v, want[j])),
+          `${path} grouped row ${row}`,
+        );
+      }
+    });
   });
 });

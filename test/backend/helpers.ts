@@ -182,15 +182,15 @@ const load = loadNative();
 export const native: NativeKernels | undefined = load.ok ? load.kernels : undefined;
 export const nativeMissing: string | false = load.ok ? false : `native addon not loaded: ${load.reason}`;
 
-/** Runs fn on the AVX2/FMA path (when the CPU has it) and on the portable path, restoring the default. */
+/** Runs fn on every code path the CPU supports (AVX-512, AVX2/FMA, portable), restoring the default. */
 export function forEachPath(fn: (path: string) => void): void {
   if (!native) return;
   try {
-    for (const portable of [false, true]) {
-      if (!native.setPortable(portable)) continue;
+    for (const isa of native.info().isas) {
+      assert.ok(native.setIsa(isa), `setIsa(${isa}) failed for a path the CPU reports`);
       fn(native.info().isa);
     }
   } finally {
-    native.setPortable(false);
+    native.setIsa(undefined);
   }
 }

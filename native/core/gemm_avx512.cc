@@ -1,0 +1,300 @@
+// AVX-512 GEMM micro-kernels and packing; compiled with AVX-512 F/BW/DQ/VL flags and only called after
+// the CPU and OS checks (isa.cc). Everything here has internal linkage except the table getter.
+#include <immintrin.h>
+
+#include <cstdint>
+
+// GCC's _mm512_undefined_ps (inside the unpack intrinsics) trips this warning in its own header.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include "isa.h"
+
+namespace glam {
+namespace {
+
+#include "pack_impl.h"
+
+constexpr int MR = 6;
+constexpr int NV = 4;  // zmm vectors per tile row
+constexpr int NR = 16 * NV;
+// Tiles of one or two rows (few-row products reading B in place) are twice as wide: longer runs of each
+// B row per page touched, which is what the memory-bound decode products need.
+constexpr int kWideRows = 2;
+constexpr int kWideNV = 8;
+// k cuts and A block rows: the A block (144 x 512 floats, 288 KiB) and the B panel the micro-kernel walks
+// (512 x 64 floats, 128 KiB) both stay in a 1 MiB L2.
+constexpr int64_t kKC = 512;
+constexpr int64_t kMC = 144;
+
+// The first `cols` (0..16) lanes.
+inline __mmask16 laneMask(int cols) {
+  return cols >= 16 ? static_cast<__mmask16>(0xFFFF)
+                    : cols <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << cols) - 1u);
+}
+
+// An R x (16·V) tile of C (R <= MR rows), the last vector masked to the columns that exist. Per k step:
+// V loads of the B row (ldb floats apart: NR for a packed panel, the matrix's own stride when B is read
+// in place), R broadcasts of A (the packed panel holds MR values per k step), R·V independent FMAs
+// (6 x 4 = 24 accumulators cover the FMA latency on two pipes with room to spare). With `side`: its
+// nextRows (<= kc) rows of `next` are fetched towards L2, spread evenly over the k steps so the memory
+// requests do not come in bursts, and the B rows read are also stored to side->copyB as a packed panel.
+// Each element of C is summed over p in order from zero with one FMA per step and stored as alpha·sum
+// (+ beta·C by one more FMA): the same operations for every tile shape, so a row of C never depends on
+// how many rows or columns were computed beside it.
+template <int R, int V>
+void tile(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, float alpha, float beta,
+          int cols, const MicroSide* side) {
+  __m512 acc[R][V];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++) {
+#pragma GCC unroll 8
+    for (int v = 0; v < V; v++) acc[r][v] = _mm512_setzero_ps();
+  }
+  const __mmask16 last = laneMask(cols - 16 * (V - 1));
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16 * V - 1), _MM_HINT_T0);
+  }
+  // Packed panels are read in sequence and the hardware prefetcher follows them; B read in place has
+  // its rows ldb apart (a new page each when ldb >= 1024): the row 4 steps ahead is fetched to L1 (the
+  // side fetch of the previous call has brought it towards L2).
+  const int64_t ahead = ldb == NR ? 0 : 4 * ldb;
+  if (side != nullptr) {
+    const float* next = side->next;
+    const int64_t nextLd = side->nextLd;
+    const int64_t nextRows = side->nextRows < kc ? side->nextRows : kc;
+    float* copy = side->copyB;
+    int64_t due = 0;
+#pragma GCC unroll 2
+    for (int64_t p = 0; p < kc; p++) {
+      __m512 bv[V];
+#pragma GCC unroll 8
+      for (int v = 0; v < V - 1; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
+      bv[V - 1] = _mm512_maskz_loadu_ps(last, b + 16 * (V - 1));
+#pragma GCC unroll 8
+      for (int v = 0; v < V; v++) _mm_prefetch(reinterpret_cast<const char*>(b + ahead + 16 * v), _MM_HINT_T0);
+      if (copy != nullptr) {
+#pragma GCC unroll 8
+        for (int v = 0; v < V; v++) _mm512_store_ps(copy + 16 * v, bv[v]);
+        copy += NR;
+      }
+      due += nextRows;
+      if (due >= kc) {
+        due -= kc;
+#pragma GCC unroll 8
+        for (int v = 0; v < V; v++) _mm_prefetch(reinterpret_cast<const char*>(next + 16 * v), _MM_HINT_T1);
+        next += nextLd;
+      }
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++) {
+        const __m512 av = _mm512_set1_ps(a[r]);
+#pragma GCC unroll 8
+        for (int v = 0; v < V; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+      }
+      a += MR;
+      b += ldb;
+    }
+  } else {
+#pragma GCC unroll 4
+    for (int64_t p = 0; p < kc; p++) {
+      __m512 bv[V];
+#pragma GCC unroll 8
+      for (int v = 0; v < V - 1; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
+      bv[V - 1] = _mm512_maskz_loadu_ps(last, b + 16 * (V - 1));
+      if (ahead != 0) {
+#pragma GCC unroll 8
+        for (int v = 0; v < V; v++) _mm_prefetch(reinterpret_cast<const char*>(b + ahead + 16 * v), _MM_HINT_T0);
+      }
+      _mm_prefetch(reinterpret_cast<const char*>(a + 16 * MR), _MM_HINT_T0);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++) {
+        const __m512 av = _mm512_set1_ps(a[r]);
+#pragma GCC unroll 8
+        for (int v = 0; v < V; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+      }
+      a += MR;
+      b += ldb;
+    }
+  }
+  const __m512 va = _mm512_set1_ps(alpha);
+  const __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++) {
+#pragma GCC unroll 8
+    for (int v = 0; v < V; v++) {
+      const __mmask16 m = v == V - 1 ? last : static_cast<__mmask16>(0xFFFF);
+      float* cp = c + r * ldc + 16 * v;
+      __m512 t = _mm512_mul_ps(va, acc[r][v]);
+      if (beta != 0.0f) t = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cp), t);
+      _mm512_mask_storeu_ps(cp, m, t);
+    }
+  }
+}
+
+using TileFn = void (*)(int64_t, const float*, const float*, int64_t, float*, int64_t, float, float, int,
+                        const MicroSide*);
+
+template <int R>
+struct TileRow {
+  static constexpr TileFn fns[kWideNV] = {tile<R, 1>, tile<R, 2>, tile<R, 3>, tile<R, 4>,
+                                          tile<R, R <= kWideRows ? 5 : 4>, tile<R, R <= kWideRows ? 6 : 4>,
+                                          tile<R, R <= kWideRows ? 7 : 4>, tile<R, R <= kWideRows ? 8 : 4>};
+};
+template <int R>
+constexpr TileFn TileRow<R>::fns[kWideNV];
+
+const TileFn* const kTiles[MR] = {TileRow<1>::fns, TileRow<2>::fns, TileRow<3>::fns,
+                                  TileRow<4>::fns, TileRow<5>::fns, TileRow<6>::fns};
+
+// The micro-kernel entry: a tile of `rows` x `cols` (1..MR rows; up to NR columns, or 2·NR for one or
+// two rows), run by the instance that computes only those rows and the vectors that hold those columns.
+void micro(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, float alpha,
+           float beta, int rows, int cols, const MicroSide* side) {
+  kTiles[rows - 1][(cols + 15) / 16 - 1](kc, a, b, ldb, c, ldc, alpha, beta, cols, side);
+}
+
+// Transposes the 8x8 block in r[0..7] in place: afterwards r[j] holds column j.
+inline __attribute__((always_inline)) void transpose8x8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// Transposes the 16x16 block in r[0..15] in place: afterwards r[j] holds column j.
+inline __attribute__((always_inline)) void transpose16x16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  // r[4q + s] now holds, in 128-bit lane L, rows 4q..4q+3 of column 4L + s: a 4x4 transpose of lanes
+  // among r[s], r[4 + s], r[8 + s], r[12 + s] gathers column 4L + s.
+  for (int s = 0; s < 4; s++) {
+    const __m512 u0 = _mm512_shuffle_f32x4(r[s], r[4 + s], 0x44);
+    const __m512 u1 = _mm512_shuffle_f32x4(r[s], r[4 + s], 0xEE);
+    const __m512 u2 = _mm512_shuffle_f32x4(r[8 + s], r[12 + s], 0x44);
+    const __m512 u3 = _mm512_shuffle_f32x4(r[8 + s], r[12 + s], 0xEE);
+    t[s] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+    t[4 + s] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
+    t[8 + s] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+    t[12 + s] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
+  }
+  for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+// A stored row-major (cs == 1), a full MR-row panel: 8 k steps at a time, the 6 rows (and 2 zero rows)
+// transposed in registers and each k step's 6 values written with a masked store.
+void packAPanelRowMajor(int64_t kc, const float* src, int64_t rs, float* dst) {
+  int64_t p = 0;
+  for (; p + 8 <= kc; p += 8, dst += 8 * MR) {
+    __m256 r[8];
+    for (int i = 0; i < MR; i++) r[i] = _mm256_loadu_ps(src + i * rs + p);
+    r[6] = r[7] = _mm256_setzero_ps();
+    transpose8x8(r);
+    for (int j = 0; j < 8; j++) _mm256_mask_storeu_ps(dst + j * MR, 0x3F, r[j]);
+  }
+  for (; p < kc; p++, dst += MR) {
+    for (int i = 0; i < MR; i++) dst[i] = src[i * rs + p];
+  }
+}
+
+void packA(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, float* dst) {
+  const int64_t full = mc / MR;
+  if (cs == 1) {
+    for (int64_t i = 0; i < full; i++) packAPanelRowMajor(kc, a + i * MR * rs, rs, dst + i * MR * kc);
+  } else if (rs == 1) {
+    // A stored transposed: each k step is a source row, MR contiguous values per panel.
+    for (int64_t p = 0; p < kc; p++) {
+      const float* row = a + p * cs;
+      for (int64_t i = 0; i < full; i++) {
+        _mm256_mask_storeu_ps(dst + i * MR * kc + p * MR, 0x3F, _mm256_maskz_loadu_ps(0x3F, row + i * MR));
+      }
+    }
+  } else {
+    packAPanels<MR>(full * MR, kc, a, rs, cs, dst);
+  }
+  if (full * MR < mc) packAPanels<MR>(mc - full * MR, kc, a + full * MR * rs, rs, cs, dst + full * MR * kc);
+}
+
+// B stored row-major (cs == 1): the chunk's panels side by side, swept row by row so each source row is
+// read as one contiguous run; masked loads zero the columns past nc.
+void packBRowMajor(int64_t kc, int64_t nc, const float* b, int64_t rs, float* dst) {
+  const int64_t panels = (nc + NR - 1) / NR;
+  constexpr int64_t kAhead = 4;
+  for (int64_t p = 0; p < kc; p++) {
+    const float* row = b + p * rs;
+    if (p + kAhead < kc) {
+      for (int64_t j = 0; j < nc; j += 16) _mm_prefetch(reinterpret_cast<const char*>(row + kAhead * rs + j), _MM_HINT_T0);
+    }
+    for (int64_t g = 0; g < panels; g++) {
+      float* d = dst + g * NR * kc + p * NR;
+      for (int v = 0; v < NV; v++) {
+        const int64_t j = g * NR + 16 * v;
+        const int left = nc - j > 16 ? 16 : static_cast<int>(nc - j);
+        _mm512_store_ps(d + 16 * v, _mm512_maskz_loadu_ps(laneMask(left), row + j));
+      }
+    }
+  }
+}
+
+// B stored transposed (rs == 1): panel column j is source row j (contiguous in k); 16x16 transposes
+// turn 16 source rows into 16 panel rows of 16 floats.
+void packBTransposed(int64_t kc, int64_t nc, const float* b, int64_t cs, float* dst) {
+  for (int64_t j0 = 0; j0 < nc; j0 += NR, dst += NR * kc) {
+    const int64_t cols = nc - j0 < NR ? nc - j0 : NR;
+    for (int v = 0; v < NV; v++) {
+      const int64_t c0 = 16 * v;
+      const int n16 = cols - c0 >= 16 ? 16 : cols - c0 <= 0 ? 0 : static_cast<int>(cols - c0);
+      int64_t p = 0;
+      for (; p + 16 <= kc; p += 16) {
+        __m512 r[16];
+        for (int i = 0; i < 16; i++) {
+          r[i] = i < n16 ? _mm512_loadu_ps(b + (j0 + c0 + i) * cs + p) : _mm512_setzero_ps();
+        }
+        transpose16x16(r);
+        for (int q = 0; q < 16; q++) _mm512_store_ps(dst + (p + q) * NR + c0, r[q]);
+      }
+      for (; p < kc; p++) {
+        for (int i = 0; i < 16; i++) dst[p * NR + c0 + i] = i < n16 ? b[(j0 + c0 + i) * cs + p] : 0.0f;
+      }
+    }
+  }
+}
+
+void packB(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, float* dst) {
+  if (cs == 1) {
+    packBRowMajor(kc, nc, b, rs, dst);
+  } else if (rs == 1) {
+    packBTransposed(kc, nc, b, cs, dst);
+  } else {
+    packBPanels<NR>(kc, nc, b, rs, cs, dst);
+  }
+}
+
+}  // namespace
+
+GemmKernel avx512GemmKernel() { return GemmKernel{MR, NR, 16 * kWideNV, kWideRows, kKC, kMC, true, true, packA, packB, micro}; }
+
+}  // namespace glam
