@@ -19,7 +19,8 @@ tokenized shards with a manifest and a validation split.
 
 options:
   --data-config FILE  JSON data config (sources, weights, vocab_size, ...); default: the
-                      bundled corpus (Gutenberg, Brown, WordNet, SpamAssassin, State of the Union)
+                      bundled corpus (Gutenberg, Brown, WordNet, SpamAssassin, State of the Union,
+                      nlp-corpus web sentences)
   --out DIR           output directory (default data/default); a previous dataset there is replaced
   --vocab-size N      tokenizer vocabulary size (default 4096, or the config's)
   --seed N            seed of every random choice (default 0, or the config's)

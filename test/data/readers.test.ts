@@ -6,6 +6,7 @@ import { cleanEmailBody, parseEmail, renderEmail } from '../../src/data/sources/
 import { cleanGutenberg } from '../../src/data/sources/gutenberg.js';
 import { htmlToText } from '../../src/data/sources/html.js';
 import { decodeHeader, decodeQuotedPrintable, parseMime } from '../../src/data/sources/mime.js';
+import { groupSentences, nlpCorpusSource, parseSentenceFile } from '../../src/data/sources/nlpcorpus.js';
 import { cleanSotu, sotuTitle } from '../../src/data/sources/sotu.js';
 import { emailCategory } from '../../src/data/sources/spamassassin.js';
 import { parseSynsetLine, renderSynset } from '../../src/data/sources/wordnet.js';
@@ -208,4 +209,28 @@ test('chunkText cuts at paragraph, then sentence boundaries, losing nothing', ()
   const parts = chunkText(long, 100);
   assert.equal(parts.join(''), long);
   for (const p of parts) assert.ok(p.length <= 100);
+});
+
+test('nlp-corpus: sentence files parse, whitespace folds, non-strings and blanks are skipped', () => {
+  const text = JSON.stringify(['  Hello\n there. ', 42, '', 'Second  one!']);
+  assert.deepEqual(parseSentenceFile('doc-0.json', Buffer.from(text)), ['Hello there.', 'Second one!']);
+  assert.throws(
+    () => parseSentenceFile('doc-1.json', Buffer.from('{"a":1}')),
+    /doc-1\.json: expected a JSON array/,
+  );
+  assert.throws(() => parseSentenceFile('doc-2.json', Buffer.from('[1,')), /doc-2\.json: not valid JSON/);
+  assert.deepEqual(groupSentences(['a', 'b', 'c'], 2), ['a b', 'c']);
+});
+
+test('nlp-corpus: the installed package reads as webpages documents, files in numeric order', async () => {
+  const src = nlpCorpusSource();
+  assert.deepEqual(src.categories, ['webpages']);
+  const seen: string[] = [];
+  for await (const doc of src.read()) {
+    assert.equal(doc.category, 'webpages');
+    assert.ok(doc.text.length > 0);
+    seen.push(doc.source);
+    if (seen.length === 3) break;
+  }
+  assert.deepEqual(seen, ['nlp-corpus/doc-0.json#0', 'nlp-corpus/doc-0.json#1', 'nlp-corpus/doc-0.json#2']);
 });

@@ -4,6 +4,7 @@ import type { DocumentSource } from '../document.js';
 import { brownSource } from './brown.js';
 import { fileSource } from './files.js';
 import { gutenbergSource } from './gutenberg.js';
+import { nlpCorpusSource } from './nlpcorpus.js';
 import { sotuSource } from './sotu.js';
 import { spamAssassinSource } from './spamassassin.js';
 import { wordnetSource } from './wordnet.js';
@@ -12,6 +13,7 @@ export { brownCategory, cleanBrown, untagBrown } from './brown.js';
 export { cleanEmailBody, type ParsedEmail, parseEmail, renderEmail } from './email.js';
 export { readLines } from './files.js';
 export { cleanGutenberg } from './gutenberg.js';
+export { groupSentences, parseSentenceFile } from './nlpcorpus.js';
 export { htmlToText } from './html.js';
 export { cleanSotu } from './sotu.js';
 export { emailCategory } from './spamassassin.js';
@@ -30,5 +32,7 @@ export function openSource(spec: SourceSpec, cfg: DataConfig): DocumentSource {
       return spamAssassinSource(cfg.min_doc_chars);
     case 'sotu':
       return sotuSource();
+    case 'nlp-corpus':
+      return nlpCorpusSource();
   }
 }
