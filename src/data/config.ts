@@ -17,7 +17,14 @@ import {
 } from './categories.js';
 import { DataError } from './errors.js';
 
-export const BUILTIN_SOURCES = ['gutenberg', 'brown', 'wordnet', 'spamassassin', 'sotu', 'nlp-corpus'] as const;
+export const BUILTIN_SOURCES = [
+  'gutenberg',
+  'brown',
+  'wordnet',
+  'spamassassin',
+  'sotu',
+  'nlp-corpus',
+] as const;
 export type BuiltinName = (typeof BUILTIN_SOURCES)[number];
 
 export type FileFormat = 'text' | 'jsonl' | 'html';
