@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import type { FileSourceSpec } from '../../src/data/config.js';
-import { loadDataConfig, parseDataConfig } from '../../src/data/config.js';
+import { BUILTIN_SOURCES, loadDataConfig, parseDataConfig } from '../../src/data/config.js';
 import type { RawDocument } from '../../src/data/document.js';
 import { fileSource } from '../../src/data/sources/files.js';
 
@@ -59,8 +59,8 @@ test('a config with user sources: defaults filled, paths resolved, formats guess
     'd',
     dir,
   );
-  assert.equal(withDefault.sources.length, 6);
-  assert.equal(parseDataConfig({}, 'd', dir).sources.length, 5);
+  assert.equal(withDefault.sources.length, 1 + BUILTIN_SOURCES.length);
+  assert.equal(parseDataConfig({}, 'd', dir).sources.length, BUILTIN_SOURCES.length);
 });
 
 test('config errors name the file and the key', () => {
