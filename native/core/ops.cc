@@ -81,6 +81,15 @@ class Check {
     return true;
   }
 
+  // Outputs of a batch must not all be the same view (stride 0): each product would overwrite the last, and
+  // nothing would bound the batch. With a stride of 1 or more, mat() bounds the count by the output buffer,
+  // so the work is bounded by the buffers the call touches.
+  bool outputsApart(const Mat& m, int64_t stride, int64_t count) {
+    if (!ok() || count <= 1 || m.rows == 0 || m.cols == 0 || stride > 0) return ok();
+    return fail(fmt("strideC is 0 with batch %lld: every product would write the same c %s", (ll)count,
+                    shapeOf(m).c_str()));
+  }
+
   // A view whose rows are contiguous (not transposed, ld = cols): what the row kernels read.
   bool rowMajor(const char* name, const Mat& m) {
     if (!mat(name, m)) return false;
@@ -170,7 +179,7 @@ Status sgemmStridedBatched(int64_t batch, double alpha, const Mat& a, int64_t st
                            int64_t strideB, double beta, const Mat& c, int64_t strideC) {
   Check ck("sgemmStridedBatched");
   if (ck.mat("a", a, strideA, batch) && ck.mat("b", b, strideB, batch) && ck.mat("c", c, strideC, batch) &&
-      checkProduct(ck, a, b, c)) {
+      checkProduct(ck, a, b, c) && ck.outputsApart(c, strideC, batch) && c.rows > 0 && c.cols > 0) {
     glam::sgemmStridedBatched(gemmCall(alpha, a, b, beta, c), strideA, strideB, strideC, batch);
   }
   return ck.status();

@@ -48,6 +48,16 @@ export function checkMat(op: string, name: string, m: Mat, stride = 0, count = 1
   }
 }
 
+/**
+ * Outputs of a batch must not all be the same view (stride 0): each product would overwrite the last, and
+ * nothing would bound the batch. With a stride of 1 or more, checkMat bounds the count by the output
+ * buffer, so the work is bounded by the buffers the call touches.
+ */
+export function checkOutputsApart(op: string, m: Mat, stride: number, count: number): void {
+  if (count <= 1 || m.rows === 0 || m.cols === 0 || stride > 0) return;
+  fail(op, `strideC is 0 with batch ${count}: every product would write the same c ${matShape(m)}`);
+}
+
 /** A view with contiguous rows (not transposed, ld = cols): what the row kernels read. */
 export function checkRowMajor(op: string, name: string, m: Mat): void {
   checkMat(op, name, m);

@@ -9,6 +9,7 @@ import {
   checkIndices,
   checkMat,
   checkNotTransposed,
+  checkOutputsApart,
   checkProduct,
   checkRowMajor,
   checkSameShape,
@@ -89,6 +90,8 @@ const ops: KernelOps = {
     checkMat(op, 'b', b, strideB, batch);
     checkMat(op, 'c', c, strideC, batch);
     checkProduct(op, a, b, c);
+    checkOutputsApart(op, c, strideC, batch);
+    if (c.rows === 0 || c.cols === 0) return;
     for (let i = 0; i < batch; i++) gemm(alpha, a, b, beta, c, i * strideA, i * strideB, i * strideC);
   },
 

@@ -85,13 +85,15 @@ export function metricsPanels(records: PlotRecord[]): Panel[] {
   const panels: Panel[] = [
     {
       title: 'loss',
+      yLabel: 'loss (nats per token)',
       series: [
         { label: 'train loss', color: '#1f77b4', points: pts((r) => r.loss) },
         { label: 'validation loss', color: '#d62728', points: pts((r) => r.val_loss) },
       ],
     },
     {
-      title: 'loss parts',
+      title: 'loss parts (unweighted)',
+      yLabel: 'loss',
       logY: true,
       series: [
         { label: 'lm', color: '#1f77b4', points: pts((r) => r.lm_loss) },
@@ -99,11 +101,16 @@ export function metricsPanels(records: PlotRecord[]): Panel[] {
         { label: 'z', color: '#9467bd', points: pts((r) => r.z_loss) },
       ],
     },
-    { title: 'learning rate', series: [{ label: 'lr', color: '#ff7f0e', points: pts((r) => r.lr) }] },
+    {
+      title: 'learning rate',
+      yLabel: 'learning rate',
+      series: [{ label: 'lr', color: '#ff7f0e', points: pts((r) => r.lr) }],
+    },
   ];
   if (records.some((r) => r.experts)) {
     panels.push({
       title: 'expert load and drops',
+      yLabel: 'ratio / fraction',
       series: [
         { label: 'max/mean load', color: '#8c564b', points: pts((r) => r.load_balance) },
         { label: 'dropped fraction', color: '#e377c2', points: pts((r) => r.dropped_fraction) },

@@ -11,9 +11,11 @@ const HELP = `usage: glam score --model DIR --tokens FILE.json [--capacity-facto
 Score rows of token ids with a checkpoint and print the loss parts.
 
 FILE.json is a JSON array of rows of token ids; a row of T+1 ids gives inputs
-row[0..T-1] and targets row[1..T] (2 <= T+1 <= max_seq_len+1). Rows of equal
-length are scored together as one batch; rows of different lengths are scored
-length group by length group and combined, weighted by target tokens.
+row[0..T-1] and targets row[1..T] (2 <= T+1 <= max_seq_len+1); the file may
+hold up to 64 MiB. Rows of equal length are scored together, in batches of at most
+1,024-16,384 tokens (fewer for larger vocabularies) so memory stays bounded; rows
+of different lengths are scored length group by length group and combined,
+weighted by target tokens.
 
 printed: lm_loss (mean cross-entropy over all target tokens), z_loss (mean
 logsumexp², unweighted), aux_loss (sum over MoE layers, unweighted), total_loss

@@ -1,9 +1,15 @@
 /** `glam train`: train a GLaM model on a prepared dataset (preparing the default corpus if needed). */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { kernels } from '../backend/index.js';
-import { type Batch as DataBatch, type Dataset, inputsAndTargets, openDataset } from '../data/dataset.js';
+import {
+  type Batch as DataBatch,
+  type Dataset,
+  inputsAndTargets,
+  openDataset,
+  validatePosition,
+} from '../data/dataset.js';
 import { loadCheckpointConfig } from '../model/checkpoint.js';
 import type { GlamConfig } from '../model/config.js';
 import { initParams } from '../model/init.js';
@@ -17,7 +23,9 @@ import {
   type TrainSettings,
   train,
 } from '../train/trainer.js';
+import { READ_LIMITS, readTextFile } from '../util/files.js';
 import { formatDuration, ProgressBar } from '../util/progress.js';
+import { Rng } from '../util/rng.js';
 import { intOption, numberOption } from './args.js';
 import { prepareWithProgress } from './prepare.js';
 
@@ -86,7 +94,16 @@ class DatasetSource implements BatchSource {
   }
 
   setState(state: unknown): void {
-    this.position = structuredClone(state as typeof this.position);
+    // Checked, then copied field by field (a saved state is a user's file: no deep clone of it).
+    const p = validatePosition(state);
+    this.position = {
+      format: p.format,
+      rng: Rng.fromState(p.rng).getState(),
+      cursors: Object.fromEntries(
+        Object.entries(p.cursors).map(([c, v]) => [c, { offset: v!.offset, epoch: v!.epoch }]),
+      ),
+      rows: p.rows,
+    };
   }
 
   validation(): Batch[] {
@@ -256,7 +273,11 @@ async function trainCommand(
       data: source,
       outDir,
       settings,
-      tokenizer: readFileSync(path.join(v.data, dataset.manifest.tokenizer), 'utf8'),
+      tokenizer: readTextFile(
+        path.join(v.data, dataset.manifest.tokenizer),
+        READ_LIMITS.tokenizer,
+        'tokenizer',
+      ),
       resume: v.resume,
       stopSignal,
       hooks: {

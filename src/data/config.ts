@@ -3,9 +3,9 @@
  * the mixture weights, the tokenizer's vocabulary size and the pipeline's knobs. Every
  * field is checked; errors name the config file and the offending key.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { briefValue } from '../util/files.js';
+import { briefValue, clip, READ_LIMITS, readTextFile } from '../util/files.js';
 import {
   CATEGORIES,
   type Category,
@@ -258,7 +258,7 @@ function parseSource(s: unknown, ch: Checker, key: string, baseDir: string): Sou
   }
   const rel = ch.str(s.path, `${key}.path`);
   const abs = path.resolve(baseDir, rel);
-  if (!existsSync(abs)) ch.fail(`${key}.path`, `file or directory not found: ${abs}`);
+  if (!existsSync(abs)) ch.fail(`${key}.path`, `file or directory not found: ${clip(abs)}`);
   if (s.category === undefined)
     ch.fail(`${key}.category`, `missing; expected one of ${CATEGORIES.join(', ')}`);
   const category = ch.category(s.category, `${key}.category`);
@@ -322,9 +322,9 @@ function parseQuality(q: unknown, ch: Checker): QualityConfig {
 export function loadDataConfig(file: string): DataConfig {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readTextFile(file, READ_LIMITS.json, 'data config');
   } catch (err) {
-    throw new DataError(`cannot read data config ${file}: ${(err as Error).message}`);
+    throw new DataError(`cannot read data config ${(err as Error).message}`);
   }
   let raw: unknown;
   try {

@@ -4,9 +4,10 @@
  * no split ever has to fit in memory. A category's split is one logical stream spread over
  * shard files of at most `shardTokens` tokens.
  */
-import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { endianness } from 'node:os';
 import * as path from 'node:path';
+import { openRegularFile } from '../util/files.js';
 import { DataError } from './errors.js';
 
 export type TokenDtype = 'uint16' | 'uint32';
@@ -123,14 +124,14 @@ export class TokenStream {
     try {
       for (const s of shards) {
         const file = path.join(root, s.file);
-        let fd: number;
+        let opened: { fd: number; size: number };
         try {
-          fd = openSync(file, 'r');
+          opened = openRegularFile(file);
         } catch (err) {
-          throw new DataError(`dataset shard missing or unreadable: ${file} (${(err as Error).message})`);
+          throw new DataError(`dataset shard missing or unreadable: ${(err as Error).message}`);
         }
-        this.fds.push(fd);
-        const size = fstatSync(fd).size;
+        this.fds.push(opened.fd);
+        const size = opened.size;
         if (size !== s.tokens * this.bpt) {
           throw new DataError(
             `dataset shard ${file} has ${size} bytes, the manifest says ${s.tokens} ${dtype} tokens (${s.tokens * this.bpt} bytes): truncated or replaced; run glam prepare again`,

@@ -9,9 +9,8 @@
  * is never produced), 4..259 the bytes <0x00>..<0xFF>, then the base characters, then one
  * id per merge, then <unused_N> padding up to vocab_size when training found fewer merges.
  */
-import { readFileSync } from 'node:fs';
 import { atomicWriteJsonSync } from '../util/atomic.js';
-import { briefValue } from '../util/files.js';
+import { briefValue, READ_LIMITS, readJsonFile } from '../util/files.js';
 import { SPACE_SYMBOL, trainBpe } from './bpe-train.js';
 import { DataError } from './errors.js';
 import { forEachPiece, PRETOKENIZER } from './pretokenize.js';
@@ -215,9 +214,9 @@ export class Tokenizer {
   static load(file: string): Tokenizer {
     let raw: unknown;
     try {
-      raw = JSON.parse(readFileSync(file, 'utf8'));
+      raw = readJsonFile(file, READ_LIMITS.tokenizer, 'tokenizer');
     } catch (err) {
-      throw new DataError(`cannot read tokenizer ${file}: ${(err as Error).message}`);
+      throw new DataError(`cannot read tokenizer ${(err as Error).message}`);
     }
     return Tokenizer.fromJSON(raw, file);
   }

@@ -2,17 +2,18 @@
  * Scoring rows of token ids with a model: the loss parts of a forward pass.
  *
  * A row of T+1 ids gives inputs row[0..T-1] and targets row[1..T]. Rows may
- * differ in length: rows of equal length are scored together as one batch (in
- * file order), and the parts are combined weighted by target tokens. With a
+ * differ in length: rows of equal length are scored together in batches (in file
+ * order) of at most batchTokens(cfg) tokens, so memory does not grow with the
+ * number of rows, and the parts are combined weighted by target tokens. With a
  * capacity limit the result depends on how tokens are batched (capacity is per
- * group of tokens), so a file of equal-length rows reproduces exactly what one
- * forward pass over that batch reports; capacity factor 0 (dropless) makes every
- * token's result independent of the others'.
+ * group of tokens), so a file of equal-length rows within one batch reproduces
+ * exactly what one forward pass over them reports; capacity factor 0 (dropless)
+ * makes every token's lm and z loss independent of the others' (the aux loss is
+ * a statistic of each batch's routing, so it still depends on the batching).
  */
-import { readFileSync } from 'node:fs';
 import type { GlamConfig } from '../model/config.js';
 import type { GlamModel, MoeLayerStats } from '../model/glam.js';
-import { briefValue } from '../util/files.js';
+import { briefValue, READ_LIMITS, readTextFile } from '../util/files.js';
 import type { Rng } from '../util/rng.js';
 
 export interface ScoreOptions {
@@ -20,6 +21,16 @@ export interface ScoreOptions {
   capacityFactor?: number;
   /** Needed for second_expert_policy 'random'. */
   rng?: Rng;
+  /** Tokens per forward pass at most (default batchTokens(config)). */
+  maxBatchTokens?: number;
+}
+
+/**
+ * Tokens scored per forward pass: the logits (tokens x vocabulary floats) kept near 128 MB,
+ * between 1,024 and 16,384 tokens.
+ */
+export function batchTokens(cfg: GlamConfig): number {
+  return Math.max(1024, Math.min(16384, Math.floor((1 << 25) / cfg.vocab_size)));
 }
 
 export interface MoeLayerScore {
@@ -94,16 +105,12 @@ export function parseTokenRows(text: string, cfg: GlamConfig, source = 'tokens')
 
 /** Read and validate a tokens file. */
 export function readTokenRows(file: string, cfg: GlamConfig): number[][] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(
-      code === 'ENOENT' ? `${file}: file not found` : `${file}: cannot read (${code ?? String(err)})`,
-    );
-  }
-  return parseTokenRows(text, cfg, file);
+  return parseTokenRows(readTextFile(file, READ_LIMITS.tokens, 'tokens file'), cfg, file);
+}
+
+function gcd(a: number, b: number): number {
+  while (b !== 0) [a, b] = [b, a % b];
+  return a;
 }
 
 /** Rows grouped by length, in order of first appearance. */
@@ -135,22 +142,30 @@ export function scoreTokenRows(model: GlamModel, rows: number[][], opts: ScoreOp
         `the ${B} row(s) of length ${T + 1} hold ${B * T} tokens, not divisible by num_groups ${cfg.num_groups}`,
       );
     }
-    const inputs = new Int32Array(B * T);
-    const targets = new Int32Array(B * T);
-    group.forEach((row, b) => {
-      for (let t = 0; t < T; t++) {
-        inputs[b * T + t] = row[t]!;
-        targets[b * T + t] = row[t + 1]!;
-      }
-    });
-    const parts = model.forward(inputs, targets, B, T, { capacityFactor, rng: opts.rng });
-    const n = parts.tokens;
-    tokens += n;
-    lm += parts.lm * n;
-    z += parts.z * n;
-    aux += parts.aux * n;
-    dropped += parts.dropped;
-    for (const s of parts.moe) accumulateLayer(layers, s, n);
+    // Rows per forward pass: within the token budget, a multiple of what num_groups needs.
+    const unit = cfg.n_experts > 0 ? cfg.num_groups / gcd(T, cfg.num_groups) : 1;
+    const budget = opts.maxBatchTokens ?? batchTokens(cfg);
+    const rowsPerPass = Math.max(unit, Math.floor(budget / T / unit) * unit);
+    for (let start = 0; start < B; start += rowsPerPass) {
+      const chunk = group.slice(start, start + rowsPerPass);
+      const Bc = chunk.length;
+      const inputs = new Int32Array(Bc * T);
+      const targets = new Int32Array(Bc * T);
+      chunk.forEach((row, b) => {
+        for (let t = 0; t < T; t++) {
+          inputs[b * T + t] = row[t]!;
+          targets[b * T + t] = row[t + 1]!;
+        }
+      });
+      const parts = model.forward(inputs, targets, Bc, T, { capacityFactor, rng: opts.rng });
+      const n = parts.tokens;
+      tokens += n;
+      lm += parts.lm * n;
+      z += parts.z * n;
+      aux += parts.aux * n;
+      dropped += parts.dropped;
+      for (const s of parts.moe) accumulateLayer(layers, s, n);
+    }
   }
   const moe = [...layers.values()].map((s) => ({
     ...s,

@@ -41,6 +41,28 @@ const REQUIRED_INT = [
   'max_seq_len',
 ] as const;
 
+/**
+ * Upper bounds of the sizes, checked before anything is allocated per layer or per expert:
+ * generous (the paper's largest models use a tenth or less of each) but finite, so a corrupt
+ * or hostile config.json gets an error naming the key instead of exhausting memory.
+ */
+export const CONFIG_LIMITS = {
+  vocab_size: 1 << 21,
+  d_model: 1 << 16,
+  n_layers: 1024,
+  n_heads: 1024,
+  d_head: 4096,
+  d_ff: 1 << 20,
+  d_ff_expert: 1 << 20,
+  n_experts: 4096,
+  moe_layer_interval: 1024,
+  top_k: 64,
+  num_groups: 1 << 20,
+  rel_buckets: 4096,
+  rel_max_distance: 1 << 20,
+  max_seq_len: 1 << 20,
+} as const;
+
 const DEFAULTS = {
   moe_layer_interval: 2,
   top_k: 2,
@@ -75,7 +97,8 @@ export function parseConfig(raw: unknown, source = 'config'): GlamConfig {
     if (!known.has(key)) throw new Error(`${source}: unknown key '${key}'`);
   }
   if (obj.format !== undefined && obj.format !== CHECKPOINT_FORMAT) {
-    throw new Error(`${source}: format '${String(obj.format)}' is not '${CHECKPOINT_FORMAT}'`);
+    const got = typeof obj.format === 'string' ? `'${obj.format.slice(0, 60)}'` : briefValue(obj.format);
+    throw new Error(`${source}: format ${got} is not '${CHECKPOINT_FORMAT}'`);
   }
   const num = (key: string, dflt?: number): number => {
     const v = obj[key] ?? dflt;
@@ -85,10 +108,12 @@ export function parseConfig(raw: unknown, source = 'config'): GlamConfig {
     }
     return v;
   };
-  const int = (key: string, min: number, dflt?: number): number => {
+  const int = (key: keyof typeof CONFIG_LIMITS, min: number, dflt?: number): number => {
     const v = num(key, dflt);
     if (!Number.isInteger(v) || v < min)
       throw new Error(`${source}: '${key}' must be an integer >= ${min}, got ${v}`);
+    if (v > CONFIG_LIMITS[key])
+      throw new Error(`${source}: '${key}' is ${v}, over the limit of ${CONFIG_LIMITS[key]}`);
     return v;
   };
   const bool = (key: string, dflt: boolean): boolean => {

@@ -20,8 +20,9 @@
  * though a 256K × 768 embedding alone is 197M), so `glam info` reports what the
  * shapes actually hold rather than the paper's rounded labels.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import * as path from 'node:path';
+import { READ_LIMITS, readJsonFile } from '../util/files.js';
 import { type GlamConfig, parseConfig } from './config.js';
 
 type PresetShape = Pick<
@@ -174,24 +175,17 @@ export function getPreset(name: string): GlamConfig {
 export function resolveConfig(nameOrPath: string): GlamConfig {
   if (isPreset(nameOrPath)) return getPreset(nameOrPath);
   let file = nameOrPath;
-  let isFile = false;
+  let exists = false;
   try {
-    const st = statSync(nameOrPath);
     // A checkpoint directory stands for its config.json.
-    if (st.isDirectory()) file = path.join(nameOrPath, 'config.json');
-    isFile = statSync(file).isFile();
+    if (statSync(nameOrPath).isDirectory()) file = path.join(nameOrPath, 'config.json');
+    statSync(file);
+    exists = true; // not necessarily a regular file: readJsonFile says what it is
   } catch {}
-  if (!isFile) {
+  if (!exists) {
     throw new Error(
       `'${nameOrPath}' is neither a preset, a config file nor a checkpoint directory; presets: ${presetNames().join(', ')}`,
     );
   }
-  const text = readFileSync(file, 'utf8');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${file}: not valid JSON (${(err as Error).message})`);
-  }
-  return parseConfig(raw, file);
+  return parseConfig(readJsonFile(file, READ_LIMITS.json, 'model config'), file);
 }

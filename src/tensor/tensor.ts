@@ -13,6 +13,8 @@ export function shapeSize(shape: Shape): number {
 }
 
 export function shapeString(shape: Shape): string {
+  // Bounded: shapes in error messages may come from a damaged file.
+  if (shape.length > 16) return `[${shape.slice(0, 8).join(', ')}, ... (${shape.length} dimensions)]`;
   return `[${shape.join(', ')}]`;
 }
 

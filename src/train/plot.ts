@@ -24,28 +24,53 @@ export interface Series {
 
 export interface Panel {
   title: string;
+  /** What the y axis measures (the axis label); "(log scale)" is added for logY. */
+  yLabel: string;
   series: Series[];
   logY?: boolean;
 }
 
-const PANEL_W = 520;
-const PANEL_H = 240;
-const PAD = { left: 62, right: 16, top: 30, bottom: 36 };
+const PANEL_W = 540;
+const PANEL_H = 270;
+/** The title and the legend sit above the plot area, so the legend never covers a curve. */
+const PAD = { left: 74, right: 18, top: 52, bottom: 40 };
 
-function niceTicks(lo: number, hi: number, count: number): number[] {
+/** Round tick values covering [lo, hi]: steps of 1, 2 or 5 times a power of ten (at least `minStep`). */
+function niceTicks(lo: number, hi: number, count: number, minStep = 0): number[] {
   if (!(hi > lo)) return [lo];
-  const raw = (hi - lo) / count;
+  const raw = Math.max((hi - lo) / count, minStep);
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
+  const step = Math.max(minStep, [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw * (1 - 1e-9)) ?? raw);
   const ticks: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) ticks.push(v);
+  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) ticks.push(v);
+  return ticks;
+}
+
+/** Ticks of a log axis, as values: 1-2-5 steps within each decade on short ranges, whole decades on long ones. */
+function logTicks(lo: number, hi: number): number[] {
+  const ticks: number[] = [];
+  const decades = hi - lo;
+  const mantissas = decades <= 2.2 ? [1, 2, 5] : decades <= 5 ? [1] : [];
+  if (mantissas.length === 0) {
+    const every = Math.ceil(decades / 5);
+    for (let e = Math.ceil(lo); e <= hi + 1e-9; e += every) ticks.push(10 ** e);
+    return ticks;
+  }
+  for (let e = Math.floor(lo); e <= Math.ceil(hi); e++) {
+    for (const m of mantissas) {
+      const v = m * 10 ** e;
+      const l = Math.log10(v);
+      if (l >= lo - 1e-9 && l <= hi + 1e-9) ticks.push(v);
+    }
+  }
+  if (ticks.length < 2) return niceTicks(10 ** lo, 10 ** hi, 4).filter((v) => v > 0);
   return ticks;
 }
 
 function fmt(v: number): string {
   if (v === 0) return '0';
   const a = Math.abs(v);
-  if (a >= 1e4 || a < 1e-3) return v.toExponential(1);
+  if (a >= 1e5 || a < 1e-3) return v.toExponential(0).replace('e+', 'e');
   return Number(v.toPrecision(3)).toString();
 }
 
@@ -53,35 +78,88 @@ function escapeXml(s: string): string {
   return s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
 }
 
+/**
+ * At most ~4 points per pixel column (the first, lowest, highest and last of the column, in
+ * order): a long run's curve looks the same, spikes included, at a fraction of the size.
+ */
+function decimate(points: [number, number][], px: (x: number) => number): [number, number][] {
+  if (points.length <= 4000) return points;
+  const out: [number, number][] = [];
+  let col = Number.NaN;
+  let bucket: [number, number][] = [];
+  const flush = (): void => {
+    if (bucket.length === 0) return;
+    let lo = bucket[0]!;
+    let hi = bucket[0]!;
+    for (const p of bucket) {
+      if (p[1] < lo[1]) lo = p;
+      if (p[1] > hi[1]) hi = p;
+    }
+    const keep = [bucket[0]!, lo, hi, bucket[bucket.length - 1]!].sort((a, b) => a[0] - b[0]);
+    for (const p of keep) if (out[out.length - 1] !== p) out.push(p);
+    bucket = [];
+  };
+  for (const p of points) {
+    const c = Math.floor(px(p[0]));
+    if (c !== col) {
+      flush();
+      col = c;
+    }
+    bucket.push(p);
+  }
+  flush();
+  return out;
+}
+
 function renderPanel(panel: Panel, x0: number, y0: number): string {
-  const pts = panel.series
-    .flatMap((s) => s.points)
-    .filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
-  const out: string[] = [`<g transform="translate(${x0},${y0})">`];
-  out.push(`<text x="${PAD.left}" y="18" font-size="14" font-weight="bold">${escapeXml(panel.title)}</text>`);
   const w = PANEL_W - PAD.left - PAD.right;
   const h = PANEL_H - PAD.top - PAD.bottom;
-  out.push(`<rect x="${PAD.left}" y="${PAD.top}" width="${w}" height="${h}" fill="none" stroke="#999"/>`);
-  if (pts.length === 0) {
-    out.push(`<text x="${PAD.left + 10}" y="${PAD.top + 20}" font-size="12" fill="#666">no data</text></g>`);
-    return out.join('');
+  const out: string[] = [`<g transform="translate(${x0},${y0})">`];
+  out.push(`<text x="${PAD.left}" y="20" font-size="15" font-weight="bold">${escapeXml(panel.title)}</text>`);
+  // Legend: one row under the title, outside the plot area.
+  let lx = PAD.left;
+  for (const s of panel.series) {
+    // A series a log axis cannot show (all zero, e.g. the aux loss of a dense model) says so.
+    const hidden = panel.logY === true && s.points.length > 0 && !s.points.some(([, y]) => y > 0);
+    const label = hidden ? `${s.label} (0, not shown)` : s.label;
+    out.push(`<line x1="${lx}" x2="${lx + 18}" y1="36" y2="36" stroke="${s.color}" stroke-width="2.5"/>`);
+    out.push(`<text x="${lx + 23}" y="40" font-size="12">${escapeXml(label)}</text>`);
+    lx += 23 + 6.5 * label.length + 18;
   }
-  const ty = (v: number): number => (panel.logY ? Math.log10(Math.max(v, 1e-12)) : v);
+  out.push(`<rect x="${PAD.left}" y="${PAD.top}" width="${w}" height="${h}" fill="none" stroke="#999"/>`);
+  const yLabel = panel.logY ? `${panel.yLabel} (log scale)` : panel.yLabel;
+  const ly = PAD.top + h / 2;
+  out.push(
+    `<text x="16" y="${ly}" font-size="12" text-anchor="middle" transform="rotate(-90 16 ${ly})">${escapeXml(yLabel)}</text>`,
+  );
+  out.push(
+    `<text x="${PAD.left + w / 2}" y="${PANEL_H - 6}" font-size="12" text-anchor="middle">step</text>`,
+  );
+  const ty = (v: number): number => (panel.logY ? Math.log10(v) : v);
+  const usable = ([x, y]: [number, number]): boolean =>
+    Number.isFinite(x) && Number.isFinite(y) && (!panel.logY || y > 0);
   // Loops, not Math.min(...xs): a spread of a long run's points overflows the call stack.
   let xlo = Number.POSITIVE_INFINITY;
   let xhi = Number.NEGATIVE_INFINITY;
   let ylo = Number.POSITIVE_INFINITY;
   let yhi = Number.NEGATIVE_INFINITY;
-  for (const [x, y] of pts) {
-    xlo = Math.min(xlo, x);
-    xhi = Math.max(xhi, x);
-    ylo = Math.min(ylo, ty(y));
-    yhi = Math.max(yhi, ty(y));
+  for (const s of panel.series) {
+    for (const p of s.points) {
+      if (!usable(p)) continue;
+      xlo = Math.min(xlo, p[0]);
+      xhi = Math.max(xhi, p[0]);
+      ylo = Math.min(ylo, ty(p[1]));
+      yhi = Math.max(yhi, ty(p[1]));
+    }
+  }
+  if (!(xhi >= xlo)) {
+    out.push(`<text x="${PAD.left + 10}" y="${PAD.top + 20}" font-size="12" fill="#666">no data</text></g>`);
+    return out.join('');
   }
   if (xhi === xlo) xhi = xlo + 1;
   if (yhi === ylo) {
     // A constant series (e.g. the learning rate before decay): a band around it, not around 0.
-    const half = Math.abs(yhi) > 0 ? Math.abs(yhi) * 0.5 : 0.5;
+    const half = panel.logY ? 0.5 : Math.abs(yhi) > 0 ? Math.abs(yhi) * 0.5 : 0.5;
     yhi += half;
     ylo -= half;
   }
@@ -89,38 +167,29 @@ function renderPanel(panel: Panel, x0: number, y0: number): string {
   ylo -= margin;
   yhi += margin;
   const sx = (x: number): number => PAD.left + ((x - xlo) / (xhi - xlo)) * w;
-  const sy = (y: number): number => PAD.top + h - ((ty(y) - ylo) / (yhi - ylo)) * h;
-  for (const t of niceTicks(xlo, xhi, 6)) {
+  const syT = (t: number): number => PAD.top + h - ((t - ylo) / (yhi - ylo)) * h;
+  // Steps are whole numbers: integer ticks only.
+  for (const t of niceTicks(xlo, xhi, 6, 1)) {
     const x = sx(t).toFixed(1);
     out.push(`<line x1="${x}" x2="${x}" y1="${PAD.top + h}" y2="${PAD.top + h + 4}" stroke="#999"/>`);
-    out.push(`<text x="${x}" y="${PAD.top + h + 16}" font-size="10" text-anchor="middle">${fmt(t)}</text>`);
+    out.push(`<text x="${x}" y="${PAD.top + h + 17}" font-size="11" text-anchor="middle">${fmt(t)}</text>`);
   }
-  for (const t of niceTicks(ylo, yhi, 5)) {
-    const y = (PAD.top + h - ((t - ylo) / (yhi - ylo)) * h).toFixed(1);
+  const yticks = panel.logY ? logTicks(ylo, yhi) : niceTicks(ylo, yhi, 5);
+  for (const v of yticks) {
+    const y = syT(panel.logY ? Math.log10(v) : v).toFixed(1);
     out.push(`<line x1="${PAD.left}" x2="${PAD.left + w}" y1="${y}" y2="${y}" stroke="#eee"/>`);
-    const label = panel.logY ? fmt(10 ** t) : fmt(t);
-    out.push(`<text x="${PAD.left - 4}" y="${y}" font-size="10" text-anchor="end" dy="3">${label}</text>`);
+    out.push(`<text x="${PAD.left - 5}" y="${y}" font-size="11" text-anchor="end" dy="4">${fmt(v)}</text>`);
   }
-  out.push(
-    `<text x="${PAD.left + w / 2}" y="${PANEL_H - 4}" font-size="11" text-anchor="middle">step</text>`,
-  );
-  panel.series.forEach((s, i) => {
-    const good = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
-    if (good.length > 0) {
-      const d = good.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
-      out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${d}"/>`);
-      if (good.length === 1) {
-        const [x, y] = good[0]!;
-        out.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3" fill="${s.color}"/>`);
-      }
+  for (const s of panel.series) {
+    const good = decimate(s.points.filter(usable), sx);
+    if (good.length === 0) continue;
+    const d = good.map(([x, y]) => `${sx(x).toFixed(1)},${syT(ty(y)).toFixed(1)}`).join(' ');
+    out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${d}"/>`);
+    if (good.length === 1) {
+      const [x, y] = good[0]!;
+      out.push(`<circle cx="${sx(x).toFixed(1)}" cy="${syT(ty(y)).toFixed(1)}" r="3" fill="${s.color}"/>`);
     }
-    const lx = PAD.left + w - 150;
-    const ly = PAD.top + 16 + i * 16;
-    out.push(
-      `<line x1="${lx}" x2="${lx + 16}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2"/>`,
-    );
-    out.push(`<text x="${lx + 20}" y="${ly}" font-size="11">${escapeXml(s.label)}</text>`);
-  });
+  }
   out.push('</g>');
   return out.join('');
 }

@@ -171,6 +171,11 @@ export function lstatOrUndefined(p: string): Stats | undefined {
   }
 }
 
+/** `s` cut to at most `max` characters (a path or name from a user's file, for a message). */
+export function clip(s: string, max = 200): string {
+  return s.length > max ? `${s.slice(0, max)}... (${s.length} characters)` : s;
+}
+
 /**
  * A short, bounded rendering of a value from a user's file for an error message: never
  * recursing deeper than a few levels or running longer than `max` characters (so a

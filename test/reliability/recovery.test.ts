@@ -15,6 +15,7 @@ import { getPreset } from '../../src/model/presets.js';
 import {
   latestCheckpoint,
   listCheckpointSteps,
+  loadTrainingCheckpoint,
   OPTIMIZER_FILE,
   stepDir,
   TRAINER_STATE_FILE,
@@ -109,6 +110,25 @@ describe('item 11: a damaged latest checkpoint', () => {
       assert.match(r.stderr, /the earlier checkpoint .*step-000004 loads: pass --model .*step-000004/);
     }
   });
+});
+
+test('item 15: malformed fields of trainer-state.json are named', () => {
+  const run = path.join(root, 'state-fields');
+  cpSync(base, run, { recursive: true });
+  const file = path.join(stepDir(run, 8), TRAINER_STATE_FILE);
+  const state = JSON.parse(readFileSync(file, 'utf8'));
+  for (const [field, value, pattern] of [
+    ['data', null, /'data' must be the data reader's position \(an object\), got null/],
+    ['step', -2, /'step' must be a non-negative integer, got -2/],
+    ['rng', { s: 'x' }, /'rng' must be an RNG state/],
+  ] as const) {
+    writeFileSync(file, JSON.stringify({ ...state, [field]: value }));
+    assert.throws(
+      () => loadTrainingCheckpoint(stepDir(run, 8)),
+      (err: Error) =>
+        err.message.startsWith(`${file}: not a valid trainer state: `) && pattern.test(err.message),
+    );
+  }
 });
 
 test('item 12: NaN or Inf weights are refused at load, naming the tensor', () => {

@@ -5,6 +5,7 @@
  */
 import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import * as path from 'node:path';
+import { fileKind } from '../../util/files.js';
 import type { FileSourceSpec } from '../config.js';
 import type { DocumentSource, RawDocument } from '../document.js';
 import { DataError, where } from '../errors.js';
@@ -44,7 +45,9 @@ export function* readLines(file: string, chunkSize = 1 << 20): Generator<Line> {
 
 /** The files of a source: the file itself, or a directory's matching files, recursively, sorted. */
 export function sourceFiles(spec: FileSourceSpec): string[] {
-  if (statSync(spec.path).isFile()) return [spec.path];
+  const st = statSync(spec.path);
+  if (st.isFile()) return [spec.path];
+  if (!st.isDirectory()) throw new DataError(`${spec.path}: ${fileKind(st)}, not a file or directory`);
   const out: string[] = [];
   const walk = (dir: string) => {
     for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
