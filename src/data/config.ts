@@ -88,7 +88,17 @@ export interface DataConfig {
   /** Tokens per shard file. */
   shard_tokens: number;
   quality: QualityConfig;
-  tokenizer: { character_coverage: number; min_frequency: number; max_words: number };
+  tokenizer: {
+    character_coverage: number;
+    min_frequency: number;
+    max_words: number;
+    /**
+     * An existing tokenizer.json to use instead of training one (absolute path), e.g. to
+     * prepare more data for a model that already has a vocabulary, or two datasets whose
+     * losses must be comparable token for token.
+     */
+    file?: string;
+  };
 }
 
 export const DEFAULT_QUALITY: QualityConfig = {
@@ -238,7 +248,8 @@ export function parseDataConfig(raw: unknown, file: string, baseDir: string): Da
   if (raw.tokenizer !== undefined) {
     const t = raw.tokenizer;
     if (!isObject(t)) ch.fail('tokenizer', 'expected an object');
-    ch.keys(t, 'tokenizer', Object.keys(cfg.tokenizer));
+    ch.keys(t, 'tokenizer', [...Object.keys(cfg.tokenizer), 'file']);
+    if (t.file !== undefined) cfg.tokenizer.file = path.resolve(baseDir, ch.str(t.file, 'tokenizer.file'));
     if (t.character_coverage !== undefined)
       cfg.tokenizer.character_coverage = ch.num(t.character_coverage, 'tokenizer.character_coverage', 0.5, 1);
     if (t.min_frequency !== undefined)

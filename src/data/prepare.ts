@@ -7,7 +7,7 @@
  * 2. train the quality classifier on the sample and report its held-out accuracy;
  * 3. apply the Pareto keep rule to the filtered categories, counting the pieces of the kept
  *    documents; train the tokenizer on those counts;
- * 4. per category, shuffle the kept documents (seeded), send every k-th to validation,
+ * 4. per category, shuffle the kept documents (seeded per category), send every k-th to validation,
  *    tokenize and write the shards; write tokenizer.json and manifest.json.
  *
  * Everything is built in a sibling temporary directory that replaces `out` only at the
@@ -287,6 +287,14 @@ export async function prepareData(opts: PrepareOptions): Promise<PrepareResult> 
   const cfg: DataConfig = structuredClone(opts.config ?? defaultDataConfig());
   if (opts.vocabSize !== undefined) cfg.vocab_size = opts.vocabSize;
   if (opts.seed !== undefined) cfg.seed = opts.seed;
+  if (cfg.tokenizer.file !== undefined) {
+    // A given tokenizer fixes the vocabulary; an explicit --vocab-size must agree with it.
+    const ids = Tokenizer.load(cfg.tokenizer.file).vocabSize;
+    if (opts.vocabSize !== undefined && opts.vocabSize !== ids) {
+      throw new DataError(`--vocab-size ${opts.vocabSize} disagrees with tokenizer.file (${ids} ids)`);
+    }
+    cfg.vocab_size = ids;
+  }
   if (!Number.isInteger(cfg.vocab_size) || cfg.vocab_size < 384) {
     throw new DataError(`vocab_size must be an integer >= 384, got ${cfg.vocab_size}`);
   }
@@ -445,11 +453,14 @@ async function run(
   progress.update(spool.count, scored > 0 ? `kept ${passed} of ${scored} scored` : 'no filter');
 
   progress.phase('tokenizer', 1);
-  const tokenizer = Tokenizer.train(counts, {
-    vocabSize: cfg.vocab_size,
-    characterCoverage: cfg.tokenizer.character_coverage,
-    minFrequency: cfg.tokenizer.min_frequency,
-  });
+  const tokenizer =
+    cfg.tokenizer.file !== undefined
+      ? Tokenizer.load(cfg.tokenizer.file)
+      : Tokenizer.train(counts, {
+          vocabSize: cfg.vocab_size,
+          characterCoverage: cfg.tokenizer.character_coverage,
+          minFrequency: cfg.tokenizer.min_frequency,
+        });
   const trainPieces = counts.size;
   counts.clear();
   progress.update(
@@ -462,8 +473,8 @@ async function run(
   let totalChars = 0;
   for (const c of CATEGORIES) totalChars += st(c).chars_kept;
   progress.phase('tokenize', totalChars);
-  const dtype = dtypeFor(cfg.vocab_size);
-  const shuffleRng = stageRng(cfg.seed, 4);
+  const dtype = dtypeFor(tokenizer.vocabSize);
+
   const every = cfg.valid_fraction > 0 ? Math.max(2, Math.round(1 / cfg.valid_fraction)) : 0;
   const splits: Manifest['splits'] = { train: {}, valid: {} };
   let charsDone = 0;
@@ -472,7 +483,9 @@ async function run(
     const ids: number[] = [];
     for (let i = 0; i < spool.count; i++) if (kept[i] === 1 && spool.categories[i] === c) ids.push(i);
     if (ids.length === 0) continue;
-    shuffleRng.shuffle(ids);
+    // A generator per category, so one category's split does not depend on how many documents
+    // another kept (datasets that differ only in their web filtering share curated splits).
+    stageRng(cfg.seed, 4 + CATEGORIES.indexOf(c)).shuffle(ids);
     const train = new ShardWriter(dir, `train/${c}`, dtype, cfg.shard_tokens);
     const valid = new ShardWriter(dir, `valid/${c}`, dtype, cfg.shard_tokens);
     ids.forEach((docIndex, k) => {

@@ -213,3 +213,40 @@ test('openDataset on a missing or damaged directory gives a clear error', () => 
   writeFileSync(path.join(bad, 'manifest.json'), JSON.stringify(m));
   assert.throws(() => openDataset(bad), /shard token counts add up to/);
 });
+
+test('prepare: tokenizer.file reuses a tokenizer; curated splits do not depend on the web filter', async () => {
+  const raw = {
+    sources: [
+      { path: 'books.txt', category: 'books', split: 'paragraph' },
+      { path: 'web.jsonl', category: 'webpages', field: 'body' },
+      { path: 'news.jsonl', category: 'news' },
+    ],
+    valid_fraction: 0.1,
+    min_category_tokens: 0,
+    min_doc_chars: 10,
+    quality: { enabled: false },
+    tokenizer: { file: path.join(out, 'tokenizer.json') },
+  };
+  const cfg = parseDataConfig(raw, path.join(root, 'unfiltered.json'), root);
+  const out2 = path.join(root, 'unfiltered');
+  const { manifest: m2 } = await prepareData({ out: out2, config: cfg, seed: 3 });
+  assert.equal(m2.stats.filter.scored, 0, 'no filter');
+  assert.equal(m2.stats.categories.webpages!.kept, 120);
+  assert.equal(m2.vocab_size, 400, 'the vocabulary comes from the given tokenizer');
+  assert.equal(
+    readFileSync(path.join(out2, 'tokenizer.json'), 'utf8'),
+    readFileSync(path.join(out, 'tokenizer.json'), 'utf8'),
+  );
+  // Same seed, same curated documents: the books validation tokens are identical although the
+  // web category kept a different number of documents.
+  const a = openDataset(out);
+  const b = openDataset(out2);
+  const first = (ds: typeof a) => [...ds.validationBatches(1, 16)].find((x) => x.categories[0] === 'books')!;
+  assert.deepEqual(first(b).tokens, first(a).tokens);
+  a.close();
+  b.close();
+  await assert.rejects(
+    prepareData({ out: path.join(root, 'bad'), config: cfg, vocabSize: 512 }),
+    /--vocab-size 512 disagrees with tokenizer.file \(400 ids\)/,
+  );
+});
