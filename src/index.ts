@@ -4,7 +4,17 @@
  */
 
 // Compute core: kernels (native C++ or the TypeScript reference) and aligned storage.
-export { alignedFloat32, type Kernels, kernels, referenceKernels, useKernels } from './backend/index.js';
+export {
+  alignedFloat32,
+  type Kernels,
+  kernels,
+  type Mat,
+  mat,
+  OPS,
+  referenceKernels,
+  transpose,
+  useKernels,
+} from './backend/index.js';
 // Data pipeline.
 export * from './data/index.js';
 // Evaluation: GLaM's protocol on its 29 tasks over any Scorer.
@@ -26,27 +36,28 @@ export { type SamplingOptions, sampleToken } from './infer/sample.js';
 export { type ScoreResult, scoreTokenRows } from './infer/score.js';
 // Model: config, presets, parameters, the GLaM stack, checkpoints, accounting.
 export { accounting, type ModelAccounting } from './model/accounting.js';
-export { loadCheckpoint, loadTensors, saveCheckpoint, saveTensors } from './model/checkpoint.js';
+export { loadCheckpoint, loadTensors, saveCheckpoint } from './model/checkpoint.js';
 export { CHECKPOINT_FORMAT, type GlamConfig, isMoeLayer, parseConfig } from './model/config.js';
-export { type ForwardOptions, GlamModel, type LossParts, type MoeLayerStats } from './model/glam.js';
+export { type Batch, type ForwardOptions, GlamModel, type LossParts, type MoeStats } from './model/glam.js';
 export { initParams } from './model/init.js';
 export { type ParamSpec, type Params, paramSpecs } from './model/params.js';
 export { getPreset, presetNames, resolveConfig } from './model/presets.js';
 export { readSafetensors, writeSafetensors } from './model/safetensors.js';
+export { Grads, ParamLayout, Weights } from './model/weights.js';
+export { Workspace } from './model/workspace.js';
 // Optimisers and schedules.
 export * from './optim/index.js';
 // Tensors and the per-step arena.
 export { Arena } from './tensor/arena.js';
 export { type Shape, Tensor } from './tensor/tensor.js';
-// Training.
 export {
-  latestCheckpoint,
   loadTrainingCheckpoint,
   saveTrainingCheckpoint,
   type TrainerState,
 } from './train/checkpoints.js';
+// Training.
+export { type StepContext, type StepResult, trainStep } from './train/step.js';
 export {
-  type Batch as TrainBatch,
   type BatchSource,
   DEFAULT_TRAIN_SETTINGS,
   type StepRecord,

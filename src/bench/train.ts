@@ -13,12 +13,13 @@
 import { kernels, loadNative } from '../backend/index.js';
 import { accounting } from '../model/accounting.js';
 import type { GlamConfig } from '../model/config.js';
-import { GlamModel } from '../model/glam.js';
+import { type Batch, GlamModel } from '../model/glam.js';
 import { initParams } from '../model/init.js';
 import { resolveConfig } from '../model/presets.js';
+import { Grads } from '../model/weights.js';
 import { createOptimizer } from '../optim/create.js';
-import { gradSumSquares } from '../optim/grads.js';
-import { GLAM_SCHEDULE, learningRate } from '../optim/schedule.js';
+import { GLAM_SCHEDULE } from '../optim/schedule.js';
+import { trainStep } from '../train/step.js';
 import { Rng } from '../util/rng.js';
 import { benchPeak } from './gemm.js';
 import { percent, type Summary, summarize } from './stats.js';
@@ -97,14 +98,8 @@ function positiveInt(name: string, v: number): number {
 }
 
 /** `count` batches of uniform random tokens; targets are the next token of the same stream. */
-function syntheticBatches(
-  cfg: GlamConfig,
-  batch: number,
-  seqLen: number,
-  count: number,
-  rng: Rng,
-): { inputs: Int32Array; targets: Int32Array }[] {
-  const out: { inputs: Int32Array; targets: Int32Array }[] = [];
+function syntheticBatches(cfg: GlamConfig, batch: number, seqLen: number, count: number, rng: Rng): Batch[] {
+  const out: Batch[] = [];
   for (let c = 0; c < count; c++) {
     const inputs = new Int32Array(batch * seqLen);
     const targets = new Int32Array(batch * seqLen);
@@ -117,7 +112,7 @@ function syntheticBatches(
         prev = next;
       }
     }
-    out.push({ inputs, targets });
+    out.push({ inputs, targets, batch, seqLen });
   }
   return out;
 }
@@ -138,8 +133,16 @@ export function benchTrain(opts: TrainBenchOptions = {}): TrainBenchResult {
   const threads = K.getThreads();
 
   const seed = opts.seed ?? 1;
-  const model = new GlamModel(cfg, initParams(cfg, seed));
-  const optimizer = createOptimizer(model.params, { kind: 'adafactor' });
+  const model = new GlamModel(cfg);
+  const weights = initParams(cfg, seed);
+  const ctx = {
+    model,
+    weights,
+    grads: Grads.like(weights),
+    ws: model.workspace(),
+    optimizer: createOptimizer(weights, { kind: 'adafactor' }),
+    schedule: GLAM_SCHEDULE,
+  };
   const rng = new Rng(seed + 1);
   const batches = syntheticBatches(cfg, batch, seqLen, 4, rng);
   const tokensPerStep = batch * seqLen;
@@ -151,30 +154,21 @@ export function benchTrain(opts: TrainBenchOptions = {}): TrainBenchResult {
   let lossFirst = Number.NaN;
   let lossLast = Number.NaN;
   for (let i = 0; i < warmup + steps; i++) {
-    const b = batches[i % batches.length]!;
     const t0 = performance.now();
-    model.zeroGrads();
-    const parts = model.forward(b.inputs, b.targets, batch, seqLen, { rng: routeRng });
-    const t1 = performance.now();
-    model.backward(1);
-    const t2 = performance.now();
-    // The trainer checks the gradients and takes their norm before every update.
-    const finite = Number.isFinite(gradSumSquares(model.grads));
-    const t3 = performance.now();
-    if (finite)
-      optimizer.step(model.params, model.grads, learningRate(GLAM_SCHEDULE, optimizer.stepCount + 1));
-    const t4 = performance.now();
+    const r = trainStep(ctx, [batches[i % batches.length]!], { forward: { rng: routeRng } });
+    const ms = performance.now() - t0;
+    const parts = r.parts[0]!;
     if (i === 0) lossFirst = parts.total;
     lossLast = parts.total;
     const timed = i >= warmup;
     if (timed) {
-      stepMs.push(t4 - t0);
-      phases[0]!.push(t1 - t0);
-      phases[1]!.push(t2 - t1);
-      phases[2]!.push(t3 - t2);
-      phases[3]!.push(t4 - t3);
+      stepMs.push(ms);
+      phases[0]!.push(r.ms.forward);
+      phases[1]!.push(r.ms.backward);
+      phases[2]!.push(r.ms.gradCheck);
+      phases[3]!.push(r.ms.optimizer);
     }
-    opts.onStep?.(i, t4 - t0, timed);
+    opts.onStep?.(i, ms, timed);
   }
 
   const acct = accounting(cfg, seqLen);

@@ -136,7 +136,7 @@ function loadLocal(model: string) {
   if (tokenizer.vocabSize !== ck.config.vocab_size) {
     throw new Error(`${dir}: tokenizer has ${tokenizer.vocabSize} ids, the model ${ck.config.vocab_size}`);
   }
-  return { dir, config: ck.config, params: ck.params, tokenizer };
+  return { dir, config: ck.config, weights: ck.weights, tokenizer };
 }
 
 export async function run(args: string[]): Promise<void> {
@@ -216,9 +216,9 @@ export async function run(args: string[]): Promise<void> {
       if (v['context-tokens'] === undefined) contextTokens = local.config.max_seq_len;
     }
   } else {
-    const { dir, config, params, tokenizer } = loadLocal(requireOption('eval', 'model', v.model));
+    const { dir, config, weights, tokenizer } = loadLocal(requireOption('eval', 'model', v.model));
     const modelId = modelHash(dir);
-    scorer = new ModelScorer(new GlamModel(config, params), tokenizer, modelId, {
+    scorer = new ModelScorer(new GlamModel(config), weights, tokenizer, modelId, {
       batchTokens,
       description: `${dir} (GlamModel, full recompute)`,
     });

@@ -47,14 +47,14 @@ export async function run(args: string[]): Promise<void> {
   if (tokenizer.vocabSize !== ck.config.vocab_size) {
     throw new Error(`${dir}: tokenizer has ${tokenizer.vocabSize} ids, the model ${ck.config.vocab_size}`);
   }
-  const model = new GlamModel(ck.config, ck.params);
+  const model = new GlamModel(ck.config);
   const ids = tokenizer.encode(prompt);
   process.stdout.write(prompt);
   // Decode the whole continuation each time and print the new suffix, so multi-byte
   // characters split across byte-fallback tokens come out whole.
   const produced: number[] = [];
   let printed = '';
-  generateIds(model, ids, {
+  generateIds(model, ck.weights, ids, {
     maxTokens: intOption('max-tokens', v['max-tokens'], 0),
     temperature: numberOption('temperature', v.temperature),
     topK: intOption('top-k', v['top-k'], 0),

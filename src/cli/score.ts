@@ -53,10 +53,9 @@ export async function run(args: string[]): Promise<void> {
   const cf = values['capacity-factor'];
   const capacityFactor = cf !== undefined ? numberOption('capacity-factor', cf) : undefined;
   const seed = intOption('seed', values.seed, 0);
-  const { config, params } = loadModelCheckpoint(dir);
+  const { config, weights } = loadModelCheckpoint(dir);
   const rows = readTokenRows(tokensFile, config);
-  const model = new GlamModel(config, params);
-  const result = scoreTokenRows(model, rows, { capacityFactor, rng: new Rng(seed) });
+  const result = scoreTokenRows(new GlamModel(config), weights, rows, { capacityFactor, rng: new Rng(seed) });
   if (values.json) {
     console.log(JSON.stringify(result, null, 2));
     return;

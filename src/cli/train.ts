@@ -3,26 +3,16 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { kernels } from '../backend/index.js';
-import {
-  type Batch as DataBatch,
-  type Dataset,
-  inputsAndTargets,
-  openDataset,
-  validatePosition,
-} from '../data/dataset.js';
+import { type Dataset, openDataset, toBatch, validatePosition } from '../data/dataset.js';
 import { loadCheckpointConfig } from '../model/checkpoint.js';
 import type { GlamConfig } from '../model/config.js';
+import { type Batch, GlamModel } from '../model/glam.js';
 import { initParams } from '../model/init.js';
 import { resolveConfig } from '../model/presets.js';
+import { createOptimizer } from '../optim/create.js';
 import { listCheckpointSteps, loadNewestUsable } from '../train/checkpoints.js';
 import { checkFreshRun, lockRun } from '../train/run-dir.js';
-import {
-  type Batch,
-  type BatchSource,
-  DEFAULT_TRAIN_SETTINGS,
-  type TrainSettings,
-  train,
-} from '../train/trainer.js';
+import { type BatchSource, DEFAULT_TRAIN_SETTINGS, type TrainSettings, train } from '../train/trainer.js';
 import { READ_LIMITS, readTextFile } from '../util/files.js';
 import { formatDuration, ProgressBar } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
@@ -80,13 +70,8 @@ class DatasetSource implements BatchSource {
     this.position = ds.initialPosition(seed);
   }
 
-  private toBatch(b: DataBatch): Batch {
-    const { inputs, targets } = inputsAndTargets(b);
-    return { inputs, targets, batch: b.rows, seqLen: b.seqLen };
-  }
-
   next(): Batch {
-    return this.toBatch(this.ds.nextBatch(this.position, this.batch, this.seqLen));
+    return toBatch(this.ds.nextBatch(this.position, this.batch, this.seqLen));
   }
 
   getState(): unknown {
@@ -108,7 +93,7 @@ class DatasetSource implements BatchSource {
 
   validation(): Batch[] {
     return [...this.ds.validationBatches(this.batch, this.seqLen, { maxBatches: this.evalBatches })].map(
-      (b) => this.toBatch(b),
+      toBatch,
     );
   }
 }
@@ -227,7 +212,6 @@ async function trainCommand(
     ...limits,
     seed,
     gradAccum: intOption('grad-accum', v['grad-accum'], 1),
-    optimizer: { kind: optimizerKind },
     schedule: {
       kind: 'rsqrt',
       peak_lr: lr,
@@ -267,9 +251,11 @@ async function trainCommand(
   process.on('SIGINT', sigint);
   process.on('SIGTERM', sigterm);
   try {
+    const weights = initParams(config, seed);
     const res = await train({
-      config,
-      params: initParams(config, seed),
+      model: new GlamModel(config),
+      weights,
+      optimizer: createOptimizer(weights, { kind: optimizerKind }),
       data: source,
       outDir,
       settings,

@@ -7,6 +7,7 @@
  * an uninterrupted run would have seen.
  */
 import * as path from 'node:path';
+import type { Batch } from '../model/glam.js';
 import { Rng, type RngState } from '../util/rng.js';
 import { CATEGORIES, type Category, isCategory } from './categories.js';
 import { DataError } from './errors.js';
@@ -26,7 +27,8 @@ export interface DataPosition {
   rows: number;
 }
 
-export interface Batch {
+/** Rows of a dataset as stored: each row's tokens and the token after them. */
+export interface TokenRows {
   /** rows × (seqLen + 1) token ids, row-major: inputs are [.., 0..seqLen-1], targets [.., 1..seqLen]. */
   tokens: Int32Array;
   rows: number;
@@ -34,8 +36,8 @@ export interface Batch {
   categories: Category[];
 }
 
-/** Split a batch into inputs and next-token targets, each rows × seqLen. */
-export function inputsAndTargets(b: Batch): { inputs: Int32Array; targets: Int32Array } {
+/** Rows split into the model's batch: inputs and next-token targets, each rows × seqLen. */
+export function toBatch(b: TokenRows): Batch {
   const T = b.seqLen;
   const inputs = new Int32Array(b.rows * T);
   const targets = new Int32Array(b.rows * T);
@@ -44,7 +46,7 @@ export function inputsAndTargets(b: Batch): { inputs: Int32Array; targets: Int32
     inputs.set(row.subarray(0, T), r * T);
     targets.set(row.subarray(1), r * T);
   }
-  return { inputs, targets };
+  return { inputs, targets, batch: b.rows, seqLen: T };
 }
 
 export function validatePosition(p: unknown): DataPosition {
@@ -148,7 +150,7 @@ export class Dataset {
    * The next batch of `rows` sequences of seqLen + 1 tokens; advances `position` in place
    * (save a copy, e.g. JSON.stringify(position), to resume exactly from here).
    */
-  nextBatch(position: DataPosition, rows: number, seqLen: number): Batch {
+  nextBatch(position: DataPosition, rows: number, seqLen: number): TokenRows {
     if (!Number.isInteger(rows) || rows < 1)
       throw new DataError(`batch size must be a positive integer, got ${rows}`);
     if (!Number.isInteger(seqLen) || seqLen < 1)
@@ -180,7 +182,7 @@ export class Dataset {
   }
 
   /** Endless batches from `position` (advanced as they are drawn). */
-  *batches(position: DataPosition, rows: number, seqLen: number): Generator<Batch> {
+  *batches(position: DataPosition, rows: number, seqLen: number): Generator<TokenRows> {
     for (;;) yield this.nextBatch(position, rows, seqLen);
   }
 
@@ -189,7 +191,7 @@ export class Dataset {
    * windows of seqLen + 1 tokens (a short tail is dropped), `rows` per batch (the last may
    * hold fewer). `maxBatches` bounds the work.
    */
-  *validationBatches(rows: number, seqLen: number, opts: { maxBatches?: number } = {}): Generator<Batch> {
+  *validationBatches(rows: number, seqLen: number, opts: { maxBatches?: number } = {}): Generator<TokenRows> {
     checkShape(rows, seqLen);
     const n = seqLen + 1;
     const max = opts.maxBatches ?? Number.POSITIVE_INFINITY;

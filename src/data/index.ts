@@ -10,11 +10,11 @@ export {
   type SourceSpec,
 } from './config.js';
 export {
-  type Batch,
   type DataPosition,
   Dataset,
-  inputsAndTargets,
   openDataset,
+  type TokenRows,
+  toBatch,
   validatePosition,
 } from './dataset.js';
 export { contentHash, Deduper, normalizeForDedup } from './dedup.js';

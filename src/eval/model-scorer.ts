@@ -11,6 +11,8 @@
  * token's result would depend on its neighbours, so each sequence then runs alone.
  */
 import type { GlamModel } from '../model/glam.js';
+import type { Weights } from '../model/weights.js';
+import type { Workspace } from '../model/workspace.js';
 import {
   type Codec,
   type ContinuationScore,
@@ -44,15 +46,18 @@ export class ModelScorer implements Scorer {
   readonly stats: ScorerStats = emptyStats();
   readonly description: string;
   private readonly batchTokens: number;
+  private readonly ws: Workspace;
 
   constructor(
     private readonly model: GlamModel,
+    private readonly weights: Weights,
     private readonly codec: ModelCodec,
     readonly modelId: string,
     opts: ModelScorerOptions = {},
   ) {
     this.batchTokens = opts.batchTokens ?? 4096;
     this.description = opts.description ?? 'GlamModel, full recompute per candidate';
+    this.ws = model.workspace();
   }
 
   /** A sequence as scored: [eos] + context + continuation, its last max_seq_len + 1 tokens. */
@@ -129,7 +134,7 @@ export class ModelScorer implements Scorer {
       this.stats.separate += r.seq.length - 1;
     }
     this.stats.padding += B * T - rows.reduce((s, r) => s + r.seq.length - 1, 0);
-    const logits = this.model.logits(inputs, B, T);
+    const logits = this.model.logits(this.weights, this.ws, inputs, B, T);
     return rows.map((r, b) => {
       let logprob = 0;
       let greedy = true;
@@ -181,7 +186,7 @@ export class ModelScorer implements Scorer {
         this.stats.computed += windows[i]!.length;
         this.stats.separate += windows[i]!.length;
       });
-      const logits = this.model.logits(inputs, B, T);
+      const logits = this.model.logits(this.weights, this.ws, inputs, B, T);
       batch.forEach((i, b) => {
         const p = windows[i]!.length - 1;
         out[i] = logSoftmax(logits.subarray((b * T + p) * V, (b * T + p + 1) * V));

@@ -3,6 +3,7 @@
  * context is re-run for each new token; the key/value cache comes later).
  */
 import type { GlamModel } from '../model/glam.js';
+import type { Weights } from '../model/weights.js';
 import { Rng } from '../util/rng.js';
 import { type SamplingOptions, sampleToken, validateSampling } from './sample.js';
 
@@ -22,7 +23,12 @@ export interface GenerateOptions extends SamplingOptions {
 }
 
 /** Generate up to maxTokens token ids following `prompt` ids. */
-export function generateIds(model: GlamModel, prompt: number[], o: GenerateOptions): number[] {
+export function generateIds(
+  model: GlamModel,
+  weights: Weights,
+  prompt: number[],
+  o: GenerateOptions,
+): number[] {
   validateSampling(o);
   if (!(Number.isInteger(o.maxTokens) && o.maxTokens >= 0)) {
     throw new Error(`max-tokens must be an integer >= 0, got ${o.maxTokens}`);
@@ -34,11 +40,12 @@ export function generateIds(model: GlamModel, prompt: number[], o: GenerateOptio
       throw new Error(`generate: prompt token ${id} outside [0, ${V})`);
   }
   const rng = new Rng(o.seed);
+  const ws = model.workspace();
   const context = [...prompt];
   const out: number[] = [];
   for (let i = 0; i < o.maxTokens; i++) {
     const window = context.slice(-maxLen);
-    const logits = model.logits(Int32Array.from(window), 1, window.length);
+    const logits = model.logits(weights, ws, Int32Array.from(window), 1, window.length);
     const last = logits.subarray((window.length - 1) * V, window.length * V);
     const id = sampleToken(last, o, rng);
     if (id === o.stopToken) break;
@@ -50,6 +57,12 @@ export function generateIds(model: GlamModel, prompt: number[], o: GenerateOptio
 }
 
 /** Generate text continuing `prompt`. */
-export function generateText(model: GlamModel, codec: TextCodec, prompt: string, o: GenerateOptions): string {
-  return codec.decode(generateIds(model, codec.encode(prompt), o));
+export function generateText(
+  model: GlamModel,
+  weights: Weights,
+  codec: TextCodec,
+  prompt: string,
+  o: GenerateOptions,
+): string {
+  return codec.decode(generateIds(model, weights, codec.encode(prompt), o));
 }

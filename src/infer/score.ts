@@ -12,7 +12,8 @@
  * a statistic of each batch's routing, so it still depends on the batching).
  */
 import type { GlamConfig } from '../model/config.js';
-import type { GlamModel, MoeLayerStats } from '../model/glam.js';
+import type { GlamModel, MoeStats } from '../model/glam.js';
+import type { Weights } from '../model/weights.js';
 import { briefValue, READ_LIMITS, readTextFile } from '../util/files.js';
 import type { Rng } from '../util/rng.js';
 
@@ -125,7 +126,12 @@ function byLength(rows: number[][]): number[][][] {
 }
 
 /** Score validated rows (see parseTokenRows) with `model`. */
-export function scoreTokenRows(model: GlamModel, rows: number[][], opts: ScoreOptions = {}): ScoreResult {
+export function scoreTokenRows(
+  model: GlamModel,
+  weights: Weights,
+  rows: number[][],
+  opts: ScoreOptions = {},
+): ScoreResult {
   const cfg = model.config;
   const capacityFactor = opts.capacityFactor ?? cfg.capacity_factor;
   let tokens = 0;
@@ -134,6 +140,7 @@ export function scoreTokenRows(model: GlamModel, rows: number[][], opts: ScoreOp
   let aux = 0;
   let dropped = 0;
   const layers = new Map<number, MoeLayerScore>();
+  const ws = model.workspace();
   for (const group of byLength(rows)) {
     const B = group.length;
     const T = group[0]!.length - 1;
@@ -157,7 +164,12 @@ export function scoreTokenRows(model: GlamModel, rows: number[][], opts: ScoreOp
           targets[b * T + t] = row[t + 1]!;
         }
       });
-      const parts = model.forward(inputs, targets, Bc, T, { capacityFactor, rng: opts.rng });
+      const parts = model.forward(
+        weights,
+        ws,
+        { inputs, targets, batch: Bc, seqLen: T },
+        { capacityFactor, rng: opts.rng },
+      );
       const n = parts.tokens;
       tokens += n;
       lm += parts.lm * n;
@@ -187,7 +199,7 @@ export function scoreTokenRows(model: GlamModel, rows: number[][], opts: ScoreOp
 }
 
 /** Sums per layer; entropy and aux weighted by tokens (divided out at the end). */
-function accumulateLayer(layers: Map<number, MoeLayerScore>, s: MoeLayerStats, tokens: number): void {
+function accumulateLayer(layers: Map<number, MoeLayerScore>, s: MoeStats, tokens: number): void {
   let acc = layers.get(s.layer);
   if (acc === undefined) {
     acc = {

@@ -1,5 +1,5 @@
 /**
- * Checkpoint directories (SPEC.md "Checkpoint format"):
+ * Checkpoint directories (docs/model.md "Checkpoint format"):
  *
  *   config.json        the model config plus "format": "glam-moe/1"
  *   model.safetensors  every parameter as F32, named and shaped as paramSpecs(config)
@@ -10,8 +10,8 @@
  * overwriting an existing checkpoint can leave new weights beside the old config
  * (the trainer writes each checkpoint into a fresh directory for that reason).
  *
- * saveTensors/loadTensors are the same machinery for other tensor files (the
- * trainer's optimizer.safetensors).
+ * loadTensors is the same machinery for other tensor files (the trainer's optimizer.safetensors,
+ * written with writeSafetensors).
  */
 import { mkdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
@@ -21,7 +21,8 @@ import { atomicWriteFileSync, atomicWriteJsonSync } from '../util/atomic.js';
 import { READ_LIMITS, readJsonFile } from '../util/files.js';
 import { CHECKPOINT_FORMAT, configToJson, type GlamConfig, parseConfig } from './config.js';
 import { type Params, paramSpecs } from './params.js';
-import { readSafetensors, readSafetensorsHeader, writeSafetensors } from './safetensors.js';
+import { type ReadOptions, readSafetensors, readSafetensorsHeader, writeSafetensors } from './safetensors.js';
+import { type BufferOptions, Weights } from './weights.js';
 
 export const CONFIG_FILE = 'config.json';
 export const MODEL_FILE = 'model.safetensors';
@@ -34,7 +35,7 @@ export interface SaveExtras {
 
 export interface LoadedCheckpoint {
   config: GlamConfig;
-  params: Params;
+  weights: Weights;
   /** Path of tokenizer.json when the checkpoint has one. */
   tokenizerPath?: string;
 }
@@ -81,21 +82,12 @@ export function validateParams(cfg: GlamConfig, params: Params, source = 'params
   checkTensorSet(new Map([...params].map(([n, t]) => [n, t.shape])), paramSpecs(cfg), source);
 }
 
-/** Write tensors to a safetensors file atomically, in the given order. */
-export function saveTensors(
-  file: string,
-  tensors: Map<string, Tensor> | Iterable<readonly [string, Tensor]>,
-  metadata?: Record<string, string>,
-): void {
-  writeSafetensors(file, tensors, metadata);
-}
-
 /**
  * Refuse tensors holding NaN or Inf, naming the file, the tensor and the first such element.
  * One native pass per tensor (the float64 sum of squares of float32 values is finite exactly
  * when every value is); the element is looked for only on failure.
  */
-export function checkFinite(tensors: Map<string, Tensor>, file: string): void {
+export function checkFinite(tensors: Params, file: string): void {
   const k = kernels();
   for (const [name, t] of tensors) {
     if (Number.isFinite(k.sumSquares(t.data))) continue;
@@ -108,9 +100,14 @@ export function checkFinite(tensors: Map<string, Tensor>, file: string): void {
 
 /**
  * Read an F32 safetensors file and check every value is finite. With `expected`, the header is
- * checked first (names, shapes, dtype) so a wrong file fails before any data is read.
+ * checked first (names, shapes, dtype) so a wrong file fails before any data is read. With `into`,
+ * each tensor is read straight into the storage it gives (a view of a model's flat buffer).
  */
-export function loadTensors(file: string, expected?: readonly TensorExpectation[]): Map<string, Tensor> {
+export function loadTensors(
+  file: string,
+  expected?: readonly TensorExpectation[],
+  into?: ReadOptions['into'],
+): Map<string, Tensor> {
   if (expected !== undefined) {
     const header = readSafetensorsHeader(file);
     checkTensorSet(new Map(header.entries.map((e) => [e.name, e.shape])), expected, file);
@@ -119,7 +116,10 @@ export function loadTensors(file: string, expected?: readonly TensorExpectation[
         throw new Error(`${file}: tensor '${e.name}' has dtype ${e.dtype}, expected F32`);
     }
   }
-  const tensors = readSafetensors(file, { requireF32: true }).tensors;
+  const tensors = readSafetensors(
+    file,
+    into === undefined ? { requireF32: true } : { requireF32: true, into },
+  ).tensors;
   checkFinite(tensors, file);
   return tensors;
 }
@@ -173,16 +173,17 @@ export function loadCheckpointConfig(dir: string): GlamConfig {
 }
 
 /**
- * Load a checkpoint: config.json, then model.safetensors checked against
- * paramSpecs(config) for names, shapes and dtype before its data is read.
+ * Load a checkpoint: config.json, then model.safetensors checked against paramSpecs(config) for names,
+ * shapes and dtype before its data is read, straight into the flat buffer of the returned Weights.
  */
-export function loadCheckpoint(dir: string): LoadedCheckpoint {
+export function loadCheckpoint(dir: string, opts: BufferOptions = {}): LoadedCheckpoint {
   const config = loadCheckpointConfig(dir);
-  const params = loadTensors(path.join(dir, MODEL_FILE), paramSpecs(config));
+  const weights = new Weights(config, opts);
+  loadTensors(path.join(dir, MODEL_FILE), paramSpecs(config), (name) => weights.get(name).data);
   const tokenizerPath = path.join(dir, TOKENIZER_FILE);
   let hasTokenizer = false;
   try {
     hasTokenizer = statSync(tokenizerPath).isFile();
   } catch {}
-  return hasTokenizer ? { config, params, tokenizerPath } : { config, params };
+  return hasTokenizer ? { config, weights, tokenizerPath } : { config, weights };
 }

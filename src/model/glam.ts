@@ -1,27 +1,20 @@
 import { kernels, mat } from '../backend/index.js';
-import { Arena } from '../tensor/arena.js';
-import { sameShape, shapeString, Tensor } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
-import { type GlamConfig, isMoeLayer } from './config.js';
-import { AttentionLayer, type AttentionWeights } from './layers/attention.js';
-import { TiedEmbedding } from './layers/embedding.js';
-import { GatedFfnLayer, type GatedFfnWeights } from './layers/ffn.js';
-import { LossLayer } from './layers/loss.js';
-import { MoeLayer, type MoeWeights } from './layers/moe.js';
-import { RmsNormLayer } from './layers/rmsnorm.js';
-import { type Params, paramSpecs } from './params.js';
+import type { GlamConfig } from './config.js';
+import type { AttentionWeights } from './layers/attention.js';
+import type { GatedFfnWeights } from './layers/ffn.js';
+import type { MoeStats, MoeWeights } from './layers/moe.js';
+import { type Grads, type ParamBuffer, ParamLayout, type Weights } from './weights.js';
+import { Workspace } from './workspace.js';
 
-export interface MoeLayerStats {
-  layer: number;
-  /** Kept assignments per expert. */
-  load: number[];
-  /** Assignments dropped for lack of capacity. */
-  dropped: number;
-  /** dropped / (2 · tokens). */
-  droppedFraction: number;
-  /** Mean over tokens of -Σ_e p log p (nats). */
-  routerEntropy: number;
-  aux: number;
+export type { MoeStats } from './layers/moe.js';
+
+/** One batch of token rows: inputs and next-token targets, each [batch·seqLen] (targets < 0 are padding). */
+export interface Batch {
+  inputs: Int32Array;
+  targets: Int32Array;
+  batch: number;
+  seqLen: number;
 }
 
 export interface LossParts {
@@ -37,7 +30,7 @@ export interface LossParts {
   tokens: number;
   /** Dropped assignments summed over MoE layers. */
   dropped: number;
-  moe: MoeLayerStats[];
+  moe: MoeStats[];
 }
 
 export interface ForwardOptions {
@@ -51,114 +44,30 @@ export interface ForwardOptions {
   rng?: Rng;
 }
 
-interface Block {
-  attnNorm: RmsNormLayer;
-  attn: AttentionLayer;
-  ffnNorm: RmsNormLayer;
-  ffn: GatedFfnLayer | null;
-  moe: MoeLayer | null;
-}
-
-/** What backward needs from the last forward. */
-interface StepState {
-  rows: number;
-  validRows: number;
-  /** Token rows of the targets >= 0, when some are padding; null when all count. */
-  validIdx: Int32Array | null;
-}
-
 /**
- * The GLaM decoder stack (SPEC.md "Model") with hand-written backward passes.
- * Activations live in an arena reused from step to step; forward keeps what
- * backward needs, and backward's per-layer temporaries share one scratch arena.
+ * The GLaM decoder stack (docs/model.md "Model") with hand-written backward passes. The model holds
+ * no weights and no activations: `forward(weights, ws, batch)` reads the weights and keeps in the
+ * workspace what `backward(weights, grads, ws)` needs, so one model serves any number of workspaces
+ * and weight sets of its config.
  */
 export class GlamModel {
-  readonly grads: Params;
-  private readonly arena = new Arena();
-  private readonly scratch = new Arena();
-  private readonly embed: TiedEmbedding;
-  private readonly blocks: Block[];
-  private readonly finalNorm: RmsNormLayer;
-  private readonly loss: LossLayer;
-  private state: StepState | null = null;
-  private validIdx = new Int32Array(0);
-  private validTargets = new Int32Array(0);
+  readonly layout: ParamLayout;
+  private readonly checked = new WeakSet<ParamBuffer>();
 
-  /** Checks every parameter's name and shape against paramSpecs(config); grads start at zero. */
-  constructor(
-    readonly config: GlamConfig,
-    readonly params: Params,
-  ) {
-    const specs = paramSpecs(config);
-    const expected = new Set(specs.map((s) => s.name));
-    for (const name of params.keys()) {
-      if (!expected.has(name)) throw new Error(`GlamModel: unexpected parameter '${name}' for this config`);
-    }
-    this.grads = new Map();
-    for (const s of specs) {
-      const t = params.get(s.name);
-      if (t === undefined) {
-        throw new Error(`GlamModel: missing parameter '${s.name}' ${shapeString(s.shape)}`);
-      }
-      if (!sameShape(t.shape, s.shape)) {
-        throw new Error(
-          `GlamModel: parameter '${s.name}' has shape ${shapeString(t.shape)}, expected ${shapeString(s.shape)}`,
-        );
-      }
-      this.grads.set(s.name, Tensor.zeros(s.shape));
-    }
-    const c = config;
-    this.embed = new TiedEmbedding(c.vocab_size, c.d_model);
-    this.blocks = [];
-    for (let l = 0; l < c.n_layers; l++) {
-      const moe = isMoeLayer(c, l);
-      this.blocks.push({
-        attnNorm: new RmsNormLayer(c.d_model, c.norm_eps),
-        attn: new AttentionLayer({
-          dModel: c.d_model,
-          heads: c.n_heads,
-          dHead: c.d_head,
-          relBuckets: c.rel_buckets,
-          relMaxDistance: c.rel_max_distance,
-        }),
-        ffnNorm: new RmsNormLayer(c.d_model, c.norm_eps),
-        ffn: moe ? null : new GatedFfnLayer(c.d_model, c.d_ff),
-        moe: moe
-          ? new MoeLayer({
-              dModel: c.d_model,
-              dFf: c.d_ff_expert,
-              experts: c.n_experts,
-              gated: c.expert_gated,
-            })
-          : null,
-      });
-    }
-    this.finalNorm = new RmsNormLayer(c.d_model, c.norm_eps);
-    this.loss = new LossLayer(c.vocab_size);
+  constructor(readonly config: GlamConfig) {
+    this.layout = ParamLayout.of(config);
   }
 
-  zeroGrads(): void {
-    const k = kernels();
-    for (const g of this.grads.values()) k.fill(g.data, 0);
+  /** A fresh workspace for this model's passes. */
+  workspace(): Workspace {
+    return new Workspace(this.config);
   }
 
-  /** Floats of activation storage held (grows to the peak step, then stays). */
-  get activationFloats(): number {
-    return this.arena.capacity + this.scratch.capacity;
-  }
-
-  /**
-   * inputs/targets: [batch·seqLen] token ids (targets < 0 are padding and ignored).
-   * Returns the loss parts and keeps the activations for backward().
-   */
-  forward(
-    inputs: Int32Array,
-    targets: Int32Array,
-    batch: number,
-    seqLen: number,
-    opts: ForwardOptions = {},
-  ): LossParts {
+  /** Returns the loss parts and keeps in `ws` the activations backward() needs. */
+  forward(weights: Weights, ws: Workspace, b: Batch, opts: ForwardOptions = {}): LossParts {
     const cfg = this.config;
+    this.checkBuffers(weights, ws);
+    const { inputs, targets, batch, seqLen } = b;
     this.checkTokens(inputs, batch, seqLen);
     if (targets.length !== batch * seqLen) {
       throw new Error(
@@ -180,8 +89,10 @@ export class GlamModel {
       if (t >= 0) valid++;
     }
 
-    this.state = null;
+    ws.pass = null;
     const { x, moe } = this.trunk(
+      weights,
+      ws,
       inputs,
       batch,
       seqLen,
@@ -192,29 +103,28 @@ export class GlamModel {
     // Padding rows (target < 0) are left out before the output projection. The
     // targets are copied so callers may reuse their arrays before backward.
     let xv = x;
-    if (this.validIdx.length < N) {
-      this.validIdx = new Int32Array(N);
-      this.validTargets = new Int32Array(N);
+    if (ws.validIdx.length < N) {
+      ws.validIdx = new Int32Array(N);
+      ws.validTargets = new Int32Array(N);
     }
-    const tv = this.validTargets.subarray(0, valid);
+    const tv = ws.validTargets.subarray(0, valid);
     let validIdx: Int32Array | null = null;
     if (valid === N) {
       tv.set(targets);
     } else {
-      validIdx = this.validIdx.subarray(0, valid);
+      validIdx = ws.validIdx.subarray(0, valid);
       for (let i = 0, k = 0; i < N; i++) {
         if (targets[i]! >= 0) {
           validIdx[k] = i;
           tv[k++] = targets[i]!;
         }
       }
-      xv = this.arena.alloc([valid, cfg.d_model]).data;
+      xv = ws.arena.alloc([valid, cfg.d_model]).data;
       kernels().gatherRows(mat(x, N, cfg.d_model), validIdx, mat(xv, valid, cfg.d_model));
     }
-    const table = this.param('embed.weight');
-    const logits = this.embed.project(this.arena, table, xv, valid);
-    const sums = this.loss.forward(this.arena, logits, tv, valid);
-    this.state = { rows: N, validRows: valid, validIdx };
+    const logits = ws.embed.project(ws.arena, weights.get('embed.weight').data, xv, valid);
+    const sums = ws.loss.forward(ws.arena, logits, tv, valid);
+    ws.pass = { rows: N, validRows: valid, validIdx };
 
     const lm = valid > 0 ? sums.ce / valid : 0;
     const z = valid > 0 ? sums.lse2 / valid : 0;
@@ -228,117 +138,154 @@ export class GlamModel {
     return { total, lm, z, aux, tokens: valid, dropped, moe };
   }
 
-  /** Accumulates d(total·scale)/dθ into grads; consumes the last forward(). */
-  backward(scale = 1): void {
-    const st = this.state;
-    if (st === null) {
+  /** Accumulates d(total·scale)/dθ into `grads`; consumes the workspace's last forward(). */
+  backward(weights: Weights, grads: Grads, ws: Workspace, scale = 1): void {
+    this.checkBuffers(weights, ws);
+    this.checkBuffers(grads, ws);
+    const st = ws.pass;
+    if (st === null)
       throw new Error('backward: needs a forward() first (logits() and backward() consume it)');
-    }
-    this.state = null;
+    ws.pass = null;
     const cfg = this.config;
     const D = cfg.d_model;
     const N = st.rows;
     const K = kernels();
+    const w = (name: string) => weights.get(name).data;
+    const g = (name: string) => grads.get(name).data;
     const valid = st.validRows;
-    const dlogits = this.loss.backward(
+    const dlogits = ws.loss.backward(
       valid > 0 ? scale / valid : 0,
       valid > 0 ? (scale * cfg.z_loss_weight) / valid : 0,
     );
-    const dTable = this.grad('embed.weight');
-    const dxv = this.embed.projectBackward(this.arena, this.param('embed.weight'), dlogits, dTable);
+    const dTable = g('embed.weight');
+    const dxv = ws.embed.projectBackward(ws.arena, w('embed.weight'), dlogits, dTable);
     let dh = dxv;
     if (st.validIdx !== null) {
-      dh = this.arena.zeros([N, D]).data;
-      const ones = this.arena.alloc([valid]).fill(1).data;
+      dh = ws.arena.zeros([N, D]).data;
+      const ones = ws.arena.alloc([valid]).fill(1).data;
       K.scatterAddRows(mat(dxv, valid, D), st.validIdx, ones, mat(dh, N, D));
     }
-    this.finalNorm.backward(this.param('final_norm.scale'), dh, this.grad('final_norm.scale'));
+    ws.finalNorm.backward(w('final_norm.scale'), dh, g('final_norm.scale'));
 
     const auxGrad = scale * cfg.aux_loss_weight;
     for (let l = cfg.n_layers - 1; l >= 0; l--) {
-      const b = this.blocks[l]!;
+      const b = ws.blocks[l]!;
       const p = `layers.${l}`;
-      this.scratch.reset();
-      const df = this.scratch.alloc([N, D]).data;
+      ws.scratch.reset();
+      const df = ws.scratch.alloc([N, D]).data;
       if (b.moe !== null) {
-        b.moe.backward(this.scratch, this.moeWeights(l, false), this.moeWeights(l, true), dh, df, auxGrad);
+        b.moe.backward(
+          ws.scratch,
+          moeWeights(weights, l, cfg.expert_gated),
+          moeWeights(grads, l, cfg.expert_gated),
+          dh,
+          df,
+          auxGrad,
+        );
       } else {
-        b.ffn!.backward(this.scratch, this.ffnWeights(l, false), this.ffnWeights(l, true), dh, df);
+        b.ffn!.backward(ws.scratch, ffnWeights(weights, l), ffnWeights(grads, l), dh, df);
       }
-      b.ffnNorm.backward(this.param(`${p}.ffn_norm.scale`), df, this.grad(`${p}.ffn_norm.scale`));
+      b.ffnNorm.backward(w(`${p}.ffn_norm.scale`), df, g(`${p}.ffn_norm.scale`));
       K.add(dh, df, dh);
-      const da = this.scratch.alloc([N, D]).data;
-      b.attn.backward(this.scratch, this.attnWeights(l, false), this.attnWeights(l, true), dh, da);
-      b.attnNorm.backward(this.param(`${p}.attn_norm.scale`), da, this.grad(`${p}.attn_norm.scale`));
+      const da = ws.scratch.alloc([N, D]).data;
+      b.attn.backward(ws.scratch, attnWeights(weights, l), attnWeights(grads, l), dh, da);
+      b.attnNorm.backward(w(`${p}.attn_norm.scale`), da, g(`${p}.attn_norm.scale`));
       K.add(dh, da, dh);
     }
-    this.embed.lookupBackward(this.scratch, dh, dTable);
+    ws.embed.lookupBackward(ws.scratch, dh, dTable);
   }
 
   /**
-   * Logits [batch·seqLen, vocab] (a fresh array) without a loss, at
-   * cfg.eval_capacity_factor unless opts.capacityFactor. Discards forward()'s activations.
+   * Logits [batch·seqLen, vocab] (a fresh array) without a loss, at cfg.eval_capacity_factor unless
+   * opts.capacityFactor. Discards the workspace's last forward().
    */
-  logits(inputs: Int32Array, batch: number, seqLen: number, opts: ForwardOptions = {}): Float32Array {
+  logits(
+    weights: Weights,
+    ws: Workspace,
+    inputs: Int32Array,
+    batch: number,
+    seqLen: number,
+    opts: ForwardOptions = {},
+  ): Float32Array {
+    this.checkBuffers(weights, ws);
     this.checkTokens(inputs, batch, seqLen);
-    this.state = null;
-    const { x } = this.trunk(
-      inputs,
-      batch,
-      seqLen,
-      opts.capacityFactor ?? this.config.eval_capacity_factor,
-      opts.rng,
-    );
-    return this.embed.project(this.arena, this.param('embed.weight'), x, batch * seqLen).slice();
+    ws.pass = null;
+    const capacity = opts.capacityFactor ?? this.config.eval_capacity_factor;
+    const { x } = this.trunk(weights, ws, inputs, batch, seqLen, capacity, opts.rng);
+    return ws.embed.project(ws.arena, weights.get('embed.weight').data, x, batch * seqLen).slice();
   }
 
   /** Embedding, every block, final norm; returns the normed final hidden rows [N, D]. */
   private trunk(
+    weights: Weights,
+    ws: Workspace,
     inputs: Int32Array,
     batch: number,
     seqLen: number,
     capacityFactor: number,
     rng: Rng | undefined,
-  ): { x: Float32Array; moe: MoeLayerStats[] } {
+  ): { x: Float32Array; moe: MoeStats[] } {
     const cfg = this.config;
     const N = batch * seqLen;
     const D = cfg.d_model;
     if (cfg.n_experts > 0 && N % cfg.num_groups !== 0) {
       throw new Error(`num_groups (${cfg.num_groups}) must divide the number of tokens batch·seqLen = ${N}`);
     }
-    this.arena.reset();
-    const moe: MoeLayerStats[] = [];
-    let h = this.embed.lookup(this.arena, this.param('embed.weight'), inputs);
+    const w = (name: string) => weights.get(name).data;
+    ws.arena.reset();
+    const moe: MoeStats[] = [];
+    let h = ws.embed.lookup(ws.arena, w('embed.weight'), inputs);
     for (let l = 0; l < cfg.n_layers; l++) {
-      const b = this.blocks[l]!;
+      const b = ws.blocks[l]!;
       const p = `layers.${l}`;
-      this.scratch.reset();
-      const a = b.attnNorm.forward(this.arena, h, this.param(`${p}.attn_norm.scale`), N);
-      const hMid = this.arena.alloc([N, D]).data;
+      ws.scratch.reset();
+      const a = b.attnNorm.forward(ws.arena, h, w(`${p}.attn_norm.scale`), N);
+      const hMid = ws.arena.alloc([N, D]).data;
       hMid.set(h);
-      b.attn.forward(this.arena, this.scratch, a, this.attnWeights(l, false), batch, seqLen, hMid);
-      const f = b.ffnNorm.forward(this.arena, hMid, this.param(`${p}.ffn_norm.scale`), N);
-      const hOut = this.arena.alloc([N, D]).data;
+      b.attn.forward(ws.arena, ws.scratch, a, attnWeights(weights, l), batch, seqLen, hMid);
+      const f = b.ffnNorm.forward(ws.arena, hMid, w(`${p}.ffn_norm.scale`), N);
+      const hOut = ws.arena.alloc([N, D]).data;
       hOut.set(hMid);
       if (b.moe !== null) {
         const opts = { capacityFactor, numGroups: cfg.num_groups, policy: cfg.second_expert_policy, rng };
-        const s = b.moe.forward(this.arena, f, this.moeWeights(l, false), N, opts, hOut);
-        moe.push({ layer: l, ...s });
+        moe.push(b.moe.forward(ws.arena, f, moeWeights(weights, l, cfg.expert_gated), N, opts, hOut));
       } else {
-        b.ffn!.forward(this.arena, f, this.ffnWeights(l, false), N, hOut);
+        b.ffn!.forward(ws.arena, f, ffnWeights(weights, l), N, hOut);
       }
       h = hOut;
     }
-    const x = this.finalNorm.forward(this.arena, h, this.param('final_norm.scale'), N);
+    const x = ws.finalNorm.forward(ws.arena, h, w('final_norm.scale'), N);
     return { x, moe };
+  }
+
+  /** The buffers must have this model's layout and the workspace its config (checked once per buffer). */
+  private checkBuffers(buf: ParamBuffer, ws: Workspace): void {
+    if (ws.config !== this.config && JSON.stringify(ws.config) !== JSON.stringify(this.config)) {
+      throw new Error('GlamModel: the workspace was made for another config');
+    }
+    if (this.checked.has(buf)) return;
+    const mine = this.layout.slots;
+    const theirs = buf.layout.slots;
+    const same =
+      mine.length === theirs.length &&
+      mine.every((s, i) => {
+        const o = theirs[i]!;
+        return (
+          o.spec.name === s.spec.name && o.offset === s.offset && o.spec.shape.join() === s.spec.shape.join()
+        );
+      });
+    if (!same)
+      throw new Error(
+        "GlamModel: weights or gradients of another model (their layout differs from this config's)",
+      );
+    this.checked.add(buf);
   }
 
   private checkTokens(inputs: Int32Array, batch: number, seqLen: number): void {
     const cfg = this.config;
     if (!Number.isInteger(batch) || batch < 1) throw new Error(`batch must be an integer >= 1, got ${batch}`);
-    if (!Number.isInteger(seqLen) || seqLen < 1) {
+    if (!Number.isInteger(seqLen) || seqLen < 1)
       throw new Error(`seqLen must be an integer >= 1, got ${seqLen}`);
-    }
     if (seqLen > cfg.max_seq_len) throw new Error(`seqLen ${seqLen} exceeds max_seq_len ${cfg.max_seq_len}`);
     if (inputs.length !== batch * seqLen) {
       throw new Error(`inputs has ${inputs.length} ids, expected batch·seqLen = ${batch}·${seqLen}`);
@@ -350,38 +297,24 @@ export class GlamModel {
       }
     }
   }
+}
 
-  private param(name: string): Float32Array {
-    const t = this.params.get(name);
-    if (t === undefined) throw new Error(`GlamModel: parameter '${name}' is missing`);
-    return t.data;
-  }
+function attnWeights(buf: ParamBuffer, l: number): AttentionWeights {
+  const get = (n: string) => buf.get(`layers.${l}.attn.${n}`).data;
+  return { wq: get('wq'), wk: get('wk'), wv: get('wv'), wo: get('wo'), relBias: get('rel_bias') };
+}
 
-  private grad(name: string): Float32Array {
-    return this.grads.get(name)!.data;
-  }
+function ffnWeights(buf: ParamBuffer, l: number): GatedFfnWeights {
+  const get = (n: string) => buf.get(`layers.${l}.ffn.${n}`).data;
+  return { wi0: get('wi_0'), wi1: get('wi_1'), wo: get('wo') };
+}
 
-  private attnWeights(l: number, grads: boolean): AttentionWeights {
-    const get = (n: string) =>
-      grads ? this.grad(`layers.${l}.attn.${n}`) : this.param(`layers.${l}.attn.${n}`);
-    return { wq: get('wq'), wk: get('wk'), wv: get('wv'), wo: get('wo'), relBias: get('rel_bias') };
-  }
-
-  private ffnWeights(l: number, grads: boolean): GatedFfnWeights {
-    const get = (n: string) =>
-      grads ? this.grad(`layers.${l}.ffn.${n}`) : this.param(`layers.${l}.ffn.${n}`);
-    return { wi0: get('wi_0'), wi1: get('wi_1'), wo: get('wo') };
-  }
-
-  private moeWeights(l: number, grads: boolean): MoeWeights {
-    const get = (n: string) =>
-      grads ? this.grad(`layers.${l}.moe.${n}`) : this.param(`layers.${l}.moe.${n}`);
-    const gated = this.config.expert_gated;
-    return {
-      router: get('router'),
-      wi: get(gated ? 'wi_0' : 'wi'),
-      wi1: gated ? get('wi_1') : null,
-      wo: get('wo'),
-    };
-  }
+function moeWeights(buf: ParamBuffer, l: number, gated: boolean): MoeWeights {
+  const get = (n: string) => buf.get(`layers.${l}.moe.${n}`).data;
+  return {
+    router: get('router'),
+    wi: get(gated ? 'wi_0' : 'wi'),
+    wi1: gated ? get('wi_1') : null,
+    wo: get('wo'),
+  };
 }

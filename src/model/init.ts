@@ -1,5 +1,5 @@
 /**
- * GShard-style initialisation (SPEC.md "Initialisation"): every projection
+ * GShard-style initialisation (docs/model.md "Initialisation"): every projection
  * N(0, 1/fan_in), embedding N(0, 1), norm scales 1, rel_bias 0, router
  * N(0, 1/d_model).
  *
@@ -7,10 +7,11 @@
  * a tensor's initial values do not depend on which other tensors the config
  * has: adding layers or experts leaves the existing ones as they were.
  */
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import type { GlamConfig } from './config.js';
-import { type ParamSpec, type Params, paramSpecs } from './params.js';
+import type { ParamSpec } from './params.js';
+import { type BufferOptions, Weights } from './weights.js';
 
 /** fan_in of a stored [in, out] matrix, or of each [in, out] slice of an expert tensor [E, in, out]. */
 export function fanIn(spec: ParamSpec): number {
@@ -65,15 +66,11 @@ export function initParam(cfg: GlamConfig, spec: ParamSpec, t: Tensor, seed: num
 }
 
 /** Every parameter of `cfg`, freshly initialised from `seed` (a non-negative safe integer). */
-export function initParams(cfg: GlamConfig, seed: number): Params {
+export function initParams(cfg: GlamConfig, seed: number, opts: BufferOptions = {}): Weights {
   if (!Number.isSafeInteger(seed) || seed < 0) {
     throw new Error(`initParams: seed must be a non-negative integer, got ${seed}`);
   }
-  const params: Params = new Map();
-  for (const spec of paramSpecs(cfg)) {
-    const t = Tensor.zeros(spec.shape);
-    initParam(cfg, spec, t, seed);
-    params.set(spec.name, t);
-  }
-  return params;
+  const weights = new Weights(cfg, opts);
+  for (const spec of weights.layout.specs) initParam(cfg, spec, weights.get(spec.name), seed);
+  return weights;
 }

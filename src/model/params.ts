@@ -1,8 +1,11 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { type GlamConfig, isMoeLayer } from './config.js';
 
-/** Model parameters by their checkpoint names (SPEC.md "Checkpoint format"). */
-export type Params = Map<string, Tensor>;
+/**
+ * Named tensors by their checkpoint names (docs/model.md "Checkpoint format"): a model's weights or
+ * gradients (Weights and Grads implement it over one flat buffer), or any map of tensors.
+ */
+export type Params = ReadonlyMap<string, Tensor>;
 
 /** What a parameter is, for initialisation and optimiser factoring. */
 export type ParamKind = 'embedding' | 'norm' | 'projection' | 'rel_bias' | 'router' | 'expert';

@@ -64,6 +64,21 @@ export interface ReadOptions {
   requireF32?: boolean;
   /** Read only these tensors (the whole header is still validated). */
   names?: Iterable<string>;
+  /**
+   * Storage for a tensor's data (read straight into it, e.g. a view of a model's flat weight buffer);
+   * undefined gives a fresh aligned array. Its length must equal the tensor's element count.
+   */
+  into?: (name: string) => Float32Array | undefined;
+}
+
+function storageFor(e: TensorEntry, opts: ReadOptions, source: string): Float32Array {
+  const n = (e.end - e.begin) / DTYPE_BYTES[e.dtype];
+  const dest = opts.into?.(e.name);
+  if (dest === undefined) return alignedFloat32(n);
+  if (dest.length !== n) {
+    throw new Error(`${source}: tensor '${e.name}' has ${n} elements, its destination ${dest.length}`);
+  }
+  return dest;
 }
 
 export interface SafetensorsContents {
@@ -305,7 +320,7 @@ export function decodeSafetensors(
   const header = parseHeader(bytes.subarray(8, dataStart), bytes.length - dataStart, source);
   const tensors = new Map<string, Tensor>();
   for (const e of selectEntries(header, opts, source)) {
-    const out = alignedFloat32((e.end - e.begin) / DTYPE_BYTES[e.dtype]);
+    const out = storageFor(e, opts, source);
     decodeInto(out, bytes.subarray(dataStart + e.begin, dataStart + e.end), e.dtype);
     tensors.set(e.name, new Tensor(out, e.shape));
   }
@@ -421,7 +436,7 @@ function readTensorData(
   const tensors = new Map<string, Tensor>();
   for (const e of selectEntries(header, opts, source)) {
     const what = `${source}: tensor '${e.name}'`;
-    const out = alignedFloat32((e.end - e.begin) / DTYPE_BYTES[e.dtype]);
+    const out = storageFor(e, opts, source);
     if (e.dtype === 'F32') {
       const bytes = asBytes(out);
       readExactly(fd, bytes, header.dataStart + e.begin, what);

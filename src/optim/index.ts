@@ -2,16 +2,6 @@ export { Adafactor, type AdafactorOptions, adafactorBeta2 } from './adafactor.js
 export { AdamW, type AdamWOptions } from './adamw.js';
 export { createOptimizer, type OptimizerConfig } from './create.js';
 export {
-  accumulateGrads,
-  clipGradsByGlobalNorm,
-  globalGradNorm,
-  gradSumSquares,
-  gradsAreFinite,
-  scaleGrads,
-  zeroGrads,
-  zeroGradsLike,
-} from './grads.js';
-export {
   decayMatricesOnly,
   type Optimizer,
   type OptimizerKind,

@@ -16,12 +16,12 @@ import {
   loadCheckpoint,
   MODEL_FILE,
   saveCheckpoint,
-  saveTensors,
   TOKENIZER_FILE,
 } from '../model/checkpoint.js';
 import type { GlamConfig } from '../model/config.js';
 import type { Params } from '../model/params.js';
-import { readSafetensors } from '../model/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../model/safetensors.js';
+import type { Weights } from '../model/weights.js';
 import { type Optimizer, optimizerMetadata, restoreOptimizer } from '../optim/optimizer.js';
 import { ATOMIC_TEMP, atomicWriteJsonSync, fsyncDir } from '../util/atomic.js';
 import { briefValue, lstatOrUndefined, READ_LIMITS, readJsonFile } from '../util/files.js';
@@ -118,7 +118,11 @@ export function saveTrainingCheckpoint(c: SaveTrainingCheckpoint): string {
   }
   mkdirSync(tmp);
   saveCheckpoint(tmp, c.config, c.params, c.tokenizer === undefined ? {} : { tokenizer: c.tokenizer });
-  saveTensors(path.join(tmp, OPTIMIZER_FILE), c.optimizer.stateTensors(), optimizerMetadata(c.optimizer));
+  writeSafetensors(
+    path.join(tmp, OPTIMIZER_FILE),
+    c.optimizer.stateTensors(),
+    optimizerMetadata(c.optimizer),
+  );
   atomicWriteJsonSync(path.join(tmp, TRAINER_STATE_FILE), c.state);
   fsyncDir(tmp);
   // Replacing an existing checkpoint of the same step: move the old one aside first.
@@ -166,7 +170,7 @@ export function pruneCheckpoints(outDir: string, keep: number): void {
 export interface LoadedTrainingCheckpoint {
   dir: string;
   config: GlamConfig;
-  params: Params;
+  weights: Weights;
   state: TrainerState;
 }
 
@@ -199,7 +203,7 @@ function parseTrainerState(file: string, raw: unknown): TrainerState {
 
 /** Load a training checkpoint and restore the optimizer's state into `optimizer`. */
 export function loadTrainingCheckpoint(dir: string, optimizer?: Optimizer): LoadedTrainingCheckpoint {
-  const { config, params } = loadCheckpoint(dir);
+  const { config, weights } = loadCheckpoint(dir);
   const stateFile = path.join(dir, TRAINER_STATE_FILE);
   const state = parseTrainerState(stateFile, readJsonFile(stateFile, READ_LIMITS.json, 'trainer state'));
   if (optimizer !== undefined) {
@@ -208,7 +212,7 @@ export function loadTrainingCheckpoint(dir: string, optimizer?: Optimizer): Load
     checkFinite(tensors, file);
     restoreOptimizer(optimizer, tensors, metadata);
   }
-  return { dir, config, params, state };
+  return { dir, config, weights, state };
 }
 
 /**

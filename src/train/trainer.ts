@@ -1,18 +1,16 @@
 /**
- * The training loop (SPEC.md "Training recipe"): gradient accumulation, Adafactor
- * or AdamW on a schedule, NaN/Inf step skipping, roll-back to the last good
- * checkpoint when the loss diverges, periodic validation, atomic checkpoints,
- * exact resume, and a graceful stop on SIGINT/SIGTERM.
+ * The training loop (docs/model.md "Training recipe"): gradient accumulation, the optimiser it is
+ * given on a learning-rate schedule, NaN/Inf step skipping, roll-back to the last good checkpoint when
+ * the loss diverges, periodic validation, atomic checkpoints, exact resume, and a graceful stop on
+ * SIGINT/SIGTERM. Each step is train/step.ts's trainStep.
  */
 import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
-import type { GlamConfig } from '../model/config.js';
-import { GlamModel, type LossParts } from '../model/glam.js';
-import type { Params } from '../model/params.js';
-import { createOptimizer, type OptimizerConfig } from '../optim/create.js';
-import { gradSumSquares } from '../optim/grads.js';
+import type { Batch, GlamModel, LossParts } from '../model/glam.js';
+import { Grads, type Weights } from '../model/weights.js';
+import type { Workspace } from '../model/workspace.js';
 import type { Optimizer } from '../optim/optimizer.js';
-import { type LrSchedule, learningRate } from '../optim/schedule.js';
+import type { LrSchedule } from '../optim/schedule.js';
 import { Rng } from '../util/rng.js';
 import {
   loadNewestUsable,
@@ -22,19 +20,13 @@ import {
   type TrainerState,
 } from './checkpoints.js';
 import { appendMetrics, clearForFreshRun, lockRun, METRICS_FILE, truncateMetrics } from './run-dir.js';
+import { trainStep } from './step.js';
 
 export { METRICS_FILE } from './run-dir.js';
 
-/** One packed batch: inputs and next-token targets, each [batch·seqLen]. */
-export interface Batch {
-  inputs: Int32Array;
-  targets: Int32Array;
-  batch: number;
-  seqLen: number;
-}
-
 /** Where training batches come from; its position must be saveable for exact resume. */
 export interface BatchSource {
+  /** The next batch, in arrays of its own (a step may hold several). */
   next(): Batch;
   getState(): unknown;
   setState(state: unknown): void;
@@ -44,7 +36,6 @@ export interface BatchSource {
 
 export interface TrainSettings {
   gradAccum: number;
-  optimizer: OptimizerConfig;
   schedule: LrSchedule;
   maxSteps?: number;
   maxTokens?: number;
@@ -61,7 +52,6 @@ export interface TrainSettings {
 
 export const DEFAULT_TRAIN_SETTINGS: Omit<TrainSettings, 'seed'> = {
   gradAccum: 1,
-  optimizer: { kind: 'adafactor' },
   schedule: { kind: 'rsqrt', peak_lr: 0.01, warmup_steps: 0, decay_start: 10000 },
   checkpointEvery: 100,
   keepLast: 3,
@@ -99,15 +89,17 @@ export interface StepRecord {
 
 export interface TrainHooks {
   /** Called after backward with the accumulated gradients (tests inject NaN here). */
-  afterBackward?(step: number, grads: Params): void;
+  afterBackward?(step: number, grads: Grads): void;
   onStep?(record: StepRecord): void;
   onEvent?(message: string): void;
 }
 
 export interface TrainRun {
-  config: GlamConfig;
-  /** Initial parameters (ignored when resuming from a checkpoint). */
-  params: Params;
+  model: GlamModel;
+  /** The weights to train, updated in place (overwritten by the checkpoint's when resuming). */
+  weights: Weights;
+  /** Its state is saved with every checkpoint and restored on resume and roll-back. */
+  optimizer: Optimizer;
   data: BatchSource;
   outDir: string;
   settings: TrainSettings;
@@ -166,17 +158,18 @@ function moeSummary(
   };
 }
 
-function copyParams(dst: Params, src: Params): void {
-  for (const [name, t] of src) dst.get(name)!.data.set(t.data);
-}
-
-function evaluate(model: GlamModel, batches: Batch[]): { loss: number; lm: number } {
+function evaluate(
+  model: GlamModel,
+  weights: Weights,
+  ws: Workspace,
+  batches: Batch[],
+): { loss: number; lm: number } {
   let loss = 0;
   let lm = 0;
   // A fixed seed keeps validation deterministic and leaves the training RNG untouched.
   const rng = new Rng(0);
   for (const b of batches) {
-    const parts = model.forward(b.inputs, b.targets, b.batch, b.seqLen, { rng });
+    const parts = model.forward(weights, ws, b, { rng });
     loss += parts.total;
     lm += parts.lm;
   }
@@ -211,8 +204,9 @@ export async function train(run: TrainRun): Promise<TrainResult> {
 async function trainLocked(run: TrainRun): Promise<TrainResult> {
   const { settings: s, data, outDir, hooks = {} } = run;
   const metricsFile = path.join(outDir, METRICS_FILE);
-  const model = new GlamModel(run.config, run.params);
-  const optimizer: Optimizer = createOptimizer(model.params, s.optimizer);
+  const { model, weights, optimizer } = run;
+  const grads = Grads.like(weights);
+  const ws = model.workspace();
   let state: TrainerState = {
     step: 0,
     tokensSeen: 0,
@@ -226,7 +220,7 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
 
   const restore = (dir: string, keepDataPosition: boolean): void => {
     const ck = loadTrainingCheckpoint(dir, optimizer);
-    copyParams(model.params, ck.params);
+    weights.copyFrom(ck.weights, dir);
     const dataState = data.getState();
     state = { ...ck.state };
     if (keepDataPosition) state.data = dataState;
@@ -262,8 +256,8 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
     state.data = data.getState();
     return saveTrainingCheckpoint({
       outDir,
-      config: run.config,
-      params: model.params,
+      config: model.config,
+      params: weights,
       optimizer,
       state,
       keepLast: s.keepLast,
@@ -292,28 +286,28 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
     }
     const t0 = performance.now();
     const step = state.step + 1;
-    model.zeroGrads();
-    const parts: LossParts[] = [];
-    for (let micro = 0; micro < s.gradAccum; micro++) {
-      const b = data.next();
-      parts.push(model.forward(b.inputs, b.targets, b.batch, b.seqLen, { rng }));
-      model.backward(1 / s.gradAccum);
-    }
-    hooks.afterBackward?.(step, model.grads);
-    // One pass: the float64 sum of squares is finite exactly when every gradient is.
-    const gradSumSq = gradSumSquares(model.grads);
-    const finite = Number.isFinite(gradSumSq);
-    const gradNorm = finite ? Math.sqrt(gradSumSq) : Number.NaN;
-    const lr = learningRate(s.schedule, optimizer.stepCount + 1);
+    const batches: Batch[] = [];
+    for (let micro = 0; micro < s.gradAccum; micro++) batches.push(data.next());
+    let diverged = false;
+    const { parts, finite, gradNorm, lr } = trainStep(
+      { model, weights, grads, ws, optimizer, schedule: s.schedule },
+      batches,
+      {
+        forward: { rng },
+        afterBackward: (g) => hooks.afterBackward?.(step, g),
+        beforeUpdate: (p) => {
+          // Divergence: a loss far above its running average (or non-finite) for several steps in a row.
+          const total = meanParts([...p]).total;
+          diverged =
+            !Number.isFinite(total) || (state.emaLoss !== null && total > s.divergenceFactor * state.emaLoss);
+          // First sign of trouble: keep the state before this step's update, so a roll-back loses
+          // at most the steps since (not everything since the last periodic checkpoint).
+          if (diverged && badSteps === 0) keepGoodState();
+        },
+      },
+    );
     const m = meanParts(parts);
-    // Divergence: a loss far above its running average (or non-finite) for several steps in a row.
-    const diverged =
-      !Number.isFinite(m.total) || (state.emaLoss !== null && m.total > s.divergenceFactor * state.emaLoss);
-    // First sign of trouble: keep the state before this step's update, so a roll-back loses
-    // at most the steps since (not everything since the last periodic checkpoint).
-    if (diverged && badSteps === 0) keepGoodState();
-    if (finite) optimizer.step(model.params, model.grads, lr);
-    else state.skippedSteps++;
+    if (!finite) state.skippedSteps++;
 
     state.step = step;
     state.tokensSeen += m.tokens;
@@ -347,7 +341,7 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
 
     const done = isDone(s, state.step, state.tokensSeen, state.elapsedSeconds);
     if (validation.length > 0 && (step % s.evalEvery === 0 || done)) {
-      const v = evaluate(model, validation);
+      const v = evaluate(model, weights, ws, validation);
       record.val_loss = v.loss;
       record.val_lm_loss = v.lm;
     }

@@ -6,12 +6,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { CATEGORIES, type Category } from '../../src/data/categories.js';
 import { parseDataConfig } from '../../src/data/config.js';
-import {
-  type DataPosition,
-  inputsAndTargets,
-  openDataset,
-  validatePosition,
-} from '../../src/data/dataset.js';
+import { type DataPosition, openDataset, toBatch, validatePosition } from '../../src/data/dataset.js';
 import type { Manifest } from '../../src/data/manifest.js';
 import { prepareData } from '../../src/data/prepare.js';
 import { Rng } from '../../src/util/rng.js';
@@ -110,7 +105,7 @@ test('dataset: batches are deterministic and resume exactly from a saved positio
       for (const t of b.tokens) assert.ok(t >= 0 && t < 400);
       for (const c of b.categories) assert.ok(manifest.weights[c] > 0);
     }
-    const { inputs, targets } = inputsAndTargets(first[0]!);
+    const { inputs, targets } = toBatch(first[0]!);
     assert.equal(inputs.length, 64);
     assert.deepEqual(inputs.subarray(1, 16), targets.subarray(0, 15));
     // rows decode to corpus text, documents separated by EOS

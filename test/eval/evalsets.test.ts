@@ -53,7 +53,7 @@ test('every real file loads in its format with all its examples, and scores', { 
     n_experts: 4,
     max_seq_len: 64,
   });
-  const scorer = new ModelScorer(new GlamModel(cfg, initParams(cfg, 1)), byteCodec, 'random');
+  const scorer = new ModelScorer(new GlamModel(cfg), initParams(cfg, 1), byteCodec, 'random');
   for (const [task, file, format, n] of FILES) {
     const data = loadTaskData(getTask(task), join(root!, file));
     assert.equal(data.format, format, file);

@@ -13,6 +13,7 @@ import { generateIds } from '../../src/infer/generate.js';
 import { parseConfig } from '../../src/model/config.js';
 import { GlamModel } from '../../src/model/glam.js';
 import { initParams } from '../../src/model/init.js';
+import type { Weights } from '../../src/model/weights.js';
 
 /** Bytes as ids 3..258 (0-2 special, 2 the end of a document). */
 const byteCodec: ModelCodec = {
@@ -21,7 +22,12 @@ const byteCodec: ModelCodec = {
   decode: (ids) => Buffer.from(ids.filter((i) => i >= 3).map((i) => i - 3)).toString('utf8'),
 };
 
-function tinyModel(overrides: Record<string, unknown> = {}): GlamModel {
+interface Tiny {
+  model: GlamModel;
+  weights: Weights;
+}
+
+function tinyModel(overrides: Record<string, unknown> = {}): Tiny {
   const cfg = parseConfig({
     vocab_size: 260,
     d_model: 16,
@@ -34,13 +40,13 @@ function tinyModel(overrides: Record<string, unknown> = {}): GlamModel {
     max_seq_len: 24,
     ...overrides,
   });
-  return new GlamModel(cfg, initParams(cfg, 7));
+  return { model: new GlamModel(cfg), weights: initParams(cfg, 7) };
 }
 
 /** Σ log p of the last `n` tokens of seq, running seq alone. */
-function direct(model: GlamModel, seq: number[], n: number): { lp: number; greedy: boolean } {
+function direct({ model, weights }: Tiny, seq: number[], n: number): { lp: number; greedy: boolean } {
   const T = seq.length - 1;
-  const logits = model.logits(Int32Array.from(seq.slice(0, T)), 1, T);
+  const logits = model.logits(weights, model.workspace(), Int32Array.from(seq.slice(0, T)), 1, T);
   const V = model.config.vocab_size;
   let lp = 0;
   let greedy = true;
@@ -62,16 +68,17 @@ test('encodePair moves trailing whitespace to the continuation and keeps context
 
 test('log-likelihoods equal each sequence run alone, whatever the batching; truncation keeps the end', async () => {
   for (const overrides of [{}, { num_groups: 3 }, { n_experts: 0 }]) {
-    const model = tinyModel(overrides);
+    const tiny = tinyModel(overrides);
+    const { model, weights } = tiny;
     // The reference runs each sequence alone: one group (dropless, so grouping changes nothing).
-    const alone = new GlamModel({ ...model.config, num_groups: 1 }, model.params);
+    const alone = { model: new GlamModel({ ...model.config, num_groups: 1 }), weights };
     const requests = [
       { context: 'The cat', continuations: [' sat', ' ran away', ' x'] },
       { context: 'A much longer context that overflows', continuations: [' the window'] },
       { context: 'Q', continuations: [' yes', ' no'] },
     ];
     for (const batchTokens of [1, 40, 4096]) {
-      const scorer = new ModelScorer(model, byteCodec, 'test', { batchTokens });
+      const scorer = new ModelScorer(model, weights, byteCodec, 'test', { batchTokens });
       const got = await scorer.loglikelihood(requests);
       requests.forEach((req, r) => {
         req.continuations.forEach((cont, c) => {
@@ -96,16 +103,22 @@ test('log-likelihoods equal each sequence run alone, whatever the batching; trun
 });
 
 test('the greedy flag is true exactly when the continuation is the argmax path', async () => {
-  const model = tinyModel();
+  const { model, weights } = tinyModel();
   // One character per token id, so any id sequence is a text.
   const charCodec: ModelCodec = {
     eosId: 2,
     encode: (s) => [...s].map((c) => c.charCodeAt(0) - 0x100),
     decode: (ids) => ids.map((i) => String.fromCharCode(0x100 + i)).join(''),
   };
-  const scorer = new ModelScorer(model, charCodec, 'test');
+  const scorer = new ModelScorer(model, weights, charCodec, 'test');
   const prompt = charCodec.encode(charCodec.decode([40, 41, 42]));
-  const ids = generateIds(model, [2, ...prompt], { maxTokens: 3, seed: 0, temperature: 0, topK: 0, topP: 1 });
+  const ids = generateIds(model, weights, [2, ...prompt], {
+    maxTokens: 3,
+    seed: 0,
+    temperature: 0,
+    topK: 0,
+    topP: 1,
+  });
   const ctx = charCodec.decode(prompt);
   const wrong = [...ids.slice(0, 2), (ids[2]! + 1) % 260];
   const scores = await scorer.loglikelihood([
@@ -117,10 +130,10 @@ test('the greedy flag is true exactly when the continuation is the argmax path',
 });
 
 test('greedy generation equals infer/generate at temperature 0, cut at the stop string', async () => {
-  const model = tinyModel();
-  const scorer = new ModelScorer(model, byteCodec, 'test');
+  const { model, weights } = tinyModel();
+  const scorer = new ModelScorer(model, weights, byteCodec, 'test');
   const [text] = await scorer.generate([{ context: 'Q: what?\nA:', stop: ['\n'], maxTokens: 8, beam: 1 }]);
-  const ids = generateIds(model, [2, ...byteCodec.encode('Q: what?\nA:')], {
+  const ids = generateIds(model, weights, [2, ...byteCodec.encode('Q: what?\nA:')], {
     maxTokens: 8,
     seed: 0,
     temperature: 0,

@@ -25,7 +25,8 @@ import { evalFixture, repoRoot } from './helpers.js';
 
 const ck = loadCheckpoint(evalFixture('tiny-moe'));
 const tokenizer = Tokenizer.load(ck.tokenizerPath!);
-const model = new GlamModel(ck.config, ck.params);
+const model = new GlamModel(ck.config);
+const weights = ck.weights;
 let server: Server;
 let url = '';
 
@@ -35,7 +36,7 @@ function echo(prompt: string): unknown {
   const seq = [tokenizer.eosId, ...ids].slice(-(ck.config.max_seq_len + 1));
   const kept = ids.slice(ids.length - (seq.length - 1));
   const T = seq.length - 1;
-  const logits = model.logits(Int32Array.from(seq.slice(0, T)), 1, T);
+  const logits = model.logits(weights, model.workspace(), Int32Array.from(seq.slice(0, T)), 1, T);
   const V = ck.config.vocab_size;
   const tokens: string[] = [];
   const token_logprobs: number[] = [];
@@ -69,7 +70,7 @@ before(async () => {
       if (req.url !== '/v1/completions') return send(404, { error: { message: 'not found' } });
       const r = JSON.parse(body) as { prompt: string; echo?: boolean; max_tokens: number; stop?: string[] };
       if (r.echo && r.max_tokens === 0) return send(200, echo(r.prompt));
-      const ids = generateIds(model, [tokenizer.eosId, ...tokenizer.encode(r.prompt)], {
+      const ids = generateIds(model, weights, [tokenizer.eosId, ...tokenizer.encode(r.prompt)], {
         maxTokens: r.max_tokens,
         seed: 0,
         temperature: 0,
@@ -99,7 +100,7 @@ const settings: EvalSettings = {
 test('scores through the server equal the local scorer, task by task', async () => {
   const remote = await ServerScorer.connect(url);
   assert.equal(remote.contextLength, 64);
-  const local = new ModelScorer(model, tokenizer, 'local');
+  const local = new ModelScorer(model, weights, tokenizer, 'local');
   const data = evalFixture('parity');
   for (const [task, file] of [
     ['piqa', 'mc.jsonl'],

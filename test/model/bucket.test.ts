@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { relativeBucket } from '../../src/model/layers/attention.js';
-import { bucket64 } from '../../src/model/reference64.js';
+import { bucket64 } from './reference64.js';
 
 test('relativeBucket, 32 buckets up to distance 128 (the defaults)', () => {
   // n < 16 exact; then 16 + floor(log(n/16)/log(8)·16), capped at 31.

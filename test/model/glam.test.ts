@@ -13,9 +13,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { loadNative } from '../../src/backend/native.js';
 import type { GlamConfig } from '../../src/model/config.js';
 import { GlamModel } from '../../src/model/glam.js';
-import { glamForward64 } from '../../src/model/reference64.js';
+import { Grads, Weights } from '../../src/model/weights.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 import {
@@ -27,6 +28,7 @@ import {
   sampleIndices,
   tinyConfig,
 } from './helpers.js';
+import { glamForward64 } from './reference64.js';
 
 interface Case {
   name: string;
@@ -72,7 +74,11 @@ function setup(c: Case, seed = 1) {
     capacityFactor: c.capacityFactor,
     rng: c.coinSeed === undefined ? undefined : new Rng(c.coinSeed),
   });
-  return { params, inputs, targets, opts };
+  const model = new GlamModel(c.cfg);
+  const ws = model.workspace();
+  const grads = Grads.like(params);
+  const batch = { inputs, targets, batch: B, seqLen: T };
+  return { params, inputs, targets, opts, model, ws, grads, batch };
 }
 
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
@@ -80,9 +86,8 @@ const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e
 describe('GlamModel forward vs the float64 reference', () => {
   for (const c of CASES) {
     test(c.name, () => {
-      const { params, inputs, targets, opts } = setup(c);
-      const model = new GlamModel(c.cfg, params);
-      const got = model.forward(inputs, targets, B, T, opts());
+      const { params, inputs, targets, opts, model, ws, batch } = setup(c);
+      const got = model.forward(params, ws, batch, opts());
       const ref = glamForward64(c.cfg, params64(params), inputs, targets, B, T, opts());
       assert.equal(got.tokens, ref.tokens);
       assert.equal(got.tokens, B * T - (c.padding?.length ?? 0));
@@ -107,7 +112,7 @@ describe('GlamModel forward vs the float64 reference', () => {
       );
 
       // logits() without targets matches the reference logits at the same capacity.
-      const logits = model.logits(inputs, B, T, {
+      const logits = model.logits(params, ws, inputs, B, T, {
         capacityFactor: c.capacityFactor ?? c.cfg.capacity_factor,
         rng: opts().rng,
       });
@@ -116,7 +121,7 @@ describe('GlamModel forward vs the float64 reference', () => {
         assert.ok(Math.abs(logits[i]! - ref.logits[i]!) < 1e-4, `logits[${i}]`);
       }
       // By default logits() runs at eval_capacity_factor (0: dropless).
-      const evalLogits = model.logits(inputs, B, T, { rng: opts().rng });
+      const evalLogits = model.logits(params, ws, inputs, B, T, { rng: opts().rng });
       const evalRef = glamForward64(c.cfg, params64(params), inputs, targets, B, T, {
         capacityFactor: c.cfg.eval_capacity_factor,
         rng: opts().rng,
@@ -132,15 +137,13 @@ describe('GlamModel forward vs the float64 reference', () => {
 describe('GlamModel gradients vs finite differences of the float64 reference total loss', () => {
   for (const c of CASES) {
     test(c.name, () => {
-      const { params, inputs, targets, opts } = setup(c);
-      const model = new GlamModel(c.cfg, params);
-      model.zeroGrads();
-      model.forward(inputs, targets, B, T, opts());
-      model.backward();
+      const { params, inputs, targets, opts, model, ws, grads, batch } = setup(c);
+      model.forward(params, ws, batch, opts());
+      model.backward(params, grads, ws);
       const p64 = params64(params);
       const total = () => glamForward64(c.cfg, p64, inputs, targets, B, T, opts()).total;
       const pick = new Rng(7);
-      for (const [name, g] of model.grads) {
+      for (const [name, g] of grads) {
         const x = p64.get(name)!;
         const idx = sampleIndices(pick, x.length, 12);
         // Embedding rows of unused tokens have zero gradient; always include a used row too.
@@ -154,80 +157,168 @@ describe('GlamModel gradients vs finite differences of the float64 reference tot
     });
   }
 
-  test('backward(scale) scales and accumulates; zeroGrads clears', () => {
+  test('backward(scale) scales and accumulates; zero() clears', () => {
     const c = CASES[2]!;
-    const { params, inputs, targets, opts } = setup(c);
-    const model = new GlamModel(c.cfg, params);
-    model.forward(inputs, targets, B, T, opts());
-    model.backward();
-    const once = new Map([...model.grads].map(([k, v]) => [k, v.data.slice()]));
-    model.forward(inputs, targets, B, T, opts());
-    model.backward(0.5);
-    for (const [k, v] of model.grads) {
-      const a = once.get(k)!;
-      for (let i = 0; i < a.length; i++) {
-        assert.ok(Math.abs(v.data[i]! - 1.5 * a[i]!) <= 1e-6 * (1 + Math.abs(a[i]!)), k);
-      }
+    const { params, opts, model, ws, grads, batch } = setup(c);
+    model.forward(params, ws, batch, opts());
+    model.backward(params, grads, ws);
+    const once = grads.data.slice();
+    model.forward(params, ws, batch, opts());
+    model.backward(params, grads, ws, 0.5);
+    for (let i = 0; i < once.length; i++) {
+      assert.ok(Math.abs(grads.data[i]! - 1.5 * once[i]!) <= 1e-6 * (1 + Math.abs(once[i]!)), `grad ${i}`);
     }
-    model.zeroGrads();
-    for (const v of model.grads.values()) assert.ok(v.data.every((x) => x === 0));
-    assert.throws(() => model.backward(), /needs a forward/);
+    grads.zero();
+    assert.ok(grads.data.every((x) => x === 0));
+    assert.throws(() => model.backward(params, grads, ws), /needs a forward/);
   });
 });
 
 describe('GlamModel input checks and memory', () => {
   const cfg = tinyConfig({ num_groups: 3 });
   const params = randomParams(cfg, 2);
-  const model = new GlamModel(cfg, params);
+  const model = new GlamModel(cfg);
+  const ws = model.workspace();
   const ids = (n: number) => new Int32Array(n).fill(1);
+  const fwd = (inputs: Int32Array, targets: Int32Array, batch: number, seqLen: number) =>
+    model.forward(params, ws, { inputs, targets, batch, seqLen });
 
   test('clear errors for bad tokens, lengths and shapes', () => {
-    assert.throws(() => model.forward(ids(5), ids(6), 2, 3), /inputs has 5 ids, expected batch·seqLen = 2·3/);
-    assert.throws(() => model.forward(ids(6), ids(5), 2, 3), /targets has 5 ids/);
-    assert.throws(() => model.forward(ids(18), ids(18), 2, 9), /seqLen 9 exceeds max_seq_len 8/);
+    assert.throws(() => fwd(ids(5), ids(6), 2, 3), /inputs has 5 ids, expected batch·seqLen = 2·3/);
+    assert.throws(() => fwd(ids(6), ids(5), 2, 3), /targets has 5 ids/);
+    assert.throws(() => fwd(ids(18), ids(18), 2, 9), /seqLen 9 exceeds max_seq_len 8/);
     const bad = ids(6);
     bad[4] = 11;
     assert.throws(
-      () => model.forward(bad, ids(6), 2, 3),
+      () => fwd(bad, ids(6), 2, 3),
       /token id 11 at position 4 is outside the vocabulary \[0, 11\)/,
     );
-    assert.throws(() => model.forward(ids(6), bad, 2, 3), /target id 11 at position 4/);
+    assert.throws(() => fwd(ids(6), bad, 2, 3), /target id 11 at position 4/);
     assert.throws(
-      () => model.forward(ids(8), ids(8), 2, 4),
+      () => fwd(ids(8), ids(8), 2, 4),
       /num_groups \(3\) must divide the number of tokens batch·seqLen = 8/,
     );
-    assert.throws(() => model.logits(ids(6), 0, 6), /batch must be an integer >= 1/);
+    assert.throws(() => model.logits(params, ws, ids(6), 0, 6), /batch must be an integer >= 1/);
     const random = tinyConfig({ second_expert_policy: 'random' });
+    const rm = new GlamModel(random);
     assert.throws(
-      () => new GlamModel(random, randomParams(random, 1)).forward(ids(6), ids(6), 1, 6),
+      () =>
+        rm.forward(randomParams(random, 1), rm.workspace(), {
+          inputs: ids(6),
+          targets: ids(6),
+          batch: 1,
+          seqLen: 6,
+        }),
       /'random' needs opts.rng/,
     );
   });
 
-  test('parameters are checked by name and shape', () => {
-    const missing = new Map(params);
-    missing.delete('layers.1.ffn.wo');
-    assert.throws(() => new GlamModel(cfg, missing), /missing parameter 'layers.1.ffn.wo' \[12, 8\]/);
-    const wrong = new Map(params);
-    wrong.set('layers.0.moe.router', Tensor.zeros([8, 5]));
+  test('weights and gradients of another config are refused', () => {
+    const other = tinyConfig({ num_groups: 3, d_ff: 16 });
+    const batch = { inputs: ids(6), targets: ids(6), batch: 2, seqLen: 3 };
+    assert.throws(() => model.forward(randomParams(other, 1), ws, batch), /layout differs/);
+    model.forward(params, ws, batch);
+    assert.throws(() => model.backward(params, new Grads(new Weights(other).layout), ws), /layout differs/);
     assert.throws(
-      () => new GlamModel(cfg, wrong),
-      /'layers.0.moe.router' has shape \[8, 5\], expected \[8, 4\]/,
+      () => model.forward(params, new GlamModel(other).workspace(), batch),
+      /workspace was made for another config/,
     );
-    const extra = new Map(params);
-    extra.set('layers.0.moe.wi_1', Tensor.zeros([4, 8, 6]));
-    assert.throws(() => new GlamModel(cfg, extra), /unexpected parameter 'layers.0.moe.wi_1'/);
   });
 
   test('after warm-up a training step allocates no new activation storage', () => {
     const rng = new Rng(3);
+    const grads = Grads.like(params);
     const step = () => {
-      model.forward(randomTokens(rng, 24, 11), randomTokens(rng, 24, 11), 3, 8);
-      model.backward();
+      fwd(randomTokens(rng, 24, 11), randomTokens(rng, 24, 11), 3, 8);
+      model.backward(params, grads, ws);
     };
     step();
-    const held = model.activationFloats;
+    const held = ws.activationFloats;
     for (let i = 0; i < 3; i++) step();
-    assert.equal(model.activationFloats, held);
+    assert.equal(ws.activationFloats, held);
+  });
+});
+
+describe('one Weights, many workspaces', () => {
+  const c = CASES[4]!; // MoE, two groups, drops: routing state matters
+  test('interleaved passes on two workspaces equal each pass run alone (bitwise)', () => {
+    const a = setup(c, 1);
+    const other = setup(c, 2); // other tokens, same config
+    const alone = a.model.forward(a.params, a.ws, a.batch, a.opts());
+    a.model.backward(a.params, a.grads, a.ws);
+    const gradsAlone = a.grads.data.slice();
+
+    const ws1 = a.model.workspace();
+    const ws2 = a.model.workspace();
+    const g1 = Grads.like(a.params);
+    const g2 = Grads.like(a.params);
+    const first = a.model.forward(a.params, ws1, a.batch, a.opts());
+    a.model.forward(a.params, ws2, other.batch, a.opts()); // another request in between
+    a.model.backward(a.params, g1, ws1);
+    a.model.backward(a.params, g2, ws2);
+    assert.deepEqual(first, alone);
+    assert.ok(
+      g1.data.every((v, i) => Object.is(v, gradsAlone[i])),
+      'gradients differ',
+    );
+    assert.ok(
+      g2.data.some((v, i) => v !== gradsAlone[i]),
+      'the other workspace computed its own batch',
+    );
+  });
+
+  test('weights are one 64-byte-aligned buffer with named views; get() throws on unknown names', () => {
+    const { params } = setup(c);
+    assert.equal(params.data.length, params.layout.size);
+    for (const s of params.layout.slots) {
+      const t = params.get(s.spec.name);
+      assert.deepEqual(t.shape, s.spec.shape);
+      assert.equal(t.data.buffer, params.data.buffer);
+      assert.equal((t.data.byteOffset - params.data.byteOffset) % 64, 0, s.spec.name);
+    }
+    const native = loadNative();
+    if (native.ok) {
+      assert.equal((native.kernels.addon.addressMod64(params.data.buffer) + params.data.byteOffset) % 64, 0);
+    }
+    assert.throws(() => params.get('layers.9.attn.wq'), /no parameter 'layers.9.attn.wq'/);
+    assert.equal(params.size, params.layout.specs.length);
+  });
+
+  test('weights over a SharedArrayBuffer give the same results', () => {
+    const { params, model, ws, batch, opts } = setup(c);
+    const shared = Weights.from(c.cfg, params, { shared: true });
+    assert.ok(shared.data.buffer instanceof SharedArrayBuffer);
+    assert.deepEqual(model.forward(shared, ws, batch, opts()), model.forward(params, ws, batch, opts()));
+  });
+
+  test('Weights.from checks names and shapes', () => {
+    const { params } = setup(c);
+    const missing = new Map(params);
+    missing.delete('layers.1.ffn.wo');
+    assert.throws(() => Weights.from(c.cfg, missing), /missing tensor 'layers.1.ffn.wo' \[12, 8\]/);
+    const wrong = new Map(params);
+    wrong.set('layers.0.moe.router', Tensor.zeros([8, 5]));
+    assert.throws(
+      () => Weights.from(c.cfg, wrong),
+      /'layers.0.moe.router' has shape \[8, 5\], expected \[8, 4\]/,
+    );
+    const extra = new Map(params);
+    extra.set('layers.0.moe.wi_1', Tensor.zeros([4, 8, 6]));
+    assert.throws(() => Weights.from(c.cfg, extra), /unexpected tensor 'layers.0.moe.wi_1'/);
+  });
+
+  test('gradients: one buffer for zero, the sum of squares and clipping', () => {
+    const { params } = setup(c);
+    const g = Grads.like(params);
+    g.get('final_norm.scale').data.set([3, 4]);
+    g.get('embed.weight').data[5] = 12;
+    assert.equal(g.sumSquares(), 9 + 16 + 144);
+    assert.equal(g.clipByGlobalNorm(6.5), 13);
+    assert.ok(Math.abs(Math.sqrt(g.sumSquares()) - 6.5) < 1e-6);
+    assert.equal(g.clipByGlobalNorm(100), 6.5);
+    g.get('layers.0.attn.wq').data[0] = Number.NaN;
+    assert.ok(Number.isNaN(g.sumSquares()));
+    g.zero();
+    assert.equal(g.sumSquares(), 0);
   });
 });

@@ -1,10 +1,10 @@
 /** Shared helpers for the model tests: random tensors, float64 copies, finite differences. */
 import assert from 'node:assert/strict';
 import { type GlamConfig, parseConfig } from '../../src/model/config.js';
-import { type Params, paramSpecs } from '../../src/model/params.js';
-import type { Params64 } from '../../src/model/reference64.js';
-import { Tensor } from '../../src/tensor/tensor.js';
+import type { Params } from '../../src/model/params.js';
+import { Weights } from '../../src/model/weights.js';
 import { Rng } from '../../src/util/rng.js';
+import type { Params64 } from './reference64.js';
 
 /** n normal values with standard deviation std, rounded to float32. */
 export function randn(rng: Rng, n: number, std = 1): Float32Array {
@@ -42,11 +42,11 @@ export function tinyConfig(overrides: Record<string, unknown> = {}): GlamConfig 
  * and, unlike the real initialisation, non-trivial norm scales, relative biases
  * and a sharper router so that every parameter has a gradient worth checking.
  */
-export function randomParams(cfg: GlamConfig, seed: number): Params {
+export function randomParams(cfg: GlamConfig, seed: number): Weights {
   const rng = new Rng(seed);
-  const params: Params = new Map();
-  for (const s of paramSpecs(cfg)) {
-    const t = Tensor.zeros(s.shape);
+  const params = new Weights(cfg);
+  for (const s of params.layout.specs) {
+    const t = params.get(s.name);
     const fanIn = s.shape[s.shape.length - 2] ?? 1;
     switch (s.kind) {
       case 'embedding':
@@ -64,7 +64,6 @@ export function randomParams(cfg: GlamConfig, seed: number): Params {
       default:
         rng.fillNormal(t.data, 1 / Math.sqrt(fanIn));
     }
-    params.set(s.name, t);
   }
   return params;
 }

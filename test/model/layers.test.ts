@@ -17,10 +17,10 @@ import { GatedFfnLayer } from '../../src/model/layers/ffn.js';
 import { LossLayer } from '../../src/model/layers/loss.js';
 import { MoeLayer } from '../../src/model/layers/moe.js';
 import { RmsNormLayer } from '../../src/model/layers/rmsnorm.js';
-import { attention64, gatedFfn64, loss64, matmul64, moe64, rmsnorm64 } from '../../src/model/reference64.js';
 import { Arena } from '../../src/tensor/arena.js';
 import { Rng } from '../../src/util/rng.js';
 import { centralDiff, checkGradient, randn, sampleIndices, to64 } from './helpers.js';
+import { attention64, gatedFfn64, loss64, matmul64, moe64, rmsnorm64 } from './reference64.js';
 
 const EPS = 1e-5;
 const TOL = { rtol: 2e-4, atolRel: 2e-5 };

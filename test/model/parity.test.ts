@@ -20,6 +20,7 @@ import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadCheckpoint } from '../../src/model/checkpoint.js';
 import { GlamModel } from '../../src/model/glam.js';
+import { Grads } from '../../src/model/weights.js';
 
 const LOSS_RTOL = 1e-4;
 const GRAD_TOL = 1e-3; // per element, relative to max |g| of the tensor; also relative L2 error
@@ -126,8 +127,8 @@ function loadCase(root: string, name: string) {
       targets[b * T + t] = row[t + 1];
     }
   });
-  const { config, params } = loadCheckpoint(dir);
-  return { dir, expected, inputs, targets, B, T, config, params };
+  const { config, weights } = loadCheckpoint(dir);
+  return { dir, expected, inputs, targets, B, T, config, weights };
 }
 
 const root = fixtureRoot();
@@ -144,8 +145,9 @@ for (const name of cases) {
     test('loss parts, token count and routing statistics', () => {
       const c = loadCase(root, name);
       const e = c.expected;
-      const model = new GlamModel(c.config, c.params);
-      const parts = model.forward(c.inputs, c.targets, c.B, c.T, { capacityFactor: e.capacity_factor });
+      const model = new GlamModel(c.config);
+      const batch = { inputs: c.inputs, targets: c.targets, batch: c.B, seqLen: c.T };
+      const parts = model.forward(c.weights, model.workspace(), batch, { capacityFactor: e.capacity_factor });
 
       assert.equal(parts.tokens, e.tokens, 'tokens');
       assert.equal(parts.dropped, e.dropped, 'dropped assignments (all MoE layers)');
@@ -180,19 +182,21 @@ for (const name of cases) {
       const c = loadCase(root, name);
       const e = c.expected;
       const ref = readF32Safetensors(join(c.dir, e.grads_file));
-      const model = new GlamModel(c.config, c.params);
-      model.zeroGrads();
-      model.forward(c.inputs, c.targets, c.B, c.T, { capacityFactor: e.capacity_factor });
-      model.backward();
+      const model = new GlamModel(c.config);
+      const ws = model.workspace();
+      const grads = Grads.like(c.weights);
+      const batch = { inputs: c.inputs, targets: c.targets, batch: c.B, seqLen: c.T };
+      model.forward(c.weights, ws, batch, { capacityFactor: e.capacity_factor });
+      model.backward(c.weights, grads, ws);
 
-      assert.deepEqual([...model.grads.keys()].sort(), [...ref.keys()].sort(), 'gradient names');
+      assert.deepEqual([...grads.keys()].sort(), [...ref.keys()].sort(), 'gradient names');
       for (const [pname, want] of ref) {
         // The fixture's own summary agrees with its full gradient (guards the fixture files).
         const summary = e.grads[pname];
         for (const [idx, value] of summary.sample) {
           assertClose(want.data[idx], value, 1e-6, `fixture ${pname}[${idx}]`, 1e-30);
         }
-        const got = model.grads.get(pname)!;
+        const got = grads.get(pname);
         assert.deepEqual([...got.shape], want.shape, `${pname}: gradient shape`);
         let maxRef = 0;
         let maxErr = 0;

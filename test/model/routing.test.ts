@@ -4,10 +4,10 @@ import { describe, test } from 'node:test';
 import { type Kernels, kernels, referenceKernels, useKernels } from '../../src/backend/index.js';
 import { MoeLayer } from '../../src/model/layers/moe.js';
 import { Top2Routing } from '../../src/model/layers/routing.js';
-import { moe64 } from '../../src/model/reference64.js';
 import { Arena } from '../../src/tensor/arena.js';
 import { Rng } from '../../src/util/rng.js';
 import { randn, to64 } from './helpers.js';
+import { moe64 } from './reference64.js';
 
 /** Router probabilities whose first/second choices are exactly the given experts. */
 function probsFor(choices: [number, number][], E: number): Float32Array {

@@ -21,7 +21,7 @@ export function cloneParams(p: Params): Params {
 
 export function randomParams(shapes: [string, number[]][], seed: number, std = 1): Params {
   const rng = new Rng(seed);
-  const out: Params = new Map();
+  const out = new Map<string, Tensor>();
   for (const [name, shape] of shapes) {
     const t = Tensor.zeros(shape);
     rng.fillNormal(t.data, std);

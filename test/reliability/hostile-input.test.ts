@@ -99,20 +99,21 @@ test('item 5: config sizes are bounded before anything is allocated per layer', 
 
 test('item 6: scoring runs in bounded batches; the result does not depend on the batching when dropless', () => {
   const cfg = { ...getPreset('tiny-moe'), max_seq_len: 16 };
-  const model = new GlamModel(cfg, initParams(cfg, 2));
+  const model = new GlamModel(cfg);
+  const weights = initParams(cfg, 2);
   const rng = new Rng(4);
   const rows = Array.from({ length: 1100 }, () => Array.from({ length: 17 }, () => rng.int(cfg.vocab_size)));
   const batches: number[] = [];
   const forward = model.forward.bind(model);
-  model.forward = (inputs, targets, batch, seqLen, opts) => {
-    batches.push(batch * seqLen);
-    return forward(inputs, targets, batch, seqLen, opts);
+  model.forward = (w, ws, b, opts) => {
+    batches.push(b.batch * b.seqLen);
+    return forward(w, ws, b, opts);
   };
-  const whole = scoreTokenRows(model, rows, { capacityFactor: 0 });
+  const whole = scoreTokenRows(model, weights, rows, { capacityFactor: 0 });
   assert.ok(Math.max(...batches) <= 16384, `largest forward pass ${Math.max(...batches)} tokens`);
   assert.ok(batches.length >= 2);
   batches.length = 0;
-  const small = scoreTokenRows(model, rows, { capacityFactor: 0, maxBatchTokens: 160 });
+  const small = scoreTokenRows(model, weights, rows, { capacityFactor: 0, maxBatchTokens: 160 });
   assert.ok(Math.max(...batches) <= 160);
   assert.equal(small.tokens, 1100 * 16);
   assert.ok(Math.abs(small.lm_loss - whole.lm_loss) < 1e-5, `${small.lm_loss} vs ${whole.lm_loss}`);

@@ -10,8 +10,11 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadCheckpoint, MODEL_FILE, saveCheckpoint } from '../../src/model/checkpoint.js';
 import type { GlamConfig } from '../../src/model/config.js';
+import { type Batch, GlamModel } from '../../src/model/glam.js';
 import { initParams } from '../../src/model/init.js';
 import { getPreset } from '../../src/model/presets.js';
+import type { Weights } from '../../src/model/weights.js';
+import { createOptimizer } from '../../src/optim/create.js';
 import {
   latestCheckpoint,
   listCheckpointSteps,
@@ -20,7 +23,7 @@ import {
   stepDir,
   TRAINER_STATE_FILE,
 } from '../../src/train/checkpoints.js';
-import { type Batch, DEFAULT_TRAIN_SETTINGS, type TrainSettings, train } from '../../src/train/trainer.js';
+import { DEFAULT_TRAIN_SETTINGS, type TrainSettings, train } from '../../src/train/trainer.js';
 import { PatternSource } from '../train/helpers.js';
 import { glam, tempRoot } from './helpers.js';
 
@@ -30,14 +33,18 @@ const T = 16;
 const root = tempRoot('recover');
 const base = path.join(root, 'base');
 
+/** The model, its weights and GLaM's optimiser, as a TrainRun takes them. */
+function model(weights: Weights) {
+  return { model: new GlamModel(CFG), weights, optimizer: createOptimizer(weights, { kind: 'adafactor' }) };
+}
+
 function settings(over: Partial<TrainSettings>): TrainSettings {
   return { ...DEFAULT_TRAIN_SETTINGS, seed: 3, checkpointEvery: 4, keepLast: 3, evalEvery: 100, ...over };
 }
 
 before(async () => {
   await train({
-    config: CFG,
-    params: initParams(CFG, 3),
+    ...model(initParams(CFG, 3)),
     data: new PatternSource(CFG.vocab_size, B, T),
     outDir: base,
     settings: settings({ maxSteps: 8 }),
@@ -75,8 +82,7 @@ describe('item 11: a damaged latest checkpoint', () => {
       damage(stepDir(run, 8));
       const events: string[] = [];
       const res = await train({
-        config: CFG,
-        params: initParams(CFG, 3),
+        ...model(initParams(CFG, 3)),
         data: new PatternSource(CFG.vocab_size, B, T),
         outDir: run,
         settings: settings({ maxSteps: 10 }),
@@ -168,8 +174,7 @@ test('item 13: a run that keeps diverging never loses more than the steps since 
   const events: string[] = [];
   await assert.rejects(
     train({
-      config: CFG,
-      params: initParams(CFG, 3),
+      ...model(initParams(CFG, 3)),
       data: new BrokenSource(CFG.vocab_size, B, T),
       outDir: run,
       // Checkpoints far apart: before the fix every roll-back went to step 0.

@@ -1,4 +1,5 @@
-import type { Batch, BatchSource } from '../../src/train/trainer.js';
+import type { Batch } from '../../src/model/glam.js';
+import type { BatchSource } from '../../src/train/trainer.js';
 
 /**
  * A deterministic in-memory batch source over a token stream with learnable

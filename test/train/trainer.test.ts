@@ -6,9 +6,12 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { GlamConfig } from '../../src/model/config.js';
+import { type Batch, GlamModel } from '../../src/model/glam.js';
 import { initParams } from '../../src/model/init.js';
 import { getPreset } from '../../src/model/presets.js';
 import { readSafetensors } from '../../src/model/safetensors.js';
+import type { Weights } from '../../src/model/weights.js';
+import { createOptimizer } from '../../src/optim/create.js';
 import {
   latestCheckpoint,
   listCheckpointSteps,
@@ -16,7 +19,6 @@ import {
   OPTIMIZER_FILE,
 } from '../../src/train/checkpoints.js';
 import {
-  type Batch,
   DEFAULT_TRAIN_SETTINGS,
   METRICS_FILE,
   type StepRecord,
@@ -46,6 +48,11 @@ function settings(over: Partial<TrainSettings>): TrainSettings {
   };
 }
 
+/** The model, its weights and GLaM's optimiser, as a TrainRun takes them. */
+function model(weights: Weights) {
+  return { model: new GlamModel(CFG), weights, optimizer: createOptimizer(weights, { kind: 'adafactor' }) };
+}
+
 function readRecords(dir: string): StepRecord[] {
   return readFileSync(path.join(dir, METRICS_FILE), 'utf8')
     .trim()
@@ -62,8 +69,7 @@ test('training lowers the loss and writes metrics and checkpoints', async () => 
   const out = tmp();
   try {
     const res = await train({
-      config: CFG,
-      params: initParams(CFG, 3),
+      ...model(initParams(CFG, 3)),
       data: new PatternSource(CFG.vocab_size, B, T),
       outDir: out,
       settings: settings({ maxSteps: 12 }),
@@ -98,8 +104,7 @@ test('resume from a checkpoint reproduces the uninterrupted losses exactly', asy
   try {
     const run = (out: string, maxSteps: number, resume: boolean) =>
       train({
-        config: CFG,
-        params: initParams(CFG, 7),
+        ...model(initParams(CFG, 7)),
         data: new PatternSource(CFG.vocab_size, B, T),
         outDir: out,
         settings: settings({ maxSteps }),
@@ -128,20 +133,19 @@ test('a step whose gradients hold NaN is skipped and counted; training goes on',
   const out = tmp();
   try {
     const params = initParams(CFG, 3);
-    const watched = params.get('layers.0.attn.wk')!.data;
+    const watched = params.get('layers.0.attn.wk').data;
     let snapshot: Float32Array | undefined;
     let unchangedBySkippedStep = false;
     const events: string[] = [];
     const res = await train({
-      config: CFG,
-      params,
+      ...model(params),
       data: new PatternSource(CFG.vocab_size, B, T),
       outDir: out,
       settings: settings({ maxSteps: 8 }),
       hooks: {
         afterBackward(step, grads) {
           if (step === 4) {
-            grads.get('layers.1.attn.wq')!.data[5] = Number.NaN;
+            grads.get('layers.1.attn.wq').data[5] = Number.NaN;
             snapshot = Float32Array.from(watched);
           }
         },
@@ -188,8 +192,7 @@ test('a diverging loss rolls back to the last good checkpoint and skips the bad 
     }
     const events: string[] = [];
     const res = await train({
-      config: CFG,
-      params: initParams(CFG, 3),
+      ...model(initParams(CFG, 3)),
       data: new SpikySource(CFG.vocab_size, B, T),
       outDir: out,
       settings: settings({ maxSteps: 34, divergenceFactor: 1.5, divergencePatience: 2 }),
@@ -224,7 +227,7 @@ test('kill -9 during checkpoint writes always leaves the previous checkpoint loa
       assert.ok(dir !== undefined);
       const ck = loadTrainingCheckpoint(dir);
       // Every tensor holds the step it was written at: nothing from a half-written newer checkpoint.
-      for (const [name, t] of ck.params) {
+      for (const [name, t] of ck.weights) {
         assert.ok(
           t.data.every((v: number) => v === ck.state.step),
           `${name} mixes data from another step`,

@@ -26,7 +26,10 @@ export interface MoeWeights {
   wo: Float32Array;
 }
 
+/** What an MoE layer reports of one forward pass (docs/model.md "Load and drop statistics"). */
 export interface MoeStats {
+  /** The layer's index in the stack. */
+  layer: number;
   /** Kept assignments per expert. */
   load: number[];
   /** Assignments dropped for lack of capacity. */
@@ -55,7 +58,11 @@ export class MoeLayer {
   private rows = 0;
   private readonly auxCoef: Float64Array;
 
-  constructor(readonly dims: MoeDims) {
+  constructor(
+    readonly dims: MoeDims,
+    /** The layer's index in the stack, for its stats. */
+    readonly layer = 0,
+  ) {
     this.routing = new Top2Routing(dims.experts);
     this.auxCoef = new Float64Array(dims.experts);
   }
@@ -101,6 +108,7 @@ export class MoeLayer {
     K.scatterAddRows(mat(this.y, A, D), token, r.gate.subarray(0, A), mat(out, rows, D));
 
     return {
+      layer: this.layer,
       load: Array.from(r.load),
       dropped: r.dropped,
       droppedFraction: rows > 0 ? r.dropped / (2 * rows) : 0,

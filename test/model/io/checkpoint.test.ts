@@ -14,14 +14,13 @@ import {
   loadCheckpoint,
   loadTensors,
   saveCheckpoint,
-  saveTensors,
   validateParams,
 } from '../../../src/model/checkpoint.js';
 import { configToJson } from '../../../src/model/config.js';
 import { initParams } from '../../../src/model/init.js';
 import { paramSpecs } from '../../../src/model/params.js';
 import { getPreset } from '../../../src/model/presets.js';
-import { encodeSafetensors } from '../../../src/model/safetensors.js';
+import { encodeSafetensors, writeSafetensors } from '../../../src/model/safetensors.js';
 import { Tensor } from '../../../src/tensor/tensor.js';
 import { fixture, tempDir } from './helpers.js';
 
@@ -37,10 +36,10 @@ function withDir(body: (dir: string) => void): void {
 }
 
 /** A valid checkpoint in `dir`, written by saveCheckpoint. */
-function writeGood(dir: string) {
+function writeGood(dir: string): Map<string, Tensor> {
   const params = initParams(cfg, 7);
   saveCheckpoint(dir, cfg, params);
-  return params;
+  return new Map(params);
 }
 
 /** A safetensors file by hand, each entry with its dtype and raw bytes. */
@@ -69,8 +68,10 @@ describe('checkpoint round trip', () => {
       assert.equal(raw.format, 'glam-moe/1');
       const loaded = loadCheckpoint(dir);
       assert.deepEqual(loaded.config, cfg);
-      assert.equal(loaded.params.size, params.size);
-      for (const [name, t] of params) assert.deepEqual(loaded.params.get(name)!.data, t.data, name);
+      assert.equal(loaded.weights.size, params.size);
+      for (const [name, t] of params) assert.deepEqual(loaded.weights.get(name).data, t.data, name);
+      // Loaded straight into one flat buffer, padding and all.
+      assert.deepEqual(loaded.weights.data, params.data);
       assert.equal(loaded.tokenizerPath, join(dir, 'tokenizer.json'));
       assert.deepEqual(JSON.parse(readFileSync(loaded.tokenizerPath!, 'utf8')), tokenizer);
     });
@@ -82,9 +83,9 @@ describe('checkpoint round trip', () => {
       const p2 = initParams(cfg, 8);
       saveCheckpoint(dir, cfg, p2, { tokenizer: '{"v": 2}' });
       const loaded = loadCheckpoint(dir);
-      assert.deepEqual(loaded.params.get('embed.weight')!.data, p2.get('embed.weight')!.data);
+      assert.deepEqual(loaded.weights.get('embed.weight').data, p2.get('embed.weight').data);
       assert.deepEqual(
-        [...loaded.params.keys()],
+        [...loaded.weights.keys()],
         paramSpecs(cfg).map((s) => s.name),
       );
     });
@@ -93,10 +94,10 @@ describe('checkpoint round trip', () => {
   test('saveCheckpoint refuses parameters that do not match the config, writing nothing', () => {
     withDir((dir) => {
       const out = join(dir, 'ckpt');
-      const params = initParams(cfg, 1);
+      const params = new Map(initParams(cfg, 1));
       params.delete('final_norm.scale');
       assert.throws(() => saveCheckpoint(out, cfg, params), /missing tensor 'final_norm.scale'/);
-      const wrong = initParams(cfg, 1);
+      const wrong = new Map(initParams(cfg, 1));
       wrong.set('layers.0.attn.wq', Tensor.zeros([64, 32]));
       assert.throws(
         () => saveCheckpoint(out, cfg, wrong),
@@ -110,14 +111,14 @@ describe('checkpoint round trip', () => {
     });
   });
 
-  test('saveTensors/loadTensors for other tensor files, checked against expectations', () => {
+  test('loadTensors reads other tensor files, checked against expectations', () => {
     withDir((dir) => {
       const file = join(dir, 'optimizer.safetensors');
       const state = new Map([
         ['embed.weight.v_row', Tensor.from([1, 2, 3], [3])],
         ['embed.weight.v_col', Tensor.from([4, 5], [2])],
       ]);
-      saveTensors(file, state, { step: '10' });
+      writeSafetensors(file, state, { step: '10' });
       const back = loadTensors(file, [
         { name: 'embed.weight.v_row', shape: [3] },
         { name: 'embed.weight.v_col', shape: [2] },
@@ -138,7 +139,7 @@ describe('checkpoints written by PyTorch load', () => {
     const want = JSON.parse(
       readFileSync(fixture('safetensors', 'micro_checkpoint.expected.json'), 'utf8'),
     ) as Record<string, { shape: number[]; sum: number; first: number[] }>;
-    const { config, params } = loadCheckpoint(dir);
+    const { config, weights: params } = loadCheckpoint(dir);
     assert.equal(config.n_experts, 4);
     assert.equal(config.d_ff_expert, 6);
     assert.deepEqual([...params.keys()].sort(), Object.keys(want).sort());
@@ -158,7 +159,7 @@ describe('checkpoints written by PyTorch load', () => {
     if (!existsSync(root)) return;
     for (const name of readdirSync(root)) {
       if (!existsSync(join(root, name, 'config.json'))) continue;
-      const { config, params } = loadCheckpoint(join(root, name));
+      const { config, weights: params } = loadCheckpoint(join(root, name));
       assert.equal(params.size, paramSpecs(config).length, name);
     }
   });

@@ -77,10 +77,9 @@ describe('glam init', () => {
       const out = join(dir, 'ckpt');
       ok(glam('init', '--config', 'tiny-moe', '--seed', '5', '--out', out));
       assert.deepEqual(readdirSync(out).sort(), ['config.json', 'model.safetensors']);
-      const { config, params } = loadCheckpoint(out);
+      const { config, weights } = loadCheckpoint(out);
       assert.deepEqual(config, getPreset('tiny-moe'));
-      const want = initParams(config, 5);
-      for (const [name, t] of want) assert.deepEqual(params.get(name)!.data, t.data, name);
+      assert.deepEqual(weights.data, initParams(config, 5).data);
       fails(glam('init', '--config', 'tiny-moe', '--out', out), /already holds a checkpoint; pass --force/);
       ok(glam('init', '--config', 'tiny', '--out', out, '--force'));
       assert.equal(loadCheckpoint(out).config.n_experts, 0);
@@ -123,8 +122,8 @@ describe('glam score', () => {
   }
 
   function direct(rows: number[][], capacityFactor?: number) {
-    const { config, params } = loadCheckpoint(ckpt);
-    const model = new GlamModel(config, params);
+    const { config, weights } = loadCheckpoint(ckpt);
+    const model = new GlamModel(config);
     const B = rows.length;
     const T = rows[0]!.length - 1;
     const inputs = new Int32Array(B * T);
@@ -135,7 +134,12 @@ describe('glam score', () => {
         targets[b * T + t] = r[t + 1]!;
       }
     });
-    return model.forward(inputs, targets, B, T, { capacityFactor, rng: new Rng(0) });
+    return model.forward(
+      weights,
+      model.workspace(),
+      { inputs, targets, batch: B, seqLen: T },
+      { capacityFactor, rng: new Rng(0) },
+    );
   }
 
   function close(a: number, b: number, what: string): void {

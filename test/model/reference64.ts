@@ -4,8 +4,9 @@
  * the tests hold the float32 model and its hand-written gradients against
  * (by finite differences); it is slow and meant for tiny shapes.
  */
-import type { Rng } from '../util/rng.js';
-import { type GlamConfig, isMoeLayer } from './config.js';
+
+import { type GlamConfig, isMoeLayer } from '../../src/model/config.js';
+import type { Rng } from '../../src/util/rng.js';
 
 export type Params64 = Map<string, Float64Array>;
 
