@@ -106,24 +106,29 @@ function listTasks(json: boolean): void {
 }
 
 function table(results: TaskResult[], avg: Record<string, number>): string {
-  const lines = [
-    `${'task'.padEnd(11)} ${'n'.padStart(6)} ${'shots'.padStart(5)}  ${'metric'.padEnd(6)} ${'score'.padStart(6)}  ${'95% CI'.padEnd(13)}  other`,
-  ];
-  for (const r of results) {
-    const others = Object.entries(r.metrics)
+  const rows = results.map((r) => [
+    r.task,
+    String(r.n),
+    r.shots === 0 ? '0' : r.shots_used.toFixed(1),
+    r.metric,
+    r.score.toFixed(1),
+    `[${r.ci95[0].toFixed(1)}, ${r.ci95[1].toFixed(1)}]`,
+    Object.entries(r.metrics)
       .filter(([k]) => k !== r.metric)
-      .map(([k, v]) => `${k} ${k === 'ppl' ? v.toFixed(1) : v.toFixed(1)}`)
-      .join(', ');
-    const shots = r.shots === 0 ? '0' : `${r.shots_used.toFixed(1)}`;
-    lines.push(
-      `${r.task.padEnd(11)} ${String(r.n).padStart(6)} ${shots.padStart(5)}  ${r.metric.padEnd(6)} ${r.score.toFixed(1).padStart(6)}  [${r.ci95[0].toFixed(1)}, ${r.ci95[1].toFixed(1)}]`.padEnd(
-        56,
-      ) + `  ${others}`,
-    );
-  }
-  for (const [k, v] of Object.entries(avg))
-    lines.push(`${`average ${k}`.padEnd(26)}${v.toFixed(1).padStart(13)}`);
-  return lines.join('\n');
+      .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+      .join(', '),
+  ]);
+  for (const [k, v] of Object.entries(avg)) rows.push([`average ${k}`, '', '', '', v.toFixed(1), '', '']);
+  const head = ['task', 'n', 'shots', 'metric', 'score', '95% CI', 'other metrics'];
+  const width = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
+  const right = new Set([1, 2, 4]);
+  const line = (cells: string[]) =>
+    cells
+      .map((x, c) =>
+        c === cells.length - 1 ? x : right.has(c) ? x.padStart(width[c]!) : x.padEnd(width[c]!),
+      )
+      .join('  ');
+  return [line(head), ...rows.map(line)].join('\n');
 }
 
 /** A checkpoint (or a run's latest) with its tokenizer, checked to agree. */
@@ -220,7 +225,7 @@ export async function run(args: string[]): Promise<void> {
     const modelId = modelHash(dir);
     scorer = new ModelScorer(new GlamModel(config), weights, tokenizer, modelId, {
       batchTokens,
-      description: `${dir} (GlamModel, full recompute)`,
+      description: 'full recompute per candidate',
     });
     modelName = dir;
     contextTokens = config.max_seq_len;
@@ -281,5 +286,9 @@ export async function run(args: string[]): Promise<void> {
   for (const r of results) {
     if (r.shots > 0) console.log(`${r.task}: demonstrations from the ${r.demonstrations}`);
   }
-  console.log(`tokens computed ${s.computed} (separate scoring: ${s.separate}; padding ${s.padding})`);
+  const saving =
+    s.computed > 0
+      ? ` (${(s.separate / s.computed).toFixed(2)}x fewer than scoring each candidate separately: ${s.separate})`
+      : '';
+  console.log(`positions computed ${s.computed}${saving}${s.padding > 0 ? `; padding ${s.padding}` : ''}`);
 }

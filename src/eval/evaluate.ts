@@ -194,7 +194,7 @@ export async function evaluateTask(
   done = cached;
   hooks.onProgress?.(task, done, examples.length);
 
-  const chunk = settings.chunk ?? 64;
+  const chunk = settings.chunk ?? 256;
   for (let c = 0; c < todo.length; c += chunk) {
     const ids = todo.slice(c, c + chunk);
     const exs = ids.map((i) => prompted[i]!);
