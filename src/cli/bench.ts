@@ -2,6 +2,7 @@
  * `glam bench <subcommand>`: performance measurements. Each subcommand is an entry of SUBCOMMANDS
  * (a one-line doc and a run function); the measuring code lives in src/bench/.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { kernels, loadNative } from '../backend/index.js';
 import type { IsaKey } from '../backend/native.js';
@@ -10,8 +11,19 @@ import { percent } from '../bench/stats.js';
 import { benchTrain, formatTrainBench } from '../bench/train.js';
 import { benchComm, COMM_OPS, type CommOp, defaultSizes, formatCommBench } from '../dist/bench.js';
 import { openCommunicator } from '../dist/launch.js';
+import {
+  type ConfigProjection,
+  formatProjection,
+  linkCostsFromFile,
+  projectCluster,
+  projectionPanels,
+  ratesFromFile,
+} from '../dist/projection.js';
 import { benchMoe, formatMoeBench } from '../model/moe-bench.js';
-import { intOption } from './args.js';
+import { resolveConfig } from '../model/presets.js';
+import { renderSvg } from '../train/plot.js';
+import { atomicWriteFileSync } from '../util/atomic.js';
+import { intOption, numberOption } from './args.js';
 
 interface Subcommand {
   doc: string;
@@ -277,12 +289,105 @@ async function runComm(args: string[]): Promise<void> {
   await comm.close();
 }
 
+const CLUSTER_HELP = `usage: glam bench cluster --comm FILE --compute FILE [--transport tcp] [--hidden F]
+                         [--configs LIST] [--hosts LIST] [--tokens N] [--seq-len N]
+                         [--host-speedup X] [--host-memory GIB] [--svg OUT] [--json]
+
+Projects step time, tokens/s and scaling efficiency of expert- plus data-parallel training on 8 to
+512 hosts from measurements on this machine: per-link collective costs (--comm: the JSON of
+bench/comm_transports.mjs --out, fitted on 2 ranks) and per-layer compute rates (--compute: the JSON of
+glam bench layers --json). The model and its assumptions: docs/distributed.md.
+
+options:
+  --comm FILE         collective measurements (alpha-beta fits per transport)
+  --transport NAME    which transport of --comm models the network (default tcp)
+  --compute FILE      achieved training FLOP/s per layer kind
+  --hidden F          fraction of all-reduce time hidden behind backward (default 0; measured by the
+                      data-parallel overlap benchmark)
+  --configs LIST      presets (default glam-0.1b-64e,glam-1.7b-64e,glam-8b-64e,glam-64b-64e)
+  --hosts LIST        host counts (default 8,16,32,64,128,256,512)
+  --tokens N          tokens per optimizer step over the cluster (default 1048576, GLaM's 1M)
+  --seq-len N         context length of the attention FLOPs (default 1024)
+  --host-speedup X    hosts compute X times faster than the measured rates (e.g. 32 for 64-core hosts
+                      against this 2-core machine); the network stays as measured (default 1)
+  --host-memory GIB   memory per host, to flag what does not fit (default 24)
+  --svg OUT           write the plot (tokens/s and efficiency against hosts)
+  --json              print the projection as JSON
+  -h, --help          this help`;
+
+async function runCluster(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      comm: { type: 'string' },
+      transport: { type: 'string', default: 'tcp' },
+      compute: { type: 'string' },
+      hidden: { type: 'string', default: '0' },
+      configs: { type: 'string', default: 'glam-0.1b-64e,glam-1.7b-64e,glam-8b-64e,glam-64b-64e' },
+      hosts: { type: 'string', default: '8,16,32,64,128,256,512' },
+      tokens: { type: 'string', default: String(1 << 20) },
+      'seq-len': { type: 'string', default: '1024' },
+      'host-memory': { type: 'string', default: '24' },
+      'host-speedup': { type: 'string', default: '1' },
+      svg: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(CLUSTER_HELP);
+    return;
+  }
+  const readJson = (flag: string, file: string | undefined): unknown => {
+    if (file === undefined) throw new Error(`bench cluster: --${flag} FILE is required (see --help)`);
+    try {
+      return JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    } catch (e) {
+      throw new Error(`bench cluster: --${flag} ${file}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
+  const links = linkCostsFromFile(readJson('comm', values.comm), values.transport);
+  const speedup = numberOption('host-speedup', values['host-speedup']);
+  if (!(speedup > 0)) throw new Error(`--host-speedup must be > 0, got ${values['host-speedup']}`);
+  const measured = ratesFromFile(readJson('compute', values.compute));
+  const rates = { ...measured };
+  for (const k of Object.keys(rates) as (keyof typeof rates)[]) rates[k] *= speedup;
+  const hidden = numberOption('hidden', values.hidden);
+  if (!(hidden >= 0 && hidden <= 1)) throw new Error(`--hidden must be in [0, 1], got ${values.hidden}`);
+  const hosts = values.hosts.split(',').map((h) => intOption('hosts', h.trim(), 1));
+  const results: ConfigProjection[] = values.configs.split(',').map((name) => {
+    const config = resolveConfig(name.trim());
+    const inputs = {
+      config,
+      globalTokens: intOption('tokens', values.tokens, 1),
+      seqLen: intOption('seq-len', values['seq-len'], 1),
+      rates,
+      ...links,
+      hiddenFraction: hidden,
+      activationBytes: 4,
+      gradientBytes: 4,
+      hostMemoryBytes: numberOption('host-memory', values['host-memory']) * 2 ** 30,
+    };
+    return { name: name.trim(), points: hosts.map((h) => projectCluster(inputs, h)) };
+  });
+  if (values.svg !== undefined) {
+    atomicWriteFileSync(values.svg, renderSvg(projectionPanels(results, 'Projection'), 2));
+  }
+  console.log(values.json ? JSON.stringify(results) : formatProjection(results));
+}
+
 export const SUBCOMMANDS: Record<string, Subcommand> = {
   gemm: { doc: 'matrix product GFLOP/s (median and spread of repeated runs)', run: runGemm },
   peak: { doc: 'FMA throughput of the machine per code path and thread count', run: runPeak },
   moe: { doc: 'MoE layer vs dense layer of equal activated FLOPs (forward+backward)', run: runMoe },
   train: { doc: 'training tokens/s, phase times and MFU on synthetic batches', run: runTrain },
   comm: { doc: 'allreduce/alltoallv time and bandwidth between MPI ranks, alpha-beta fit', run: runComm },
+  cluster: {
+    doc: 'projected tokens/s and scaling efficiency on 8-512 hosts from measurements',
+    run: runCluster,
+  },
 };
 
 function usage(): string {

@@ -28,6 +28,11 @@ export interface Panel {
   yLabel: string;
   series: Series[];
   logY?: boolean;
+  /** Log-scaled x axis, labelled at `xTicks` (default: the axis counts steps, integer ticks). */
+  logX?: boolean;
+  xTicks?: number[];
+  /** Default 'step'. */
+  xLabel?: string;
 }
 
 const PANEL_W = 540;
@@ -133,11 +138,12 @@ function renderPanel(panel: Panel, x0: number, y0: number): string {
     `<text x="16" y="${ly}" font-size="12" text-anchor="middle" transform="rotate(-90 16 ${ly})">${escapeXml(yLabel)}</text>`,
   );
   out.push(
-    `<text x="${PAD.left + w / 2}" y="${PANEL_H - 6}" font-size="12" text-anchor="middle">step</text>`,
+    `<text x="${PAD.left + w / 2}" y="${PANEL_H - 6}" font-size="12" text-anchor="middle">${escapeXml(panel.xLabel ?? 'step')}</text>`,
   );
   const ty = (v: number): number => (panel.logY ? Math.log10(v) : v);
+  const tx = (v: number): number => (panel.logX ? Math.log10(v) : v);
   const usable = ([x, y]: [number, number]): boolean =>
-    Number.isFinite(x) && Number.isFinite(y) && (!panel.logY || y > 0);
+    Number.isFinite(x) && Number.isFinite(y) && (!panel.logY || y > 0) && (!panel.logX || x > 0);
   // Loops, not Math.min(...xs): a spread of a long run's points overflows the call stack.
   let xlo = Number.POSITIVE_INFINITY;
   let xhi = Number.NEGATIVE_INFINITY;
@@ -146,8 +152,8 @@ function renderPanel(panel: Panel, x0: number, y0: number): string {
   for (const s of panel.series) {
     for (const p of s.points) {
       if (!usable(p)) continue;
-      xlo = Math.min(xlo, p[0]);
-      xhi = Math.max(xhi, p[0]);
+      xlo = Math.min(xlo, tx(p[0]));
+      xhi = Math.max(xhi, tx(p[0]));
       ylo = Math.min(ylo, ty(p[1]));
       yhi = Math.max(yhi, ty(p[1]));
     }
@@ -166,10 +172,11 @@ function renderPanel(panel: Panel, x0: number, y0: number): string {
   const margin = (yhi - ylo) * 0.05;
   ylo -= margin;
   yhi += margin;
-  const sx = (x: number): number => PAD.left + ((x - xlo) / (xhi - xlo)) * w;
+  const sx = (x: number): number => PAD.left + ((tx(x) - xlo) / (xhi - xlo)) * w;
   const syT = (t: number): number => PAD.top + h - ((t - ylo) / (yhi - ylo)) * h;
   // Steps are whole numbers: integer ticks only.
-  for (const t of niceTicks(xlo, xhi, 6, 1)) {
+  const xticks = panel.xTicks ?? (panel.logX ? logTicks(xlo, xhi) : niceTicks(xlo, xhi, 6, 1));
+  for (const t of xticks) {
     const x = sx(t).toFixed(1);
     out.push(`<line x1="${x}" x2="${x}" y1="${PAD.top + h}" y2="${PAD.top + h + 4}" stroke="#999"/>`);
     out.push(`<text x="${x}" y="${PAD.top + h + 17}" font-size="11" text-anchor="middle">${fmt(t)}</text>`);
