@@ -132,8 +132,9 @@ function checkRanks(results: WorkerResult[], p: number): void {
     assert.match(w.errors[1]!, /sums Float32Array, Float64Array or Int32Array, got Uint8Array/);
     assert.match(w.afterClose, /finalised/);
   }
-  // Rank 0 waited ~300 ms in its barrier for the others while its event loop kept turning.
-  assert.ok(results[0]!.turnsDuringBarrier >= 10, `event loop turns: ${results[0]!.turnsDuringBarrier}`);
+  // Rank 0 waited ~300 ms in its barrier for the others while its event loop kept turning (a blocking
+  // call would allow one turn; a loaded machine allows fewer than the ~60 of an idle one).
+  assert.ok(results[0]!.turnsDuringBarrier >= 3, `event loop turns: ${results[0]!.turnsDuringBarrier}`);
 }
 
 describe('MPI communicator (under mpirun)', () => {
