@@ -36,10 +36,22 @@
       ]
     },
     {
+      "target_name": "glam_avx512bf16",
+      "type": "static_library",
+      "conditions": [
+        ["glam_x86==1", {
+          "sources": ["native/core/gemm_avx512bf16.cc"],
+          "cflags": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512bf16", "-mprefer-vector-width=512"],
+          "xcode_settings": { "OTHER_CFLAGS": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512bf16", "-mprefer-vector-width=512"] }
+        }]
+      ]
+    },
+    {
       "target_name": "glam_core",
       "type": "static_library",
       "sources": [
         "native/core/gemm.cc",
+        "native/core/gemm_bf16.cc",
         "native/core/gemm_portable.cc",
         "native/core/grouped.cc",
         "native/core/isa.cc",
@@ -52,7 +64,7 @@
         "native/core/threadpool.cc"
       ],
       "conditions": [
-        ["glam_x86==1", { "defines": ["GLAM_HAVE_AVX2=1", "GLAM_HAVE_AVX512=1"], "dependencies": ["glam_avx2", "glam_avx512"] }]
+        ["glam_x86==1", { "defines": ["GLAM_HAVE_AVX2=1", "GLAM_HAVE_AVX512=1"], "dependencies": ["glam_avx2", "glam_avx512", "glam_avx512bf16"] }]
       ]
     },
     {

@@ -15,15 +15,19 @@ namespace glam {
 #if GLAM_HAVE_AVX512
 GemmKernel avx512GemmKernel();
 RowKernels avx512RowKernels();
+Bf16Kernel avx512Bf16Widening();
+Bf16Kernel avx512Bf16Dot();
 double avx512PeakLoop(int64_t iterations);
 #endif
 #if GLAM_HAVE_AVX2
 GemmKernel avx2GemmKernel();
 RowKernels avx2RowKernels();
+Bf16Kernel avx2Bf16Widening();
 double avx2PeakLoop(int64_t iterations);
 #endif
 GemmKernel portableGemmKernel();
 RowKernels portableRowKernels();
+Bf16Kernel portableBf16Widening();
 double portablePeakLoop(int64_t iterations);
 
 namespace {
@@ -119,7 +123,12 @@ const char* isaKey(IsaId id) {
 // Built on first use only: each getter is compiled for its instruction set and must not run elsewhere.
 const Isa& avx512Isa() {
 #if GLAM_HAVE_AVX512
-  static const Isa isa{"avx512", avx512GemmKernel(), avx512RowKernels(), avx512PeakLoop};
+  static const Isa isa{"avx512",
+                       avx512GemmKernel(),
+                       avx512RowKernels(),
+                       avx512Bf16Widening(),
+                       cpuHasAvx512Bf16() ? avx512Bf16Dot() : avx512Bf16Widening(),
+                       avx512PeakLoop};
   return isa;
 #else
   return avx2Isa();
@@ -128,7 +137,8 @@ const Isa& avx512Isa() {
 
 const Isa& avx2Isa() {
 #if GLAM_HAVE_AVX2
-  static const Isa isa{"avx2+fma", avx2GemmKernel(), avx2RowKernels(), avx2PeakLoop};
+  static const Isa isa{"avx2+fma", avx2GemmKernel(), avx2RowKernels(), avx2Bf16Widening(), avx2Bf16Widening(),
+                       avx2PeakLoop};
   return isa;
 #else
   return portableIsa();
@@ -136,7 +146,8 @@ const Isa& avx2Isa() {
 }
 
 const Isa& portableIsa() {
-  static const Isa isa{"portable", portableGemmKernel(), portableRowKernels(), portablePeakLoop};
+  static const Isa isa{"portable",           portableGemmKernel(),   portableRowKernels(),
+                       portableBf16Widening(), portableBf16Widening(), portablePeakLoop};
   return isa;
 }
 
@@ -230,6 +241,24 @@ bool selectIsa(const char* key) {
   active.store(&isaTable(s.id), std::memory_order_release);
   return true;
 }
+
+namespace {
+
+bool initialBf16Widening() {
+  const char* env = std::getenv("GLAM_BF16");
+  return env != nullptr && std::strcmp(env, "widen") == 0;
+}
+
+std::atomic<bool> bf16Widening{initialBf16Widening()};
+
+}  // namespace
+
+const Bf16Kernel& currentBf16() {
+  const Isa& isa = currentIsa();
+  return bf16Widening.load(std::memory_order_relaxed) ? isa.bf16 : isa.bf16Dot;
+}
+
+void selectBf16Widening(bool widen) { bf16Widening.store(widen, std::memory_order_relaxed); }
 
 const char* isaReason() {
   currentIsa();

@@ -74,10 +74,47 @@ struct RowKernels {
   void (*rowDotScale)(float* a, const float* b, const float* scale, int64_t rows, int64_t cols, float* dot);
 };
 
+// What a bf16 micro-kernel may fetch while it computes: nextRows (<= its kc) rows of a bf16 B
+// source, nextLd elements apart and as wide as its tile, that a later call packs.
+struct Bf16Side {
+  const uint16_t* next = nullptr;
+  int64_t nextLd = 0;
+  int64_t nextRows = 0;
+};
+
+// Products with bf16 operands and float32 accumulation (gemm_bf16.h): A (float32) is rounded to bf16 as it
+// is packed, B is bf16 storage. Two kinds of tables: AVX512-BF16 packs k in pairs and sums each pair with
+// vdpbf16ps; the others ("widening") pack both operands as float32 holding bf16 values, whose products are
+// exact, and run the path's float32 micro-kernel. Every micro-kernel sums an element over its KC block in
+// order from zero and stores it like the float32 ones, so a row of C never depends on the number of rows.
+struct Bf16Kernel {
+  const char* name;  // "vdpbf16ps" or "widening"
+  int mr;
+  int nr;
+  int nrWide;       // columns of an in-place tile of at most wideRows rows (microInPlace), >= nr
+  int wideRows;
+  int64_t kc;       // k cuts (even)
+  int kStep;        // packed k granularity: 2 (pairs) or 1; a block of kc steps takes ceil(kc/kStep)·kStep
+  int elemBytes;    // bytes per packed element (per row or column and k step)
+  // Rows [0,mc) x k [0,kc) of op(A) (float32, rounded to bf16) into mr-row panels, zero-padded.
+  void (*packA)(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, void* dst);
+  // Rows [0,kc) x cols [0,nc) of op(B) (bf16) into nr-column panels, zero-padded.
+  void (*packB)(int64_t kc, int64_t nc, const uint16_t* b, int64_t rs, int64_t cs, void* dst);
+  // C[0:rows, 0:cols] = alpha·(A panel x B panel) + beta·C over kc steps; beta == 0 never reads C.
+  void (*micro)(int64_t kc, const void* a, const void* b, float* c, int64_t ldc, float alpha, float beta, int rows,
+                int cols, const Bf16Side* side);
+  // The same with B a row-major bf16 matrix read in place (rows ldb apart, the first `cols` columns), or
+  // null when the kernel cannot. With copyB the block read is also stored there as a packed B panel.
+  void (*microInPlace)(int64_t kc, const void* a, const uint16_t* b, int64_t ldb, float* c, int64_t ldc, float alpha,
+                       float beta, int rows, int cols, const Bf16Side* side, void* copyB);
+};
+
 struct Isa {
   const char* name;  // "avx512", "avx2+fma" or "portable"
   GemmKernel gemm;
   RowKernels rows;
+  Bf16Kernel bf16;     // widening
+  Bf16Kernel bf16Dot;  // vdpbf16ps where the CPU has AVX512-BF16, else the widening one
   // Runs `iterations` rounds of independent multiply-add chains; returns the flops done.
   double (*peakLoop)(int64_t iterations);
 };
@@ -99,6 +136,11 @@ const Isa& isaTable(IsaId id);
 bool cpuHas(IsaId id);
 // AVX512-BF16 (vdpbf16ps), on top of kAvx512.
 bool cpuHasAvx512Bf16();
+
+// The bf16 product kernel in use: the current table's vdpbf16ps one unless GLAM_BF16=widen (read at load
+// time) or selectBf16Widening(true) asks for the widening one (which every path has).
+const Bf16Kernel& currentBf16();
+void selectBf16Widening(bool widen);
 
 // The table in use: the fastest the CPU supports, unless GLAM_ISA=avx512|avx2|portable (read at load
 // time; GLAM_FORCE_PORTABLE=1 is kept as another name for GLAM_ISA=portable) or selectIsa says otherwise.

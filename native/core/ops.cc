@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "gemm.h"
+#include "gemm_bf16.h"
 #include "grouped.h"
 #include "optim.h"
 #include "rows.h"
@@ -40,7 +41,8 @@ bool addFits(int64_t a, int64_t b, int64_t* out) {
   return true;
 }
 
-std::string shapeOf(const Mat& m) {
+template <typename M>
+std::string shapeOf(const M& m) {
   return fmt("[%lld,%lld]%s", (ll)m.rows, (ll)m.cols, m.trans ? " transposed" : "");
 }
 
@@ -56,8 +58,9 @@ class Check {
     return false;
   }
 
-  // A well-formed view, `count` of them `stride` floats apart, all inside the buffer.
-  bool mat(const char* name, const Mat& m, int64_t stride = 0, int64_t count = 1) {
+  // A well-formed view (float32 or bf16), `count` of them `stride` elements apart, all inside the buffer.
+  template <typename M>
+  bool mat(const char* name, const M& m, int64_t stride = 0, int64_t count = 1) {
     if (!ok()) return false;
     const int64_t storedRows = m.trans ? m.cols : m.rows;
     const int64_t storedCols = m.trans ? m.rows : m.cols;
@@ -101,7 +104,8 @@ class Check {
     return true;
   }
 
-  bool notTransposed(const char* name, const Mat& m) {
+  template <typename M>
+  bool notTransposed(const char* name, const M& m) {
     return ok() && (!m.trans || fail(fmt("%s must not be transposed", name)));
   }
 
@@ -225,6 +229,43 @@ Status sgemmGrouped(const IVec& offsets, double alpha, const Mat& a, const Mat& 
     }
   }
   if (ck.ok()) glam::sgemmGrouped(g);
+  return ck.status();
+}
+
+Status gemmBf16(double alpha, const Mat& a, const BMat& w, double beta, const Mat& c) {
+  Check ck("gemmBf16");
+  if (ck.mat("a", a) && ck.mat("w", w) && ck.mat("c", c) && ck.notTransposed("c", c) &&
+      ck.equal("a.rows", a.rows, "c.rows", c.rows) && ck.equal("w.cols", w.cols, "c.cols", c.cols) &&
+      ck.equal("a.cols", a.cols, "w.rows", w.rows)) {
+    glam::gemmBf16(Bf16Call{c.rows, c.cols, a.cols, static_cast<float>(alpha), at(a), a.trans ? 1 : a.ld,
+                            a.trans ? a.ld : 1, w.data + w.offset, w.trans ? 1 : w.ld, w.trans ? w.ld : 1,
+                            static_cast<float>(beta), at(c), c.ld});
+  }
+  return ck.status();
+}
+
+Status gemmGroupedBf16(const IVec& offsets, double alpha, const Mat& a, const BMat& w, int64_t strideW, double beta,
+                       const Mat& c, int64_t strideC) {
+  Check ck("gemmGroupedBf16");
+  if (offsets.size < 1) return ck.fail("offsets needs at least 1 element (groups + 1)"), ck.status();
+  const int64_t groups = offsets.size - 1;
+  if (offsets.data[0] < 0) return ck.fail(fmt("offsets[0]=%d is negative", offsets.data[0])), ck.status();
+  for (int64_t i = 0; i < groups; i++) {
+    if (offsets.data[i + 1] < offsets.data[i]) {
+      ck.fail(fmt("offsets must be non-decreasing: offsets[%lld]=%d > offsets[%lld]=%d", (ll)i, offsets.data[i],
+                  (ll)(i + 1), offsets.data[i + 1]));
+      return ck.status();
+    }
+  }
+  const int64_t T = offsets.data[groups];
+  if (ck.mat("a", a) && ck.mat("w", w, strideW, groups) && ck.mat("c", c, strideC, groups) &&
+      ck.notTransposed("a", a) && ck.notTransposed("c", c) && ck.equal("a.rows", a.rows, "offsets[groups]", T) &&
+      ck.equal("c.rows", c.rows, "offsets[groups]", T) && ck.equal("a.cols", a.cols, "w.rows", w.rows) &&
+      ck.equal("w.cols", w.cols, "c.cols", c.cols)) {
+    glam::gemmGroupedBf16(Bf16GroupedCall{offsets.data, groups, a.cols, c.cols, static_cast<float>(alpha), at(a), a.ld,
+                                          w.data + w.offset, w.trans ? 1 : w.ld, w.trans ? w.ld : 1, strideW,
+                                          static_cast<float>(beta), at(c), c.ld, strideC});
+  }
   return ck.status();
 }
 

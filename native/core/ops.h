@@ -35,6 +35,15 @@ struct Mat {
   bool trans;
 };
 
+// A matrix view on a bf16 buffer (each element the upper half of a float32: weights stored in bf16),
+// addressed like Mat.
+struct BMat {
+  uint16_t* data;
+  int64_t size;  // elements in the buffer, for the bounds check
+  int64_t offset, rows, cols, ld;
+  bool trans;
+};
+
 // Empty when the call was valid (and ran); otherwise "op: what is wrong".
 struct Status {
   std::string error;
@@ -58,6 +67,16 @@ Status sgemmStridedBatched(int64_t batch, double alpha, const Mat& a, int64_t st
 //   The C_g must not overlap.
 Status sgemmGrouped(const IVec& offsets, double alpha, const Mat& a, const Mat& b, int64_t strideB, double beta,
                     const Mat& c, int64_t strideC);
+
+// C = alpha·bf16(A)·W + beta·C: A float32 [m, k] rounded to bf16 (nearest even) for the product, W bf16
+// [k, n], C float32 [m, n] (not transposed, not overlapping A); products of bf16 values (exact), sums in
+// float32 (vdpbf16ps where the CPU has AVX512-BF16). Batch-invariant like sgemm. beta = 0 never reads C.
+Status gemmBf16(double alpha, const Mat& a, const BMat& w, double beta, const Mat& c);
+// The experts of an MoE layer at inference: rows of group g (offsets as sgemmGrouped's) of C [T, n] (moved
+// g·strideC) = alpha·bf16(rows of g of A [T, d])·W_g + beta·(those rows), W_g = w [d, n] moved g·strideW.
+// A and C not transposed.
+Status gemmGroupedBf16(const IVec& offsets, double alpha, const Mat& a, const BMat& w, int64_t strideW, double beta,
+                       const Mat& c, int64_t strideC);
 
 // Element-wise over n = the first operand's size (the others hold at least n). Outputs may alias inputs.
 Status add(const Vec& a, const Vec& b, const Vec& out);

@@ -66,3 +66,43 @@ void storeTile(const float* tile, float* c, int64_t ldc, float alpha, float beta
     }
   }
 }
+
+// bf16: the upper half of a float32, rounded to nearest even; a NaN stays a (quiet) NaN. The same integer
+// steps on every path (and in the TypeScript reference), so operands round identically everywhere.
+inline uint16_t bf16Round(float x) {
+  uint32_t u = __builtin_bit_cast(uint32_t, x);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+inline float bf16Widen(uint16_t h) { return __builtin_bit_cast(float, static_cast<uint32_t>(h) << 16); }
+
+// Widening kernels' packing: A rounded to bf16 values held as float32, B widened, both zero-padded.
+template <int MR>
+void packAPanelsBf16Values(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, float* dst) {
+  for (int64_t i0 = 0; i0 < mc; i0 += MR, dst += MR * kc) {
+    const int64_t rows = mc - i0 < MR ? mc - i0 : MR;
+    const float* src = a + i0 * rs;
+    for (int64_t p = 0; p < kc; p++) {
+      for (int r = 0; r < MR; r++) dst[p * MR + r] = r < rows ? bf16Widen(bf16Round(src[r * rs + p * cs])) : 0.0f;
+    }
+  }
+}
+
+template <int NR>
+void packBPanelsWidened(int64_t kc, int64_t nc, const uint16_t* b, int64_t rs, int64_t cs, float* dst) {
+  for (int64_t j0 = 0; j0 < nc; j0 += NR, dst += NR * kc) {
+    const int64_t cols = nc - j0 < NR ? nc - j0 : NR;
+    const uint16_t* src = b + j0 * cs;
+    if (cols == NR && cs == 1) {
+      for (int64_t p = 0; p < kc; p++) {
+        for (int c = 0; c < NR; c++) dst[p * NR + c] = bf16Widen(src[p * rs + c]);
+      }
+    } else {
+      for (int64_t p = 0; p < kc; p++) {
+        for (int c = 0; c < NR; c++) dst[p * NR + c] = c < cols ? bf16Widen(src[p * rs + c * cs]) : 0.0f;
+      }
+    }
+  }
+}

@@ -56,6 +56,10 @@ template <>
 struct Kind<Mat> {
   static constexpr const char* name = "mat";  // six JavaScript arguments: data, offset, rows, cols, ld, trans
 };
+template <>
+struct Kind<BMat> {
+  static constexpr const char* name = "bmat";  // the same six, data a Uint16Array of bf16
+};
 
 template <typename P>
 using Plain = std::remove_const_t<std::remove_reference_t<P>>;
@@ -79,7 +83,7 @@ template <typename... P, Status (*Fn)(P...)>
 struct Binding<Fn> {
   // JavaScript arguments: one per parameter, six per matrix view, none for the result.
   static constexpr size_t kArity =
-      (0 + ... + (isResult<Plain<P>> ? 0 : std::is_same_v<Plain<P>, Mat> ? 6 : 1));
+      (0 + ... + (isResult<Plain<P>> ? 0 : std::is_same_v<Plain<P>, Mat> || std::is_same_v<Plain<P>, BMat> ? 6 : 1));
 
   static std::vector<const char*> kinds() {
     std::vector<const char*> out;
@@ -137,6 +141,8 @@ std::vector<Op>& opTable() {
       GLAM_OP(sgemm, "alpha a b beta c"),
       GLAM_OP(sgemmStridedBatched, "batch alpha a strideA b strideB beta c strideC"),
       GLAM_OP(sgemmGrouped, "offsets alpha a b strideB beta c strideC"),
+      GLAM_OP(gemmBf16, "alpha a w beta c"),
+      GLAM_OP(gemmGroupedBf16, "offsets alpha a w strideW beta c strideC"),
       GLAM_OP(add, "a b out"),
       GLAM_OP(axpy, "alpha x y"),
       GLAM_OP(gelu, "x out"),
@@ -196,12 +202,21 @@ napi_value SelectIsa(napi_env env, napi_callback_info info) {
   return v;
 }
 
+napi_value SelectBf16Widening(napi_env env, napi_callback_info info) {
+  Args args(env, info, "selectBf16Widening", 1);
+  bool widen = false;
+  if (!args.read("widen", &widen)) return nullptr;
+  selectBf16Widening(widen);
+  return nullptr;
+}
+
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value obj;
   napi_create_object(env, &obj);
   setString(env, obj, "isa", currentIsa().name);
   setString(env, obj, "isaKey", isaKey(currentIsaId()));
   setString(env, obj, "reason", isaReason());
+  setString(env, obj, "bf16", currentBf16().name);
   napi_set_named_property(env, obj, "threads", numberValue(env, poolThreads()));
   napi_set_named_property(env, obj, "cores", numberValue(env, availableCores()));
   napi_value isas, flag;
@@ -325,7 +340,7 @@ NAPI_MODULE_INIT() {
     napi_set_named_property(env, exports, op.name, fn);
   }
   const std::pair<const char*, napi_callback> others[] = {
-      {"setThreads", SetThreads}, {"getThreads", GetThreads}, {"selectIsa", SelectIsa},
+      {"setThreads", SetThreads}, {"getThreads", GetThreads}, {"selectIsa", SelectIsa}, {"selectBf16Widening", SelectBf16Widening},
       {"info", Info},             {"peak", Peak},             {"addressMod64", AddressMod64},
   };
   for (const auto& [name, cb] : others) {

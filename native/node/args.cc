@@ -137,6 +137,15 @@ bool Args::read(const char* name, DVec* out) {
   return true;
 }
 
+bool Args::read(const char* name, BMat* out) {
+  void* data = nullptr;
+  if (!typedArray(next(), name, "data", napi_uint16_array, "a Uint16Array", &data, &out->size)) return false;
+  out->data = static_cast<uint16_t*>(data);
+  return size(next(), name, "offset", &out->offset) && size(next(), name, "rows", &out->rows) &&
+         size(next(), name, "cols", &out->cols) && size(next(), name, "ld", &out->ld) &&
+         boolean(next(), name, "trans", &out->trans);
+}
+
 bool Args::read(const char* name, Mat* out) {
   void* data = nullptr;
   if (!typedArray(next(), name, "data", napi_float32_array, "a Float32Array", &data, &out->size)) return false;

@@ -32,6 +32,8 @@ class Args {
   bool read(const char* name, DVec* out);
   // A matrix view as six arguments: data (Float32Array), offset, rows, cols, ld, trans.
   bool read(const char* name, Mat* out);
+  // A bf16 matrix view (data a Uint16Array), the same six arguments.
+  bool read(const char* name, BMat* out);
 
   // Throws `op: message` and marks the call failed. Always returns false.
   bool fail(const std::string& message);

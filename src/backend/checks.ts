@@ -4,7 +4,7 @@
  * types of sizes), so both backends fail a bad call alike. The native backend does not run these: its
  * core checks every call itself.
  */
-import { type Mat, matShape } from './mat.js';
+import { type AnyMat, type Mat, matShape } from './mat.js';
 import { type OpName, opArgs } from './ops.js';
 
 function fail(op: string, message: string): never {
@@ -21,8 +21,11 @@ export function checkArgKinds(op: OpName, args: readonly unknown[]): void {
     const v = args[i];
     if (a.kind === 'size' && !isSize(v as number))
       fail(op, `${a.name} must be a non-negative integer, got ${v}`);
-    if (a.kind === 'mat') {
-      const m = v as Mat;
+    if (a.kind === 'bmat' && !((v as AnyMat)?.data instanceof Uint16Array)) {
+      fail(op, `${a.name}.data must be a Uint16Array`);
+    }
+    if (a.kind === 'mat' || a.kind === 'bmat') {
+      const m = v as AnyMat;
       for (const field of ['offset', 'rows', 'cols', 'ld'] as const) {
         if (!isSize(m[field])) fail(op, `${a.name}.${field} must be a non-negative integer, got ${m[field]}`);
       }
@@ -30,8 +33,8 @@ export function checkArgKinds(op: OpName, args: readonly unknown[]): void {
   });
 }
 
-/** A well-formed view, `count` of them `stride` floats apart, all inside its buffer. */
-export function checkMat(op: string, name: string, m: Mat, stride = 0, count = 1): void {
+/** A well-formed view (float32 or bf16), `count` of them `stride` elements apart, all inside its buffer. */
+export function checkMat(op: string, name: string, m: AnyMat, stride = 0, count = 1): void {
   const storedRows = m.trans ? m.cols : m.rows;
   const storedCols = m.trans ? m.rows : m.cols;
   if (m.ld < storedCols) fail(op, `${name} ${matShape(m)} has ld ${m.ld} < ${storedCols} stored columns`);
@@ -67,7 +70,7 @@ export function checkRowMajor(op: string, name: string, m: Mat): void {
   }
 }
 
-export function checkNotTransposed(op: string, name: string, m: Mat): void {
+export function checkNotTransposed(op: string, name: string, m: AnyMat): void {
   if (m.trans) fail(op, `${name} must not be transposed`);
 }
 

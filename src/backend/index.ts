@@ -2,7 +2,18 @@ import { loadNative } from './native.js';
 import type { Kernels } from './ops.js';
 import { referenceKernels } from './reference.js';
 
-export { colRange, type Mat, mat, matIndex, rowRange, transpose } from './mat.js';
+export { bf16Bits, bf16Value, fromBf16, roundToBf16, toBf16 } from './bf16.js';
+export {
+  type AnyMat,
+  type BMat,
+  bmat,
+  colRange,
+  type Mat,
+  mat,
+  matIndex,
+  rowRange,
+  transpose,
+} from './mat.js';
 export { loadNative, type NativeInfo, type NativeKernels, type PeakResult } from './native.js';
 export { type ArgKind, type KernelOps, type Kernels, OP_NAMES, OPS, type OpName } from './ops.js';
 export { referenceKernels } from './reference.js';

@@ -14,54 +14,58 @@ export interface Mat {
   readonly trans: boolean;
 }
 
+/** A view on bf16 storage (./bf16.ts): the same addressing, each element the upper half of a float32. */
+export interface BMat {
+  readonly data: Uint16Array;
+  readonly offset: number;
+  readonly rows: number;
+  readonly cols: number;
+  readonly ld: number;
+  readonly trans: boolean;
+}
+
+/** Either kind of view: what the shape helpers below work on. */
+export type AnyMat = Mat | BMat;
+
 /** A row-major [rows, cols] view of `data` from `offset` (leading dimension `ld`, default cols). */
 export function mat(data: Float32Array, rows: number, cols: number, offset = 0, ld = cols): Mat {
   return { data, offset, rows, cols, ld, trans: false };
 }
 
+/** A row-major [rows, cols] view of bf16 storage. */
+export function bmat(data: Uint16Array, rows: number, cols: number, offset = 0, ld = cols): BMat {
+  return { data, offset, rows, cols, ld, trans: false };
+}
+
 /** The transpose of a view (same storage). */
-export function transpose(m: Mat): Mat {
-  return { data: m.data, offset: m.offset, rows: m.cols, cols: m.rows, ld: m.ld, trans: !m.trans };
+export function transpose<M extends AnyMat>(m: M): M {
+  return { ...m, rows: m.cols, cols: m.rows, trans: !m.trans };
 }
 
 /** Rows [r0, r1) of a view (same storage). */
-export function rowRange(m: Mat, r0: number, r1: number): Mat {
+export function rowRange<M extends AnyMat>(m: M, r0: number, r1: number): M {
   if (!(Number.isInteger(r0) && Number.isInteger(r1) && 0 <= r0 && r0 <= r1 && r1 <= m.rows)) {
     throw new Error(`rowRange(${r0}, ${r1}) out of range for ${m.rows} rows`);
   }
   const step = m.trans ? 1 : m.ld;
-  return {
-    data: m.data,
-    offset: m.offset + r0 * step,
-    rows: r1 - r0,
-    cols: m.cols,
-    ld: m.ld,
-    trans: m.trans,
-  };
+  return { ...m, offset: m.offset + r0 * step, rows: r1 - r0 };
 }
 
 /** Columns [c0, c1) of a view (same storage). */
-export function colRange(m: Mat, c0: number, c1: number): Mat {
+export function colRange<M extends AnyMat>(m: M, c0: number, c1: number): M {
   if (!(Number.isInteger(c0) && Number.isInteger(c1) && 0 <= c0 && c0 <= c1 && c1 <= m.cols)) {
     throw new Error(`colRange(${c0}, ${c1}) out of range for ${m.cols} columns`);
   }
   const step = m.trans ? m.ld : 1;
-  return {
-    data: m.data,
-    offset: m.offset + c0 * step,
-    rows: m.rows,
-    cols: c1 - c0,
-    ld: m.ld,
-    trans: m.trans,
-  };
+  return { ...m, offset: m.offset + c0 * step, cols: c1 - c0 };
 }
 
 /** Index of element (i, j) in m.data. */
-export function matIndex(m: Mat, i: number, j: number): number {
+export function matIndex(m: AnyMat, i: number, j: number): number {
   return m.trans ? m.offset + j * m.ld + i : m.offset + i * m.ld + j;
 }
 
 /** "[rows,cols]" (with " transposed"), as error messages print a view. */
-export function matShape(m: Mat): string {
+export function matShape(m: AnyMat): string {
   return `[${m.rows},${m.cols}]${m.trans ? ' transposed' : ''}`;
 }

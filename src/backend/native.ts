@@ -19,6 +19,8 @@ export interface NativeInfo {
   isaKey: IsaKey;
   /** The paths this CPU (and OS) can run, fastest first; the portable one always. */
   isas: IsaKey[];
+  /** The bf16 product kernel in use: 'vdpbf16ps' (AVX512-BF16) or 'widening'. */
+  bf16: string;
   /** Why that path was chosen, e.g. "forced by GLAM_FORCE_PORTABLE". */
   reason: string;
   threads: number;
@@ -54,6 +56,7 @@ export interface NativeAddon {
   getThreads(): number;
   /** Switches to the named path ('' = the default choice); false, changing nothing, if the CPU lacks it. */
   selectIsa(isa: string): boolean;
+  selectBf16Widening(widen: boolean): void;
   info(): NativeInfo;
   /** Runs independent FMA chains on `threads` threads in ~20 ms trials for about `seconds`. */
   peak(threads: number, seconds: number): PeakResult;
@@ -73,6 +76,8 @@ export interface NativeKernels extends Kernels {
    * the CPU has, or GLAM_ISA's). Returns false, changing nothing, when the CPU lacks that path.
    */
   setIsa(isa: IsaKey | undefined): boolean;
+  /** Uses the widening bf16 kernel (true) or the path's own (false: vdpbf16ps where the CPU has it). */
+  setBf16Widening(widen: boolean): void;
 }
 
 export type NativeLoad =
@@ -82,7 +87,15 @@ export type NativeLoad =
 /** Where node-gyp puts the addon, relative to this module (dist/src/backend/native.js). */
 export const ADDON_PATH = fileURLToPath(new URL('../../../build/Release/glam_native.node', import.meta.url));
 
-const OTHER_EXPORTS = ['setThreads', 'getThreads', 'selectIsa', 'info', 'peak', 'addressMod64'] as const;
+const OTHER_EXPORTS = [
+  'setThreads',
+  'getThreads',
+  'selectIsa',
+  'selectBf16Widening',
+  'info',
+  'peak',
+  'addressMod64',
+] as const;
 
 /** How the addon's op table differs from OPS (empty when it implements exactly the contract). */
 export function opTableDifferences(table: Readonly<Record<string, string>> | undefined): string[] {
@@ -126,13 +139,14 @@ export function loadNative(): NativeLoad {
 /** The addon function of one op, taking matrix views as objects. */
 function nativeOp(name: OpName, fn: (...args: unknown[]) => unknown): (...args: unknown[]) => unknown {
   const kinds: ArgKind[] = opArgs(name).map((a) => a.kind);
-  if (!kinds.includes('mat')) return fn;
+  const isView = (k: ArgKind | undefined) => k === 'mat' || k === 'bmat';
+  if (!kinds.some(isView)) return fn;
   const names = opArgs(name).map((a) => a.name);
   return (...args: unknown[]) => {
     const flat: unknown[] = [];
     for (let i = 0; i < args.length; i++) {
       const v = args[i];
-      if (kinds[i] !== 'mat') {
+      if (!isView(kinds[i])) {
         flat.push(v);
         continue;
       }
@@ -168,5 +182,8 @@ export function wrapAddon(addon: NativeAddon): NativeKernels {
     info: () => addon.info(),
     peak: (threads, seconds) => addon.peak(threads, seconds),
     setIsa: (isa) => addon.selectIsa(isa ?? ''),
+    setBf16Widening: (widen) => {
+      addon.selectBf16Widening(widen);
+    },
   };
 }

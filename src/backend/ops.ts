@@ -5,14 +5,15 @@
  * arguments, same kinds: native/node/addon.cc exports its table as `ops`) all derive from OPS.
  *
  * Argument kinds: `num` a number, `size` a non-negative integer, `f32`/`i32`/`f64` a typed array (every
- * element from index 0 is the operand; pass a subarray for part of a buffer), `mat` a matrix view (./mat.ts).
+ * element from index 0 is the operand; pass a subarray for part of a buffer), `mat` a matrix view (./mat.ts),
+ * `bmat` a view on bf16 storage (a Uint16Array, ./bf16.ts).
  * Semantics and argument checks are those of native/core/ops.h; every backend validates its arguments
  * and throws an Error naming the op, the argument and the shapes (the same message on every backend).
  * Results never depend on the thread count, bit for bit.
  */
-import type { Mat } from './mat.js';
+import type { BMat, Mat } from './mat.js';
 
-export type ArgKind = 'num' | 'size' | 'f32' | 'i32' | 'f64' | 'mat';
+export type ArgKind = 'num' | 'size' | 'f32' | 'i32' | 'f64' | 'mat' | 'bmat';
 
 interface KindTypes {
   num: number;
@@ -21,6 +22,7 @@ interface KindTypes {
   i32: Int32Array;
   f64: Float64Array;
   mat: Mat;
+  bmat: BMat;
 }
 
 export interface OpSpec {
@@ -64,6 +66,27 @@ export const OPS = {
     'a:mat',
     'b:mat',
     'strideB:size',
+    'beta:num',
+    'c:mat',
+    'strideC:size',
+  ]),
+  /**
+   * C = alpha·bf16(A)·W + beta·C: A float32 [m, k] rounded to bf16 (nearest even) for the product, W bf16
+   * [k, n] (weights), C [m, n] (not transposed); products of bf16 values (exact), sums in float32
+   * (vdpbf16ps on AVX512-BF16). A row of C never depends on m. beta = 0 never reads C.
+   */
+  gemmBf16: op(['alpha:num', 'a:mat', 'w:bmat', 'beta:num', 'c:mat']),
+  /**
+   * The experts of an MoE layer at inference: rows of group g (offsets as sgemmGrouped's) of C [T, n] (moved
+   * g·strideC) = alpha·bf16(rows of g of A [T, d])·W_g + beta·(those rows), W_g = w [d, n] moved g·strideW.
+   * A and C not transposed.
+   */
+  gemmGroupedBf16: op([
+    'offsets:i32',
+    'alpha:num',
+    'a:mat',
+    'w:bmat',
+    'strideW:size',
     'beta:num',
     'c:mat',
     'strideC:size',

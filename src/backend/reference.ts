@@ -2,6 +2,8 @@
  * The pure TypeScript kernels: straightforward loops with float64 accumulation. They define the semantics
  * the native core is tested against, and run wherever the addon does not.
  */
+
+import { bf16Bits, bf16Value } from './bf16.js';
 import {
   checkArgKinds,
   checkEqual,
@@ -15,7 +17,7 @@ import {
   checkSameShape,
   checkStack,
 } from './checks.js';
-import type { Mat } from './mat.js';
+import type { BMat, Mat } from './mat.js';
 import { type KernelOps, type Kernels, OP_NAMES } from './ops.js';
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -50,8 +52,25 @@ function gemm(alpha: number, a: Mat, b: Mat, beta: number, c: Mat, shiftA = 0, s
   }
 }
 
+/** C = alpha·bf16(A)·W + beta·C (float64 sums of the exact products of bf16 values), shifted like gemm. */
+function gemmBf16Ref(alpha: number, a: Mat, w: BMat, beta: number, c: Mat, shiftW = 0, shiftC = 0): void {
+  const [ars, acs] = a.trans ? [1, a.ld] : [a.ld, 1];
+  const [wrs, wcs] = w.trans ? [1, w.ld] : [w.ld, 1];
+  const k = a.cols;
+  const ab = new Float64Array(k);
+  for (let i = 0; i < c.rows; i++) {
+    for (let p = 0; p < k; p++) ab[p] = bf16Value(bf16Bits(a.data[a.offset + i * ars + p * acs]!));
+    for (let j = 0; j < c.cols; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += ab[p]! * bf16Value(w.data[w.offset + shiftW + p * wrs + j * wcs]!);
+      const o = c.offset + shiftC + i * c.ld + j;
+      c.data[o] = beta === 0 ? alpha * s : alpha * s + beta * c.data[o]!;
+    }
+  }
+}
+
 /** A view moved to rows [r0, r1) of its logical matrix (transposed views move along their stored columns). */
-function rowsOf(m: Mat, r0: number, r1: number): Mat {
+function rowsOf<M extends Mat | BMat>(m: M, r0: number, r1: number): M {
   return { ...m, offset: m.offset + r0 * (m.trans ? 1 : m.ld), rows: r1 - r0 };
 }
 
@@ -139,6 +158,48 @@ const ops: KernelOps = {
       const r0 = offsets[g]!;
       const r1 = offsets[g + 1]!;
       gemm(alpha, colsOf(a, r0, r1), rowsOf(b, r0, r1), beta, c, 0, g * strideB, g * strideC);
+    }
+  },
+
+  gemmBf16(alpha, a, w, beta, c) {
+    const op = 'gemmBf16';
+    checkMat(op, 'a', a);
+    checkMat(op, 'w', w);
+    checkMat(op, 'c', c);
+    checkNotTransposed(op, 'c', c);
+    checkEqual(op, 'a.rows', a.rows, 'c.rows', c.rows);
+    checkEqual(op, 'w.cols', w.cols, 'c.cols', c.cols);
+    checkEqual(op, 'a.cols', a.cols, 'w.rows', w.rows);
+    gemmBf16Ref(alpha, a, w, beta, c);
+  },
+
+  gemmGroupedBf16(offsets, alpha, a, w, strideW, beta, c, strideC) {
+    const op = 'gemmGroupedBf16';
+    if (offsets.length < 1) throw new Error(`${op}: offsets needs at least 1 element (groups + 1)`);
+    const groups = offsets.length - 1;
+    if (offsets[0]! < 0) throw new Error(`${op}: offsets[0]=${offsets[0]} is negative`);
+    for (let i = 0; i < groups; i++) {
+      if (offsets[i + 1]! < offsets[i]!) {
+        throw new Error(
+          `${op}: offsets must be non-decreasing: offsets[${i}]=${offsets[i]} > offsets[${i + 1}]=${offsets[i + 1]}`,
+        );
+      }
+    }
+    const T = offsets[groups]!;
+    checkMat(op, 'a', a);
+    checkMat(op, 'w', w, strideW, groups);
+    checkMat(op, 'c', c, strideC, groups);
+    checkNotTransposed(op, 'a', a);
+    checkNotTransposed(op, 'c', c);
+    checkEqual(op, 'a.rows', a.rows, 'offsets[groups]', T);
+    checkEqual(op, 'c.rows', c.rows, 'offsets[groups]', T);
+    checkEqual(op, 'a.cols', a.cols, 'w.rows', w.rows);
+    checkEqual(op, 'w.cols', w.cols, 'c.cols', c.cols);
+    for (let g = 0; g < groups; g++) {
+      const r0 = offsets[g]!;
+      const r1 = offsets[g + 1]!;
+      if (r1 > r0)
+        gemmBf16Ref(alpha, rowsOf(a, r0, r1), w, beta, rowsOf(c, r0, r1), g * strideW, g * strideC);
     }
   },
 

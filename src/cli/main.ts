@@ -8,6 +8,7 @@ const COMMANDS: Record<string, string> = {
   prepare: 'build the training data (filter, mixture, tokenizer, shards)',
   train: 'train a model',
   score: 'score token rows with a checkpoint (loss parts)',
+  convert: 'copy a checkpoint with its weights in bf16 (inference) or f32',
   generate: 'sample text from a checkpoint',
   eval: "GLaM's evaluation protocol on its 29 tasks",
   plot: 'plot training curves of a run to SVG',

@@ -2,7 +2,9 @@
  * Checkpoint directories (docs/model.md "Checkpoint format"):
  *
  *   config.json        the model config plus "format": "glam-moe/1"
- *   model.safetensors  every parameter as F32, named and shaped as paramSpecs(config)
+ *   model.safetensors  every parameter, named and shaped as paramSpecs(config): F32, or in a bf16
+ *                      checkpoint (`glam convert --dtype bf16`) the matrices BF16 and the vectors
+ *                      (norm scales) F32
  *   tokenizer.json     optional
  *
  * Each file is written atomically. config.json is written last, so a directory
@@ -13,30 +15,52 @@
  * loadTensors is the same machinery for other tensor files (the trainer's optimizer.safetensors,
  * written with writeSafetensors).
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { kernels } from '../backend/index.js';
-import { sameShape, shapeString, type Tensor } from '../tensor/tensor.js';
+import { type AnyTensor, Bf16Tensor } from '../tensor/bf16.js';
+import { sameShape, shapeString, Tensor } from '../tensor/tensor.js';
 import { atomicWriteFileSync, atomicWriteJsonSync } from '../util/atomic.js';
 import { READ_LIMITS, readJsonFile } from '../util/files.js';
 import { CHECKPOINT_FORMAT, configToJson, type GlamConfig, parseConfig } from './config.js';
 import { type Params, paramSpecs } from './params.js';
-import { type ReadOptions, readSafetensors, readSafetensorsHeader, writeSafetensors } from './safetensors.js';
+import {
+  type ReadOptions,
+  readSafetensors,
+  readSafetensorsHeader,
+  readSafetensorsStored,
+  writeSafetensors,
+} from './safetensors.js';
 import { type BufferOptions, Weights } from './weights.js';
 
 export const CONFIG_FILE = 'config.json';
 export const MODEL_FILE = 'model.safetensors';
 export const TOKENIZER_FILE = 'tokenizer.json';
 
+/** How a checkpoint stores its weights: all float32, or the matrices in bf16 (inference). */
+export type WeightsDtype = 'f32' | 'bf16';
+export const WEIGHTS_DTYPES: readonly WeightsDtype[] = ['f32', 'bf16'];
+
 export interface SaveExtras {
   /** tokenizer.json contents: JSON text or a JSON-serialisable object. */
   tokenizer?: string | object;
+  /** 'bf16' stores every parameter of rank >= 2 rounded to bf16 (nearest even); default 'f32'. */
+  dtype?: WeightsDtype;
 }
 
 export interface LoadedCheckpoint {
   config: GlamConfig;
   weights: Weights;
   /** Path of tokenizer.json when the checkpoint has one. */
+  tokenizerPath?: string;
+}
+
+/** A checkpoint's weights as stored: bf16 matrices stay bf16 (for the bf16 products). */
+export interface StoredCheckpoint {
+  config: GlamConfig;
+  weights: Map<string, AnyTensor>;
+  /** 'bf16' when any weight is stored in bf16. */
+  dtype: WeightsDtype;
   tokenizerPath?: string;
 }
 
@@ -98,28 +122,34 @@ export function checkFinite(tensors: Params, file: string): void {
   }
 }
 
+/** Checks a file's header against expectations (names, shapes, dtypes: F32, and BF16 when allowed). */
+function checkHeader(file: string, expected: readonly TensorExpectation[], allowBf16: boolean): void {
+  const header = readSafetensorsHeader(file);
+  checkTensorSet(new Map(header.entries.map((e) => [e.name, e.shape])), expected, file);
+  for (const e of header.entries) {
+    if (e.dtype !== 'F32' && !(allowBf16 && e.dtype === 'BF16'))
+      throw new Error(
+        `${file}: tensor '${e.name}' has dtype ${e.dtype}, expected F32${allowBf16 ? ' or BF16' : ''}`,
+      );
+  }
+}
+
 /**
- * Read an F32 safetensors file and check every value is finite. With `expected`, the header is
- * checked first (names, shapes, dtype) so a wrong file fails before any data is read. With `into`,
- * each tensor is read straight into the storage it gives (a view of a model's flat buffer).
+ * Read an F32 safetensors file (with allowBf16, BF16 tensors too, widened exactly to float32) and check
+ * every value is finite. With `expected`, the header is checked first (names, shapes, dtype) so a wrong
+ * file fails before any data is read. With `into`, each tensor is read straight into the storage it gives
+ * (a view of a model's flat buffer).
  */
 export function loadTensors(
   file: string,
   expected?: readonly TensorExpectation[],
   into?: ReadOptions['into'],
+  allowBf16 = false,
 ): Map<string, Tensor> {
-  if (expected !== undefined) {
-    const header = readSafetensorsHeader(file);
-    checkTensorSet(new Map(header.entries.map((e) => [e.name, e.shape])), expected, file);
-    for (const e of header.entries) {
-      if (e.dtype !== 'F32')
-        throw new Error(`${file}: tensor '${e.name}' has dtype ${e.dtype}, expected F32`);
-    }
-  }
-  const tensors = readSafetensors(
-    file,
-    into === undefined ? { requireF32: true } : { requireF32: true, into },
-  ).tensors;
+  if (expected !== undefined) checkHeader(file, expected, allowBf16);
+  const opts: ReadOptions = { requireF32: !allowBf16 };
+  if (into !== undefined) opts.into = into;
+  const tensors = readSafetensors(file, opts).tensors;
   checkFinite(tensors, file);
   return tensors;
 }
@@ -148,8 +178,14 @@ export function saveCheckpoint(dir: string, cfg: GlamConfig, params: Params, ext
     }
   }
   mkdirSync(dir, { recursive: true });
-  const ordered = paramSpecs(cfg).map((s) => [s.name, params.get(s.name)!] as const);
-  writeSafetensors(path.join(dir, MODEL_FILE), ordered, { format: CHECKPOINT_FORMAT });
+  const bf16 = extras.dtype === 'bf16';
+  const ordered = paramSpecs(cfg).map((s) => {
+    const t = params.get(s.name)!;
+    return [s.name, bf16 && t.rank >= 2 ? Bf16Tensor.fromTensor(t) : t] as const;
+  });
+  const metadata: Record<string, string> = { format: CHECKPOINT_FORMAT };
+  if (bf16) metadata.dtype = 'bf16';
+  writeSafetensors(path.join(dir, MODEL_FILE), ordered, metadata);
   if (tokenizerText !== undefined) atomicWriteFileSync(path.join(dir, TOKENIZER_FILE), tokenizerText);
   atomicWriteJsonSync(path.join(dir, CONFIG_FILE), configToJson(cfg));
 }
@@ -172,18 +208,74 @@ export function loadCheckpointConfig(dir: string): GlamConfig {
   return parseConfig(raw, file);
 }
 
+function tokenizerOf(dir: string): string | undefined {
+  const tokenizerPath = path.join(dir, TOKENIZER_FILE);
+  try {
+    if (statSync(tokenizerPath).isFile()) return tokenizerPath;
+  } catch {}
+  return undefined;
+}
+
 /**
  * Load a checkpoint: config.json, then model.safetensors checked against paramSpecs(config) for names,
- * shapes and dtype before its data is read, straight into the flat buffer of the returned Weights.
+ * shapes and dtype before its data is read, straight into the flat buffer of the returned Weights. The
+ * weights are float32 (a bf16 checkpoint's widen exactly: its values, computed on in float32).
  */
 export function loadCheckpoint(dir: string, opts: BufferOptions = {}): LoadedCheckpoint {
   const config = loadCheckpointConfig(dir);
   const weights = new Weights(config, opts);
-  loadTensors(path.join(dir, MODEL_FILE), paramSpecs(config), (name) => weights.get(name).data);
-  const tokenizerPath = path.join(dir, TOKENIZER_FILE);
-  let hasTokenizer = false;
+  loadTensors(path.join(dir, MODEL_FILE), paramSpecs(config), (name) => weights.get(name).data, true);
+  const tokenizerPath = tokenizerOf(dir);
+  return tokenizerPath !== undefined ? { config, weights, tokenizerPath } : { config, weights };
+}
+
+/** Load a checkpoint's weights as stored: the matrices of a bf16 checkpoint stay bf16. */
+export function loadCheckpointStored(dir: string): StoredCheckpoint {
+  const config = loadCheckpointConfig(dir);
+  const file = path.join(dir, MODEL_FILE);
+  checkHeader(file, paramSpecs(config), true);
+  const weights = readSafetensorsStored(file).tensors;
+  const floats = new Map<string, Tensor>();
+  let dtype: WeightsDtype = 'f32';
+  for (const [name, t] of weights) {
+    if (t instanceof Tensor) {
+      floats.set(name, t);
+      continue;
+    }
+    dtype = 'bf16';
+    // A bf16 value is NaN or infinite exactly when its exponent bits are all ones.
+    const bad = t.data.findIndex((h) => (h & 0x7f80) === 0x7f80);
+    if (bad >= 0) {
+      throw new Error(
+        `${file}: tensor '${name}' holds a non-finite value at element ${bad}: the checkpoint is corrupt`,
+      );
+    }
+  }
+  checkFinite(floats, file);
+  const tokenizerPath = tokenizerOf(dir);
+  return tokenizerPath !== undefined ? { config, weights, dtype, tokenizerPath } : { config, weights, dtype };
+}
+
+/**
+ * Write a copy of the checkpoint `src` into `dst` with its weights stored as `dtype` (bf16: the matrices
+ * rounded to nearest even; f32: widened back exactly). `dst` must not exist or be an empty directory:
+ * nothing is overwritten.
+ */
+export function convertCheckpoint(src: string, dst: string, dtype: WeightsDtype): void {
+  if (!WEIGHTS_DTYPES.includes(dtype))
+    throw new Error(`dtype must be one of ${WEIGHTS_DTYPES.join(', ')}, got '${dtype}'`);
+  let existing: ReturnType<typeof lstatSync> | undefined;
   try {
-    hasTokenizer = statSync(tokenizerPath).isFile();
+    existing = lstatSync(dst);
   } catch {}
-  return hasTokenizer ? { config, weights, tokenizerPath } : { config, weights };
+  if (existing !== undefined) {
+    if (!existing.isDirectory()) throw new Error(`'${dst}' exists and is not a directory`);
+    if (readdirSync(dst).length > 0)
+      throw new Error(`'${dst}' exists and is not empty: choose a new directory`);
+  }
+  if (path.resolve(src) === path.resolve(dst))
+    throw new Error('the output must be another directory than the model');
+  const { config, weights, tokenizerPath } = loadCheckpoint(src);
+  const tokenizer = tokenizerPath !== undefined ? readFileSync(tokenizerPath, 'utf8') : undefined;
+  saveCheckpoint(dst, config, weights, tokenizer !== undefined ? { dtype, tokenizer } : { dtype });
 }

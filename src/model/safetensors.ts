@@ -7,13 +7,15 @@
  *   rest      the data section; offsets are relative to its start, little-endian values,
  *             row-major, tensors laid end to end with no gaps
  *
- * We write F32 only. We read F32, and convert F16, BF16 and F64 to F32 on read
- * (F64 rounds to the nearest float32; F16/BF16 widen exactly), so files saved in
- * half precision by other tools load too. Integer and boolean tensors are
- * recognised (the header validates) but cannot be read as float tensors.
+ * We write F32 and BF16 (bf16 checkpoints: `glam convert`). We read F32, and convert F16, BF16
+ * and F64 to F32 on read (F64 rounds to the nearest float32; F16/BF16 widen exactly), so files
+ * saved in half precision by other tools load too; readSafetensorsStored keeps BF16 tensors as
+ * bf16 instead (what bf16 inference computes on). Integer and boolean tensors are recognised
+ * (the header validates) but cannot be read as float tensors.
  */
 import { fstatSync, readSync } from 'node:fs';
 import { alignedFloat32 } from '../backend/index.js';
+import { type AnyTensor, Bf16Tensor } from '../tensor/bf16.js';
 import { shapeString, Tensor } from '../tensor/tensor.js';
 import { atomicWriteSync, writeFullySync } from '../util/atomic.js';
 import { briefValue, withRegularFile } from '../util/files.js';
@@ -280,6 +282,14 @@ function swapBytes32(bytes: Uint8Array): void {
   }
 }
 
+function swapBytes16(bytes: Uint8Array): void {
+  for (let i = 0; i + 1 < bytes.length; i += 2) {
+    const a = bytes[i]!;
+    bytes[i] = bytes[i + 1]!;
+    bytes[i + 1] = a;
+  }
+}
+
 function asBytes(a: Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
@@ -327,16 +337,21 @@ export function decodeSafetensors(
   return { tensors, metadata: header.metadata };
 }
 
-type TensorSource = Map<string, Tensor> | Iterable<readonly [string, Tensor]>;
+/** Tensors to write, in order: float32 ones as F32, bf16 ones as BF16. */
+type TensorSource = Map<string, AnyTensor> | Iterable<readonly [string, AnyTensor]>;
 
 interface Layout {
   header: Uint8Array;
-  items: [string, Tensor][];
+  items: [string, AnyTensor][];
 }
 
-/** Build the padded header for F32 tensors laid end to end in the given order. */
+function storedBytes(t: AnyTensor): number {
+  return t instanceof Bf16Tensor ? t.size * 2 : t.size * 4;
+}
+
+/** Build the padded header for tensors laid end to end in the given order. */
 function layout(tensors: TensorSource, metadata?: Record<string, string>): Layout {
-  const items: [string, Tensor][] = [...tensors].map(([k, v]) => [k, v]);
+  const items: [string, AnyTensor][] = [...tensors].map(([k, v]) => [k, v]);
   const obj: Record<string, unknown> = {};
   if (metadata !== undefined && Object.keys(metadata).length > 0) {
     for (const [k, v] of Object.entries(metadata)) {
@@ -348,8 +363,9 @@ function layout(tensors: TensorSource, metadata?: Record<string, string>): Layou
   for (const [name, t] of items) {
     if (name === '' || name === '__metadata__') throw new Error(`safetensors: invalid tensor name '${name}'`);
     if (Object.hasOwn(obj, name)) throw new Error(`safetensors: duplicate tensor name '${name}'`);
-    const bytes = t.size * 4;
-    obj[name] = { dtype: 'F32', shape: [...t.shape], data_offsets: [offset, offset + bytes] };
+    const bytes = storedBytes(t);
+    const dtype = t instanceof Bf16Tensor ? 'BF16' : 'F32';
+    obj[name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
   const json = Buffer.from(JSON.stringify(obj), 'utf8');
@@ -361,25 +377,26 @@ function layout(tensors: TensorSource, metadata?: Record<string, string>): Layou
   return { header, items };
 }
 
-function tensorBytes(t: Tensor): Uint8Array {
-  const bytes = asBytes(t.data);
+function tensorBytes(t: AnyTensor): Uint8Array {
+  const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
   if (LITTLE_ENDIAN_HOST) return bytes;
   const copy = new Uint8Array(bytes);
-  swapBytes32(copy);
+  if (t instanceof Bf16Tensor) swapBytes16(copy);
+  else swapBytes32(copy);
   return copy;
 }
 
-/** Encode F32 tensors (in the given order) into one in-memory safetensors file. */
+/** Encode tensors (in the given order) into one in-memory safetensors file. */
 export function encodeSafetensors(tensors: TensorSource, metadata?: Record<string, string>): Uint8Array {
   const { header, items } = layout(tensors, metadata);
   let total = header.length;
-  for (const [, t] of items) total += t.size * 4;
+  for (const [, t] of items) total += storedBytes(t);
   const out = new Uint8Array(total);
   out.set(header, 0);
   let pos = header.length;
   for (const [, t] of items) {
     out.set(tensorBytes(t), pos);
-    pos += t.size * 4;
+    pos += storedBytes(t);
   }
   return out;
 }
@@ -427,15 +444,52 @@ export function readSafetensors(file: string, opts: ReadOptions = {}): Safetenso
   });
 }
 
+/**
+ * Like readSafetensors, but BF16 tensors stay bf16 (Bf16Tensor, half the memory) instead of widening:
+ * what a bf16 checkpoint is read as for bf16 inference. Other float dtypes are read as float32.
+ */
+export function readSafetensorsStored(
+  file: string,
+  opts: ReadOptions = {},
+): { tensors: Map<string, AnyTensor>; metadata: Record<string, string> } {
+  return withRegularFile(file, (fd) => {
+    const header = readHeaderFrom(fd, file);
+    return { tensors: readTensorData(fd, header, file, opts, true), metadata: header.metadata };
+  });
+}
+
 function readTensorData(
   fd: number,
   header: SafetensorsHeader,
   source: string,
   opts: ReadOptions,
-): Map<string, Tensor> {
-  const tensors = new Map<string, Tensor>();
+  keepBf16: true,
+): Map<string, AnyTensor>;
+function readTensorData(
+  fd: number,
+  header: SafetensorsHeader,
+  source: string,
+  opts: ReadOptions,
+  keepBf16?: false,
+): Map<string, Tensor>;
+function readTensorData(
+  fd: number,
+  header: SafetensorsHeader,
+  source: string,
+  opts: ReadOptions,
+  keepBf16 = false,
+): Map<string, AnyTensor> {
+  const tensors = new Map<string, AnyTensor>();
   for (const e of selectEntries(header, opts, source)) {
     const what = `${source}: tensor '${e.name}'`;
+    if (keepBf16 && e.dtype === 'BF16') {
+      const data = new Uint16Array((e.end - e.begin) / 2);
+      const bytes = new Uint8Array(data.buffer);
+      readExactly(fd, bytes, header.dataStart + e.begin, what);
+      if (!LITTLE_ENDIAN_HOST) swapBytes16(bytes);
+      tensors.set(e.name, new Bf16Tensor(data, e.shape));
+      continue;
+    }
     const out = storageFor(e, opts, source);
     if (e.dtype === 'F32') {
       const bytes = asBytes(out);
@@ -452,8 +506,8 @@ function readTensorData(
 }
 
 /**
- * Write F32 tensors (in the given order) to `file` atomically: the header, then
- * each tensor's storage directly, so no copy of the whole model is made.
+ * Write tensors (in the given order; Bf16Tensor ones as BF16, others F32) to `file` atomically: the
+ * header, then each tensor's storage directly, so no copy of the whole model is made.
  */
 export function writeSafetensors(
   file: string,

@@ -33,7 +33,7 @@ describe('the op table is declared once and the addon implements exactly it', ()
     assert.ok(OP_NAMES.length >= 25);
     for (const name of OP_NAMES) {
       for (const a of OPS[name].args)
-        assert.match(a, /^[a-zA-Z0-9]+:(num|size|f32|i32|f64|mat)$/, `${name}: ${a}`);
+        assert.match(a, /^[a-zA-Z0-9]+:(num|size|f32|i32|f64|mat|bmat)$/, `${name}: ${a}`);
     }
   });
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gemm.h"
+#include "gemm_bf16.h"
 #include "grouped.h"
 #include "isa.h"
 #include "ops.h"
@@ -284,6 +285,97 @@ void testBatchInvariance(const char* isa) {
   }
 }
 
+uint16_t toBf16(float x) {  // round to nearest even, as the kernels do
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  return static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+double fromBf16(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// bf16 products against double sums of bf16(A)·W (the float32 bound on the accumulation, plus a tiny
+// absolute term for vdpbf16ps flushing subnormals), every transpose case, odd k over several KC blocks;
+// rows independent of m and of the thread count; grouped equal to one product per group.
+void testBf16(const std::string& isa) {
+  const int64_t full = 150, n = 70, k = 1101;
+  const float u = std::ldexp(1.0f, -24);
+  for (int t = 0; t < 4; t++) {
+    const bool ta = t & 1, tw = t & 2;
+    const auto af = randomFloats(static_cast<size_t>(full * k), 21);
+    const auto wf = randomFloats(static_cast<size_t>(k * n), 22);
+    std::vector<uint16_t> w(wf.size());
+    for (size_t i = 0; i < wf.size(); i++) w[i] = toBf16(wf[i]);
+    const auto c0 = randomFloats(static_cast<size_t>(full * n), 23);
+    auto call = [&](int64_t m, int64_t row0, float* c) {
+      glam::Bf16Call g{m, n, k, 0.75f, af.data() + row0 * (ta ? 1 : k), ta ? 1 : k, ta ? full : 1, w.data(),
+                       tw ? 1 : n, tw ? k : 1, 0.5f, c, n};
+      glam::gemmBf16(g);
+    };
+    std::vector<float> all = c0;
+    glam::setPoolThreads(2);
+    call(full, 0, all.data());
+    bool close = true;
+    for (int64_t i = 0; i < full && close; i++) {
+      for (int64_t j = 0; j < n; j++) {
+        double s = 0, mag = 0;
+        for (int64_t p = 0; p < k; p++) {
+          const double av = fromBf16(toBf16(ta ? af[p * full + i] : af[i * k + p]));
+          const double wv = fromBf16(tw ? w[j * k + p] : w[p * n + j]);
+          s += av * wv;
+          mag += std::fabs(av * wv);
+        }
+        const double want = 0.75 * s + 0.5 * c0[i * n + j];
+        const double bound = (k + 4) * u * (0.75 * mag + 0.5 * std::fabs(c0[i * n + j])) + k * 1e-38;
+        if (!(std::fabs(all[i * n + j] - want) <= bound)) {
+          close = false;
+          check(false, isa + " gemmBf16 case " + std::to_string(t) + ": element (" + std::to_string(i) + "," +
+                           std::to_string(j) + ") is " + std::to_string(all[i * n + j]) + ", expected " +
+                           std::to_string(want));
+          break;
+        }
+      }
+    }
+    if (close) check(true, isa + " gemmBf16 case " + std::to_string(t) + " within the bound");
+    bool same = true;
+    for (int64_t m : {1, 2, 7, 64, 149}) {
+      for (int threads = 1; threads <= 2; threads++) {
+        glam::setPoolThreads(threads);
+        std::vector<float> c(c0.begin(), c0.begin() + m * n);
+        call(m, 0, c.data());
+        same = same && std::memcmp(c.data(), all.data(), c.size() * sizeof(float)) == 0;
+        std::vector<float> one(c0.begin() + (m - 1) * n, c0.begin() + m * n);  // the row alone
+        if (!ta) {
+          call(1, m - 1, one.data());
+          same = same && std::memcmp(one.data(), all.data() + (m - 1) * n, n * sizeof(float)) == 0;
+        }
+      }
+    }
+    check(same, isa + " gemmBf16 case " + std::to_string(t) + ": rows independent of m and threads, bit for bit");
+  }
+  // Grouped: one product per group, bit for bit.
+  const int64_t E = 4, d = 300, n2 = 90;
+  const std::vector<int32_t> offsets = {0, 1, 1, 40, 43};
+  const auto x = randomFloats(static_cast<size_t>(43 * d), 24);
+  const auto wf = randomFloats(static_cast<size_t>(E * d * n2), 25);
+  std::vector<uint16_t> w(wf.size());
+  for (size_t i = 0; i < wf.size(); i++) w[i] = toBf16(wf[i]);
+  std::vector<float> y(43 * n2, 1.0f), want(43 * n2, 1.0f);
+  glam::gemmGroupedBf16(glam::Bf16GroupedCall{offsets.data(), E, d, n2, 1.0f, x.data(), d, w.data(), n2, 1, d * n2,
+                                              0.0f, y.data(), n2, 0});
+  for (int64_t e = 0; e < E; e++) {
+    const int64_t r0 = offsets[e], rows = offsets[e + 1] - r0;
+    glam::gemmBf16(glam::Bf16Call{rows, n2, d, 1.0f, x.data() + r0 * d, d, 1, w.data() + e * d * n2, n2, 1, 0.0f,
+                                  want.data() + r0 * n2, n2});
+  }
+  check(sameBits(y, want), isa + " gemmGroupedBf16: equals one gemmBf16 per group");
+}
+
 }  // namespace
 
 int main() {
@@ -300,6 +392,12 @@ int main() {
     testBatchInvariance(isa);
     testGrouped(isa);
     testRows(isa);
+    glam::selectBf16Widening(true);
+    testBf16(std::string(isa) + " " + glam::currentBf16().name);
+    glam::selectBf16Widening(false);
+    if (std::strcmp(glam::currentBf16().name, "widening") != 0) {
+      testBf16(std::string(isa) + " " + glam::currentBf16().name);
+    }
   }
   glam::selectIsa(nullptr);
   std::printf("native core: %d checks, %d failed (ISAs: %s)\n", checks, failures, isas.c_str());

@@ -10,8 +10,11 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { roundToBf16 } from '../../../src/backend/bf16.js';
 import {
+  convertCheckpoint,
   loadCheckpoint,
+  loadCheckpointStored,
   loadTensors,
   saveCheckpoint,
   validateParams,
@@ -20,7 +23,12 @@ import { configToJson } from '../../../src/model/config.js';
 import { initParams } from '../../../src/model/init.js';
 import { paramSpecs } from '../../../src/model/params.js';
 import { getPreset } from '../../../src/model/presets.js';
-import { encodeSafetensors, writeSafetensors } from '../../../src/model/safetensors.js';
+import {
+  encodeSafetensors,
+  readSafetensorsHeader,
+  writeSafetensors,
+} from '../../../src/model/safetensors.js';
+import { Bf16Tensor } from '../../../src/tensor/bf16.js';
 import { Tensor } from '../../../src/tensor/tensor.js';
 import { fixture, tempDir } from './helpers.js';
 
@@ -129,6 +137,89 @@ describe('checkpoint round trip', () => {
         /unexpected tensor 'embed.weight.v_col'/,
       );
       assert.throws(() => loadTensors(join(dir, 'none.safetensors')), /none.safetensors: file not found/);
+    });
+  });
+});
+
+describe('bf16 checkpoints', () => {
+  test('matrices stored BF16 (nearest even), vectors F32; loaded widened or as stored', () => {
+    withDir((dir) => {
+      const params = initParams(cfg, 5);
+      saveCheckpoint(dir, cfg, params, { dtype: 'bf16' });
+      const header = readSafetensorsHeader(join(dir, 'model.safetensors'));
+      assert.equal(header.metadata.dtype, 'bf16');
+      for (const e of header.entries) {
+        assert.equal(e.dtype, e.shape.length >= 2 ? 'BF16' : 'F32', e.name);
+      }
+      const widened = loadCheckpoint(dir).weights;
+      const stored = loadCheckpointStored(dir);
+      assert.equal(stored.dtype, 'bf16');
+      for (const [name, t] of params) {
+        const w = widened.get(name)!;
+        const s = stored.weights.get(name)!;
+        if (t.rank >= 2) {
+          assert.ok(s instanceof Bf16Tensor, name);
+          assert.deepEqual(s.shape, t.shape);
+          for (let i = 0; i < t.size; i++) assert.equal(w.data[i], roundToBf16(t.data[i]!), `${name}[${i}]`);
+          assert.deepEqual(s.toTensor().data, w.data, name);
+        } else {
+          assert.ok(s instanceof Tensor, name);
+          assert.deepEqual(w.data, t.data, name);
+          assert.deepEqual(s.data, t.data, name);
+        }
+      }
+      // An f32 checkpoint loads as stored too, every weight float32.
+      const f32 = join(dir, 'f32');
+      saveCheckpoint(f32, cfg, params);
+      const plain = loadCheckpointStored(f32);
+      assert.equal(plain.dtype, 'f32');
+      assert.ok([...plain.weights.values()].every((t) => t instanceof Tensor));
+    });
+  });
+
+  test('convert: bf16 and back to f32 (exact), tokenizer kept, never into a non-empty directory', () => {
+    withDir((dir) => {
+      const src = join(dir, 'src');
+      const params = initParams(cfg, 6);
+      saveCheckpoint(src, cfg, params, { tokenizer: { model: 'x' } });
+      convertCheckpoint(src, join(dir, 'b'), 'bf16');
+      assert.deepEqual(readdirSync(join(dir, 'b')).sort(), [
+        'config.json',
+        'model.safetensors',
+        'tokenizer.json',
+      ]);
+      assert.deepEqual(JSON.parse(readFileSync(join(dir, 'b', 'tokenizer.json'), 'utf8')), { model: 'x' });
+      mkdirSync(join(dir, 'empty'));
+      convertCheckpoint(join(dir, 'b'), join(dir, 'empty'), 'f32');
+      const back = loadCheckpoint(join(dir, 'empty')).weights;
+      const viaBf16 = loadCheckpoint(join(dir, 'b')).weights;
+      for (const [name, t] of back) assert.deepEqual(t.data, viaBf16.get(name)!.data, name);
+      assert.ok(
+        readSafetensorsHeader(join(dir, 'empty', 'model.safetensors')).entries.every(
+          (e) => e.dtype === 'F32',
+        ),
+      );
+      assert.throws(() => convertCheckpoint(src, join(dir, 'b'), 'bf16'), /'.*b' exists and is not empty/);
+      writeFileSync(join(dir, 'file'), 'x');
+      assert.throws(() => convertCheckpoint(src, join(dir, 'file'), 'bf16'), /exists and is not a directory/);
+      assert.throws(
+        () => convertCheckpoint(src, join(dir, 'c'), 'f16' as 'bf16'),
+        /dtype must be one of f32, bf16/,
+      );
+      assert.ok(!existsSync(join(dir, 'c')));
+    });
+  });
+
+  test('a bf16 NaN is refused when loading as stored', () => {
+    withDir((dir) => {
+      const params = initParams(cfg, 8);
+      params.get('layers.0.moe.wi')!.data[5] = Number.NaN;
+      saveCheckpoint(dir, cfg, params, { dtype: 'bf16' });
+      assert.throws(
+        () => loadCheckpointStored(dir),
+        /tensor 'layers.0.moe.wi' holds a non-finite value at element 5/,
+      );
+      assert.throws(() => loadCheckpoint(dir), /tensor 'layers.0.moe.wi' holds NaN at element 5/);
     });
   });
 });
@@ -270,7 +361,10 @@ describe('bad checkpoints are refused with the problem named', () => {
         return { name: s.name, dtype: half ? 'F16' : 'F32', shape: s.shape, bytes: n * (half ? 2 : 4) };
       });
       writeFileSync(join(dir, 'model.safetensors'), handFile(entries));
-      assert.throws(() => loadCheckpoint(dir), /tensor 'final_norm.scale' has dtype F16, expected F32/);
+      assert.throws(
+        () => loadCheckpoint(dir),
+        /tensor 'final_norm.scale' has dtype F16, expected F32 or BF16/,
+      );
     });
   });
 

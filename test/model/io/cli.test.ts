@@ -190,6 +190,23 @@ describe('glam score', () => {
     close(s.total_loss, s.lm_loss + cfg.z_loss_weight * s.z_loss + cfg.aux_loss_weight * s.aux_loss, 'total');
   });
 
+  test('glam convert --dtype bf16: a bf16 checkpoint that scores like the float32 one', () => {
+    const bf16 = join(dir, 'bf16');
+    assert.match(ok(glam('convert', '--model', ckpt, '--dtype', 'bf16', '--out', bf16)), /bf16 weights/);
+    const file = tokens('eq.json', equalRows);
+    const a = JSON.parse(ok(glam('score', '--model', ckpt, '--tokens', file, '--json')));
+    const b = JSON.parse(ok(glam('score', '--model', bf16, '--tokens', file, '--json')));
+    // Weights rounded to 8 significant bits move the loss a little, not a lot.
+    assert.notEqual(a.lm_loss, b.lm_loss);
+    assert.ok(Math.abs(a.lm_loss - b.lm_loss) < 0.01 * a.lm_loss, `${a.lm_loss} vs ${b.lm_loss}`);
+    const again = glam('convert', '--model', ckpt, '--dtype', 'bf16', '--out', bf16);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /exists and is not empty/);
+    const bad = glam('convert', '--model', ckpt, '--dtype', 'f16', '--out', join(dir, 'x'));
+    assert.match(bad.stderr, /--dtype must be one of f32, bf16, got 'f16'/);
+    assert.match(glam('convert', '--model', ckpt, '--dtype', 'bf16').stderr, /--out/);
+  });
+
   test('human output', () => {
     const out = ok(glam('score', '--model', ckpt, '--tokens', tokens('eq.json', equalRows)));
     for (const key of ['lm_loss', 'z_loss', 'aux_loss', 'total_loss', 'tokens', 'dropped'])

@@ -1,0 +1,328 @@
+// bf16 products with vdpbf16ps (AVX512-BF16); compiled with AVX-512 and AVX512-BF16 flags and only called
+// after the CPU and OS checks (isa.cc). Everything here has internal linkage except the table getter.
+//
+// k is packed in pairs: a packed A panel holds, per pair q, MR dwords (bf16 of A[i][2q] in the low half,
+// of A[i][2q+1] in the high half), a packed B panel NR such dwords (B[2q][j], B[2q+1][j]); an odd last k
+// step is paired with zeros. vdpbf16ps adds both products of a pair to a float32 lane, so a 6x64 tile
+// takes 24 instructions per two k steps: twice the float32 rate.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "isa.h"
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace glam {
+namespace {
+
+#include "pack_impl.h"
+
+constexpr int MR = 6;
+constexpr int NV = 4;
+constexpr int NR = 16 * NV;
+// Tiles of one or two rows reading B in place are twice as wide: 256 contiguous bytes of each weight row
+// per page touched (what a memory-bound decode product needs).
+constexpr int kWideRows = 2;
+constexpr int kWideNV = 8;
+constexpr int64_t kKC = 512;  // the same k cuts as the float32 AVX-512 kernel (even: pairs never straddle)
+
+inline __mmask16 laneMask(int cols) {
+  return cols >= 16 ? static_cast<__mmask16>(0xFFFF)
+                    : cols <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << cols) - 1u);
+}
+
+inline uint32_t pairOf(uint16_t lo, uint16_t hi) { return static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16); }
+
+alignas(64) constexpr uint16_t kInterleaveLo[32] = {0, 32, 1, 33, 2,  34, 3,  35, 4,  36, 5,  37, 6,  38, 7,  39,
+                                                    8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+alignas(64) constexpr uint16_t kInterleaveHi[32] = {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21, 53, 22, 54, 23, 55,
+                                                    24, 56, 25, 57, 26, 58, 27, 59, 28, 60, 29, 61, 30, 62, 31, 63};
+
+// The first `n` (0..32) 16-bit lanes.
+inline __mmask32 wordMask(int64_t n) {
+  return n >= 32 ? ~__mmask32{0} : n <= 0 ? __mmask32{0} : static_cast<__mmask32>((uint32_t{1} << n) - 1u);
+}
+
+// An R x (16·V) tile over ceil(kc/2) pairs. Each float32 lane gets, per pair in order from zero, one
+// vdpbf16ps; the store is alpha·sum (+ beta·C by one FMA), as in the float32 kernels. B is a packed
+// panel, or (InPlace) a row-major bf16 B read in place, rows ldb apart: each pair of rows is interleaved
+// word by word in registers (vpermt2w), columns past `cols` and a missing last row read as zeros, and
+// with copyB the interleaved pairs are also stored as a packed panel for the next row panels. With
+// `side`, its rows (at most kc) of a bf16 B source (what a later call reads) are fetched towards L2,
+// spread over the pairs.
+template <int R, int V, bool InPlace>
+void tile(int64_t kc, const void* aPacked, const void* bSrc, int64_t ldb, float* c, int64_t ldc, float alpha,
+          float beta, int cols, const Bf16Side* side, uint32_t* copyB) {
+  const uint32_t* a = static_cast<const uint32_t*>(aPacked);
+  const uint32_t* b = static_cast<const uint32_t*>(bSrc);
+  const uint16_t* row = static_cast<const uint16_t*>(bSrc);
+  const int64_t pairs = (kc + 1) / 2;
+  __m512 acc[R][V];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++) {
+#pragma GCC unroll 8
+    for (int v = 0; v < V; v++) acc[r][v] = _mm512_setzero_ps();
+  }
+  const __mmask16 last = laneMask(cols - 16 * (V - 1));
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16 * V - 1), _MM_HINT_T0);
+  }
+  const __m512i lo = _mm512_load_si512(kInterleaveLo);
+  const __m512i hi = _mm512_load_si512(kInterleaveHi);
+  __mmask32 words[(V + 1) / 2];
+#pragma GCC unroll 4
+  for (int h = 0; h < (V + 1) / 2; h++) words[h] = wordMask(cols - 32 * h);
+  const uint16_t* next = side != nullptr ? side->next : nullptr;
+  const int64_t nextRows = side != nullptr ? (side->nextRows < 2 * pairs ? side->nextRows : 2 * pairs) : 0;
+  const int64_t nextLd = side != nullptr ? side->nextLd : 0;
+  int64_t due = 0;
+  // One pair step: B's pair q (in registers), the side fetch, the R x V dot products.
+  auto step = [&](int64_t q, bool second) __attribute__((always_inline)) {
+    __m512bh bv[V];
+    if (InPlace) {
+#pragma GCC unroll 4
+      for (int h = 0; h < (V + 1) / 2; h++) {
+        const __m512i x0 = _mm512_maskz_loadu_epi16(words[h], row + 32 * h);
+        const __m512i x1 = second ? _mm512_maskz_loadu_epi16(words[h], row + ldb + 32 * h) : _mm512_setzero_si512();
+        bv[2 * h] = (__m512bh)_mm512_permutex2var_epi16(x0, lo, x1);
+        if (2 * h + 1 < V) bv[2 * h + 1] = (__m512bh)_mm512_permutex2var_epi16(x0, hi, x1);
+      }
+      // Rows 4 pairs ahead towards L1 (the side fetch of the previous block brought them towards L2).
+#pragma GCC unroll 4
+      for (int h = 0; h < (V + 1) / 2; h++) {
+        _mm_prefetch(reinterpret_cast<const char*>(row + 8 * ldb + 32 * h), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(row + 9 * ldb + 32 * h), _MM_HINT_T0);
+      }
+      if (copyB != nullptr) {
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) _mm512_store_si512(copyB + q * NR + 16 * v, (__m512i)bv[v]);
+      }
+      row += 2 * ldb;
+    } else {
+#pragma GCC unroll 4
+      for (int v = 0; v < V; v++) bv[v] = (__m512bh)_mm512_load_si512(b + q * NR + 16 * v);
+    }
+    _mm_prefetch(reinterpret_cast<const char*>(a + q * MR + 16 * MR), _MM_HINT_T0);
+    if (nextRows > 0) {
+      due += nextRows;
+      while (due >= pairs) {  // up to two source rows per pair step
+        due -= pairs;
+        // A row of the next source: 16·V bf16 columns, V/2 cache lines (rounded up).
+#pragma GCC unroll 4
+        for (int l = 0; l < (V + 1) / 2; l++) _mm_prefetch(reinterpret_cast<const char*>(next + 32 * l), _MM_HINT_T1);
+        next += nextLd;
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[q * MR + r]));
+#pragma GCC unroll 8
+      for (int v = 0; v < V; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);
+    }
+  };
+  const int64_t full = kc / 2;
+#pragma GCC unroll 2
+  for (int64_t q = 0; q < full; q++) step(q, true);
+  if (full < pairs) step(full, false);  // an odd last k step, paired with zeros
+  const __m512 va = _mm512_set1_ps(alpha);
+  const __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++) {
+#pragma GCC unroll 8
+    for (int v = 0; v < V; v++) {
+      const __mmask16 m = v == V - 1 ? last : static_cast<__mmask16>(0xFFFF);
+      float* cp = c + r * ldc + 16 * v;
+      __m512 t = _mm512_mul_ps(va, acc[r][v]);
+      if (beta != 0.0f) t = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cp), t);
+      _mm512_mask_storeu_ps(cp, m, t);
+    }
+  }
+}
+
+using TileFn = void (*)(int64_t, const void*, const void*, int64_t, float*, int64_t, float, float, int,
+                        const Bf16Side*, uint32_t*);
+
+// Instances per row count: V = 1..4, and up to kWideNV for the wide in-place tiles of at most kWideRows
+// rows (other rows map the wide slots to V = 4: the driver never asks them for more than NR columns).
+template <int R, bool InPlace>
+struct TileRow {
+  static constexpr bool kWide = InPlace && R <= kWideRows;
+  static constexpr TileFn fns[kWideNV] = {
+      tile<R, 1, InPlace>,          tile<R, 2, InPlace>,          tile<R, 3, InPlace>,
+      tile<R, 4, InPlace>,          tile<R, kWide ? 5 : 4, InPlace>, tile<R, kWide ? 6 : 4, InPlace>,
+      tile<R, kWide ? 7 : 4, InPlace>, tile<R, kWide ? 8 : 4, InPlace>};
+};
+template <int R, bool InPlace>
+constexpr TileFn TileRow<R, InPlace>::fns[kWideNV];
+
+const TileFn* const kTiles[MR] = {TileRow<1, false>::fns, TileRow<2, false>::fns, TileRow<3, false>::fns,
+                                  TileRow<4, false>::fns, TileRow<5, false>::fns, TileRow<6, false>::fns};
+const TileFn* const kTilesInPlace[MR] = {TileRow<1, true>::fns, TileRow<2, true>::fns, TileRow<3, true>::fns,
+                                         TileRow<4, true>::fns, TileRow<5, true>::fns, TileRow<6, true>::fns};
+
+void micro(int64_t kc, const void* a, const void* b, float* c, int64_t ldc, float alpha, float beta, int rows,
+           int cols, const Bf16Side* side) {
+  kTiles[rows - 1][(cols + 15) / 16 - 1](kc, a, b, NR, c, ldc, alpha, beta, cols, side, nullptr);
+}
+
+void microInPlace(int64_t kc, const void* a, const uint16_t* b, int64_t ldb, float* c, int64_t ldc, float alpha,
+                  float beta, int rows, int cols, const Bf16Side* side, void* copyB) {
+  kTilesInPlace[rows - 1][(cols + 15) / 16 - 1](kc, a, b, ldb, c, ldc, alpha, beta, cols, side,
+                                                static_cast<uint32_t*>(copyB));
+}
+
+// A: per pair q of each MR-row panel, MR dwords; rows past mc and the odd last step are zeros. Scalar: A
+// (activations) is m x k against the m x n x k of the product.
+void packA(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, void* dstv) {
+  uint32_t* dst = static_cast<uint32_t*>(dstv);
+  const int64_t pairs = (kc + 1) / 2;
+  for (int64_t i0 = 0; i0 < mc; i0 += MR, dst += MR * pairs) {
+    const int64_t rows = mc - i0 < MR ? mc - i0 : MR;
+    const float* src = a + i0 * rs;
+    for (int64_t q = 0; q < pairs; q++) {
+      for (int r = 0; r < MR; r++) {
+        uint16_t lo = 0, hi = 0;
+        if (r < rows) {
+          lo = bf16Round(src[r * rs + 2 * q * cs]);
+          if (2 * q + 1 < kc) hi = bf16Round(src[r * rs + (2 * q + 1) * cs]);
+        }
+        dst[q * MR + r] = pairOf(lo, hi);
+      }
+    }
+  }
+}
+
+// Transposes the 16x16 block of 32-bit elements in r[0..15] in place: afterwards r[j] holds column j.
+inline __attribute__((always_inline)) void transpose16x16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int s = 0; s < 4; s++) {
+    const __m512 u0 = _mm512_shuffle_f32x4(r[s], r[4 + s], 0x44);
+    const __m512 u1 = _mm512_shuffle_f32x4(r[s], r[4 + s], 0xEE);
+    const __m512 u2 = _mm512_shuffle_f32x4(r[8 + s], r[12 + s], 0x44);
+    const __m512 u3 = _mm512_shuffle_f32x4(r[8 + s], r[12 + s], 0xEE);
+    t[s] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+    t[4 + s] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
+    t[8 + s] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+    t[12 + s] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
+  }
+  for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+// B row-major (cs == 1): rows 2q and 2q+1 interleaved word by word (vpermt2w), 32 columns per pair of
+// loads; masked loads zero the columns past nc and a missing row 2q+1.
+void packBRowMajor(int64_t kc, int64_t nc, const uint16_t* b, int64_t rs, uint32_t* dst) {
+  const __m512i lo = _mm512_load_si512(kInterleaveLo);
+  const __m512i hi = _mm512_load_si512(kInterleaveHi);
+  const int64_t pairs = (kc + 1) / 2;
+  const int64_t panels = (nc + NR - 1) / NR;
+  constexpr int64_t kAhead = 8;  // pairs ahead: the rows are ldb apart, a new page each for wide B
+  for (int64_t q = 0; q < pairs; q++) {
+    const uint16_t* r0 = b + 2 * q * rs;
+    const uint16_t* r1 = r0 + rs;
+    const bool second = 2 * q + 1 < kc;
+    if (q + kAhead < pairs) {
+      for (int64_t j = 0; j < nc; j += 32) {
+        _mm_prefetch(reinterpret_cast<const char*>(r0 + 2 * kAhead * rs + j), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(r1 + 2 * kAhead * rs + j), _MM_HINT_T0);
+      }
+    }
+    for (int64_t g = 0; g < panels; g++) {
+      uint32_t* d = dst + g * NR * pairs + q * NR;
+      for (int h = 0; h < 2; h++) {
+        const int64_t j = g * NR + 32 * h;
+        const int64_t left = nc - j;
+        const __mmask32 m = wordMask(left);
+        const __m512i x0 = _mm512_maskz_loadu_epi16(m, r0 + j);
+        const __m512i x1 = second ? _mm512_maskz_loadu_epi16(m, r1 + j) : _mm512_setzero_si512();
+        _mm512_store_si512(d + 32 * h, _mm512_permutex2var_epi16(x0, lo, x1));
+        _mm512_store_si512(d + 32 * h + 16, _mm512_permutex2var_epi16(x0, hi, x1));
+      }
+    }
+  }
+}
+
+// B transposed (rs == 1): column j of op(B) is source row j, contiguous in k, so pair q of column j is
+// the dword at q of that row; 16x16 dword transposes turn 16 rows into 16 pair rows of a panel.
+void packBTransposed(int64_t kc, int64_t nc, const uint16_t* b, int64_t cs, uint32_t* dst) {
+  const int64_t pairs = (kc + 1) / 2;
+  const int64_t fullPairs = kc / 2;  // pairs with both halves inside k
+  for (int64_t j0 = 0; j0 < nc; j0 += NR, dst += NR * pairs) {
+    const int64_t cols = nc - j0 < NR ? nc - j0 : NR;
+    for (int v = 0; v < NV; v++) {
+      const int64_t c0 = 16 * v;
+      const int n16 = cols - c0 >= 16 ? 16 : cols - c0 <= 0 ? 0 : static_cast<int>(cols - c0);
+      int64_t q = 0;
+      for (; q + 16 <= fullPairs; q += 16) {
+        __m512 r[16];
+        for (int i = 0; i < 16; i++) {
+          r[i] = i < n16 ? _mm512_loadu_ps(reinterpret_cast<const float*>(b + (j0 + c0 + i) * cs + 2 * q))
+                         : _mm512_setzero_ps();
+        }
+        transpose16x16(r);
+        for (int t = 0; t < 16; t++) _mm512_store_ps(reinterpret_cast<float*>(dst + (q + t) * NR + c0), r[t]);
+      }
+      for (; q < pairs; q++) {
+        for (int i = 0; i < 16; i++) {
+          uint16_t lo = 0, hi = 0;
+          if (i < n16) {
+            const uint16_t* col = b + (j0 + c0 + i) * cs;
+            lo = col[2 * q];
+            if (2 * q + 1 < kc) hi = col[2 * q + 1];
+          }
+          dst[q * NR + c0 + i] = pairOf(lo, hi);
+        }
+      }
+    }
+  }
+}
+
+void packBGeneral(int64_t kc, int64_t nc, const uint16_t* b, int64_t rs, int64_t cs, uint32_t* dst) {
+  const int64_t pairs = (kc + 1) / 2;
+  for (int64_t j0 = 0; j0 < nc; j0 += NR, dst += NR * pairs) {
+    const int64_t cols = nc - j0 < NR ? nc - j0 : NR;
+    for (int64_t q = 0; q < pairs; q++) {
+      for (int c = 0; c < NR; c++) {
+        uint16_t lo = 0, hi = 0;
+        if (c < cols) {
+          lo = b[2 * q * rs + (j0 + c) * cs];
+          if (2 * q + 1 < kc) hi = b[(2 * q + 1) * rs + (j0 + c) * cs];
+        }
+        dst[q * NR + c] = pairOf(lo, hi);
+      }
+    }
+  }
+}
+
+void packB(int64_t kc, int64_t nc, const uint16_t* b, int64_t rs, int64_t cs, void* dstv) {
+  uint32_t* dst = static_cast<uint32_t*>(dstv);
+  if (cs == 1) {
+    packBRowMajor(kc, nc, b, rs, dst);
+  } else if (rs == 1) {
+    packBTransposed(kc, nc, b, cs, dst);
+  } else {
+    packBGeneral(kc, nc, b, rs, cs, dst);
+  }
+}
+
+}  // namespace
+
+Bf16Kernel avx512Bf16Dot() {
+  return Bf16Kernel{"vdpbf16ps", MR, NR, 16 * kWideNV, kWideRows, kKC, 2, 2, packA, packB, micro, microInPlace};
+}
+
+}  // namespace glam

@@ -1,0 +1,159 @@
+// bf16 product driver. One route for every m, tile-major: A is packed once over all of k (rounded to
+// bf16); the columns are cut into nr-wide tiles, runs of which the threads claim; for each tile and KC
+// block, B is packed into a per-thread panel (kept in L1/L2) and every row panel of A runs over it. While a
+// block computes, its micro-kernel calls fetch the source of the block the thread packs next towards L2,
+// spread over them, so a decode product (a few rows against a large weight matrix, bound by memory
+// bandwidth) streams the weights at close to the memory's rate: half the bytes of float32 weights.
+// k is cut at multiples of the kernel's KC whatever m is, and each element is summed and stored the same
+// way by every tile: a row of C never depends on the number of rows, nor on the thread count.
+#include "gemm_bf16.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "blocking.h"
+#include "isa.h"
+#include "threadpool.h"
+
+namespace glam {
+namespace {
+
+using blocking::ceilDiv;
+using blocking::kMinFlopsPerThread;
+using blocking::minI;
+using blocking::Scratch;
+
+thread_local Scratch tlsA16;
+thread_local Scratch tlsB16;
+
+// Bytes of a packed block of `units` rows (or columns) over kc steps.
+int64_t packedBytes(const Bf16Kernel& kern, int64_t units, int64_t kc) {
+  return units * ceilDiv(kc, kern.kStep) * kern.kStep * kern.elemBytes;
+}
+
+// A (m x k) packed over all of k into `dst`: KC block pb starts at packedBytes(rowPanels·mr, pb·KC).
+void packAllA(const Bf16Kernel& kern, int64_t m, int64_t k, const float* a, int64_t rsA, int64_t csA, char* dst) {
+  const int64_t rows = ceilDiv(m, kern.mr) * kern.mr;
+  for (int64_t pc = 0; pc < k; pc += kern.kc) {
+    kern.packA(m, minI(kern.kc, k - pc), a + pc * csA, rsA, csA, dst + packedBytes(kern, rows, pc));
+  }
+}
+
+char* scratchBytes(Scratch& s, int64_t bytes) { return reinterpret_cast<char*>(s.get(ceilDiv(bytes, 4))); }
+
+// Columns per tile: wide when few rows read B in place.
+int64_t tileWidth(const Bf16Kernel& kern, int64_t m, int64_t csB) {
+  return csB == 1 && kern.microInPlace != nullptr && m <= kern.wideRows ? kern.nrWide : kern.nr;
+}
+
+// Columns [j0, j1) (tiles of tileWidth columns from j0) of C[m x n] = alpha·A·B + beta·C, A packed by
+// packAllA.
+void runTiles(const Bf16Kernel& kern, int64_t m, int64_t k, const char* packedA, const uint16_t* b, int64_t rsB,
+              int64_t csB, int64_t j0, int64_t j1, float* c, int64_t ldc, float alpha, float beta) {
+  const int64_t mr = kern.mr, nr = tileWidth(kern, m, csB), kcMax = kern.kc;
+  const int64_t rowPanels = ceilDiv(m, mr);
+  const int64_t kBlocks = ceilDiv(k, kcMax);
+  char* packedB = scratchBytes(tlsB16, packedBytes(kern, kern.nr, kcMax));
+  for (int64_t j = j0; j < j1; j += nr) {
+    const int cols = static_cast<int>(minI(nr, j1 - j));
+    for (int64_t pb = 0; pb < kBlocks; pb++) {
+      const int64_t pc = pb * kcMax;
+      const int64_t kc = minI(kcMax, k - pc);
+      // A row-major B is read in place by the first row panel (which copies it for the others) when the
+      // kernel can: one pass over the weights, no separate packing.
+      const bool inPlace = csB == 1 && kern.microInPlace != nullptr;
+      if (!inPlace) kern.packB(kc, cols, b + pc * rsB + j * csB, rsB, csB, packedB);
+      // The source the next packing reads (row-major B): this tile's next KC block, else the next tile's first.
+      Bf16Side next;
+      if (csB == 1 && pb + 1 < kBlocks) {
+        next = Bf16Side{b + (pc + kcMax) * rsB + j, rsB, minI(kcMax, k - pc - kcMax)};
+      } else if (csB == 1 && j + nr < j1) {
+        next = Bf16Side{b + j + nr, rsB, minI(kcMax, k)};
+      }
+      const int64_t perPanel = ceilDiv(next.nextRows, rowPanels);
+      const char* aBlock = packedA + packedBytes(kern, rowPanels * mr, pc);
+      for (int64_t ip = 0; ip < rowPanels; ip++) {
+        Bf16Side side;
+        side.nextRows = std::max<int64_t>(0, minI(perPanel, next.nextRows - ip * perPanel));
+        side.next = side.nextRows > 0 ? next.next + ip * perPanel * rsB : nullptr;
+        side.nextLd = rsB;
+        const char* aPanel = aBlock + packedBytes(kern, ip * mr, kc);
+        float* cTile = c + ip * mr * ldc + j;
+        const int rows = static_cast<int>(minI(mr, m - ip * mr));
+        const float blockBeta = pb == 0 ? beta : 1.0f;
+        if (inPlace && ip == 0) {
+          kern.microInPlace(kc, aPanel, b + pc * rsB + j, rsB, cTile, ldc, alpha, blockBeta, rows, cols, &side,
+                            rowPanels > 1 ? packedB : nullptr);
+        } else {
+          kern.micro(kc, aPanel, packedB, cTile, ldc, alpha, blockBeta, rows, cols, &side);
+        }
+      }
+    }
+  }
+}
+
+// rows x cols of C (ldc) = beta·C; beta == 0 writes zeros without reading C.
+void scaleRows(float* c, int64_t rows, int64_t cols, int64_t ldc, float beta) {
+  if (beta == 1.0f) return;
+  for (int64_t i = 0; i < rows; i++) {
+    float* row = c + i * ldc;
+    if (beta == 0.0f) {
+      std::memset(row, 0, static_cast<size_t>(cols) * sizeof(float));
+    } else {
+      for (int64_t j = 0; j < cols; j++) row[j] *= beta;
+    }
+  }
+}
+
+}  // namespace
+
+void gemmBf16(const Bf16Call& g) {
+  if (g.m == 0 || g.n == 0) return;
+  if (g.k == 0 || g.alpha == 0.0f) {
+    scaleRows(g.c, g.m, g.n, g.ldc, g.beta);
+    return;
+  }
+  const Bf16Kernel& kern = currentBf16();
+  const double flops = 2.0 * static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
+  const int64_t tiles = ceilDiv(g.n, tileWidth(kern, g.m, g.csB));
+  const int nt = threadsFor(flops, kMinFlopsPerThread, tiles);
+  char* packedA = scratchBytes(tlsA16, packedBytes(kern, ceilDiv(g.m, kern.mr) * kern.mr, g.k));
+  packAllA(kern, g.m, g.k, g.a, g.rsA, g.csA, packedA);
+  // Runs of tiles: about four per thread, so a late thread costs little and each run streams B ahead.
+  const int64_t run = nt > 1 ? std::max<int64_t>(1, tiles / (4 * nt)) : tiles;
+  const int64_t width = run * tileWidth(kern, g.m, g.csB);
+  forEachUnit(nt, ceilDiv(tiles, run), [&](int64_t u) {
+    runTiles(kern, g.m, g.k, packedA, g.b, g.rsB, g.csB, u * width, minI(g.n, (u + 1) * width), g.c, g.ldc, g.alpha,
+             g.beta);
+  });
+}
+
+void gemmGroupedBf16(const Bf16GroupedCall& g) {
+  if (g.n == 0 || g.groups == 0) return;
+  const Bf16Kernel& kern = currentBf16();
+  const int64_t tiles = ceilDiv(g.n, kern.nrWide);  // runs are whole wide tiles (wide tiles are whole tiles)
+  double flops = 0;
+  for (int64_t e = 0; e < g.groups; e++) {
+    flops += 2.0 * static_cast<double>(g.offsets[e + 1] - g.offsets[e]) * static_cast<double>(g.n * g.d);
+  }
+  const int nt = threadsFor(flops, kMinFlopsPerThread);
+  // Units: (group, run of tiles); a group's A rows are packed by each of its units (they are few rows).
+  const int64_t run = nt > 1 ? std::max<int64_t>(1, tiles / (2 * nt)) : tiles;
+  const int64_t runs = ceilDiv(tiles, run);
+  forEachUnit(nt, g.groups * runs, [&](int64_t u) {
+    const int64_t e = u / runs, r = u % runs;
+    const int64_t row0 = g.offsets[e], rows = g.offsets[e + 1] - row0;
+    if (rows == 0) return;
+    float* c = g.c + e * g.strideC + row0 * g.ldc;
+    const int64_t j0 = r * run * kern.nrWide, j1 = minI(g.n, (r + 1) * run * kern.nrWide);
+    if (g.d == 0 || g.alpha == 0.0f) {
+      scaleRows(c + j0, rows, j1 - j0, g.ldc, g.beta);
+      return;
+    }
+    char* packedA = scratchBytes(tlsA16, packedBytes(kern, ceilDiv(rows, kern.mr) * kern.mr, g.d));
+    packAllA(kern, rows, g.d, g.a + row0 * g.lda, g.lda, 1, packedA);
+    runTiles(kern, rows, g.d, packedA, g.b + e * g.strideB, g.rsB, g.csB, j0, j1, c, g.ldc, g.alpha, g.beta);
+  });
+}
+
+}  // namespace glam
