@@ -12,6 +12,7 @@ const COMMANDS: Record<string, string> = {
   generate: 'sample text from a checkpoint',
   eval: "GLaM's evaluation protocol on its 29 tasks",
   plot: 'plot training curves of a run to SVG',
+  sweep: "research sweeps: GLaM's claims at CPU scale (MoE vs dense, experts, capacity, filter)",
   bench: 'benchmarks (gemm, peak, moe, ...)',
 };
 

@@ -189,9 +189,13 @@ export class Dataset {
   /**
    * The validation split, in a fixed order: each category's stream cut into consecutive
    * windows of seqLen + 1 tokens (a short tail is dropped), `rows` per batch (the last may
-   * hold fewer). `maxBatches` bounds the work.
+   * hold fewer). `maxBatches` bounds the work; `categories` keeps only those categories.
    */
-  *validationBatches(rows: number, seqLen: number, opts: { maxBatches?: number } = {}): Generator<TokenRows> {
+  *validationBatches(
+    rows: number,
+    seqLen: number,
+    opts: { maxBatches?: number; categories?: readonly Category[] } = {},
+  ): Generator<TokenRows> {
     checkShape(rows, seqLen);
     const n = seqLen + 1;
     const max = opts.maxBatches ?? Number.POSITIVE_INFINITY;
@@ -199,7 +203,11 @@ export class Dataset {
     let tokens = new Int32Array(rows * n);
     let cats: Category[] = [];
     // Round-robin over the categories, so a bounded number of batches still covers all of them.
-    const cursors = CATEGORIES.filter((c) => this.valid.has(c)).map((c) => ({ c, off: 0 }));
+    const wanted = opts.categories ?? CATEGORIES;
+    const cursors = CATEGORIES.filter((c) => this.valid.has(c) && wanted.includes(c)).map((c) => ({
+      c,
+      off: 0,
+    }));
     for (;;) {
       const open = cursors.filter((k) => k.off + n <= this.valid.get(k.c)!.length);
       if (open.length === 0) break;

@@ -82,6 +82,9 @@ export interface StepRecord {
   load_balance: number;
   dropped_fraction: number;
   router_entropy: number;
+  /** Per MoE layer (the two above are their means). */
+  layer_dropped_fraction: number[];
+  layer_router_entropy: number[];
   val_loss?: number;
   val_lm_loss?: number;
   event?: string;
@@ -141,20 +144,40 @@ function meanParts(parts: LossParts[]): {
 /** Expert-load statistics of the last micro-batch's forward. */
 function moeSummary(
   parts: LossParts,
-): Pick<StepRecord, 'expert_load' | 'load_balance' | 'dropped_fraction' | 'router_entropy'> {
+): Pick<
+  StepRecord,
+  | 'expert_load'
+  | 'load_balance'
+  | 'dropped_fraction'
+  | 'router_entropy'
+  | 'layer_dropped_fraction'
+  | 'layer_router_entropy'
+> {
   if (parts.moe.length === 0)
-    return { expert_load: [], load_balance: 1, dropped_fraction: 0, router_entropy: 0 };
+    return {
+      expert_load: [],
+      load_balance: 1,
+      dropped_fraction: 0,
+      router_entropy: 0,
+      layer_dropped_fraction: [],
+      layer_router_entropy: [],
+    };
   const loads = parts.moe.map((m) => {
     const total = m.load.reduce((s, v) => s + v, 0);
     return m.load.map((v) => (total > 0 ? v / total : 0));
   });
   const balance = loads.map((l) => Math.max(...l) * l.length);
   const avg = (xs: number[]): number => xs.reduce((s, v) => s + v, 0) / xs.length;
+  const dropped = parts.moe.map((m) => m.droppedFraction);
+  const entropy = parts.moe.map((m) => m.routerEntropy);
+  const round = (v: number): number => Number(v.toFixed(5));
   return {
-    expert_load: loads.map((l) => l.map((v) => Number(v.toFixed(5)))),
+    expert_load: loads.map((l) => l.map(round)),
     load_balance: avg(balance),
-    dropped_fraction: avg(parts.moe.map((m) => m.droppedFraction)),
-    router_entropy: avg(parts.moe.map((m) => m.routerEntropy)),
+    dropped_fraction: avg(dropped),
+    router_entropy: avg(entropy),
+    layer_dropped_fraction: dropped.map(round),
+    layer_router_entropy: entropy.map(round),
   };
 }
 
@@ -168,8 +191,10 @@ function evaluate(
   let lm = 0;
   // A fixed seed keeps validation deterministic and leaves the training RNG untouched.
   const rng = new Rng(0);
+  // Validation is inference: MoE layers route at eval_capacity_factor (dropless by default).
+  const capacityFactor = model.config.eval_capacity_factor;
   for (const b of batches) {
-    const parts = model.forward(weights, ws, b, { rng });
+    const parts = model.forward(weights, ws, b, { rng, capacityFactor });
     loss += parts.total;
     lm += parts.lm;
   }

@@ -1,0 +1,174 @@
+/** Research sweeps: plans, the analysis of run metrics, and `glam sweep` end to end on tiny runs. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  BUILTIN_PLANS,
+  builtinPlan,
+  type CurvePoint,
+  crossingTokens,
+  loadPlanFile,
+  type ResearchRun,
+  routingTail,
+} from '../../src/train/sweep.js';
+import { Rng } from '../../src/util/rng.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const BIN = path.resolve(here, '../../../bin/glam.js');
+const root = mkdtempSync(path.join(tmpdir(), 'glam-sweep-'));
+const data = path.join(root, 'data');
+
+function glam(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+const pts = (vals: number[]): CurvePoint[] =>
+  vals.map((v, i) => ({ step: (i + 1) * 10, tokens: (i + 1) * 1000, valLm: v }));
+
+test('crossing: the first point from which the second curve stays below the first', () => {
+  assert.equal(
+    crossingTokens(pts([5, 4, 3, 2]), pts([6, 3.9, 3.1, 1.9])),
+    4000,
+    'dips back above at step 30',
+  );
+  assert.equal(crossingTokens(pts([5, 4, 3]), pts([4.9, 3.9, 2.9])), 1000);
+  assert.equal(crossingTokens(pts([5, 4, 3]), pts([5.1, 4.1, 3])), null, 'equal is not below');
+  // Only the steps both runs logged are compared.
+  assert.equal(crossingTokens(pts([5, 4, 3]), pts([6, 3]).slice(0, 1)), null);
+});
+
+test('routing tail: means over the last 100 steps, the least-loaded expert of any layer', () => {
+  const routing = [50, 150, 200].map((step) => ({
+    step,
+    minLoad: step === 50 ? [0.1, 0.1] : [0.8, 0.6],
+    droppedFraction: step === 50 ? [0.5, 0.5] : [0.1, 0.05],
+    routerEntropy: [2, 2],
+  }));
+  const tail = routingTail(routing)!;
+  assert.equal(tail.minLoad, 0.6);
+  assert.ok(Math.abs(tail.dropped - 0.075) < 1e-12);
+  assert.equal(routingTail([]), undefined);
+});
+
+test('built-in plans: research is the union of the others, run names unique, shared runs identical', () => {
+  const research = builtinPlan('research');
+  const names = research.runs.map((r) => r.name);
+  assert.equal(new Set(names).size, names.length);
+  for (const p of BUILTIN_PLANS.filter((x) => x !== 'research')) {
+    for (const r of builtinPlan(p).runs) {
+      assert.deepEqual(
+        research.runs.find((x) => x.name === r.name),
+        r,
+      );
+    }
+  }
+  // The experts experiment varies only the number of experts around the dense model.
+  const experts = research.experiments.find((e) => e.id === 'experts')!;
+  assert.deepEqual(
+    experts.runs.map((r) => r.label),
+    ['dense', '4E', '8E', '16E', '32E', '64E'],
+  );
+  assert.throws(() => builtinPlan('nope'), /unknown sweep plan 'nope'/);
+});
+
+test('plan files: bad plans are refused with the file and the problem named', () => {
+  const file = path.join(root, 'bad.json');
+  writeFileSync(
+    file,
+    JSON.stringify({ tokens: 10, batch: 1, seqLen: 8, evalEvery: 1, evalBatches: 1, runs: [] }),
+  );
+  assert.throws(() => loadPlanFile(file), /bad\.json: 'runs' must be a non-empty array/);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      tokens: 10,
+      batch: 1,
+      seqLen: 8,
+      evalEvery: 1,
+      evalBatches: 1,
+      runs: [{ name: 'a/b', preset: 'tiny' }],
+    }),
+  );
+  assert.throws(() => loadPlanFile(file), /run name "a\/b" must be/);
+});
+
+before(() => {
+  const rng = new Rng(7);
+  const words = 'a small ship sailed on the calm grey sea at dawn with nine old men aboard'.split(' ');
+  const docs = Array.from({ length: 60 }, (_, i) => {
+    const w = Array.from({ length: 50 }, () => words[rng.int(words.length)]!);
+    return `Part ${i}. ${w.join(' ')}.`;
+  });
+  writeFileSync(path.join(root, 'book.txt'), docs.join('\n\n'));
+  writeFileSync(
+    path.join(root, 'data.json'),
+    JSON.stringify({
+      sources: [{ path: 'book.txt', category: 'books', split: 'paragraph' }],
+      vocab_size: 400,
+      valid_fraction: 0.1,
+      min_category_tokens: 0,
+      quality: { enabled: false },
+    }),
+  );
+  const r = glam('prepare', '--data-config', path.join(root, 'data.json'), '--out', data);
+  assert.equal(r.code, 0, r.stderr);
+});
+
+after(() => rmSync(root, { recursive: true, force: true }));
+
+test('glam sweep: trains each run once, reports research.json and plots, resumes and refuses a changed spec', () => {
+  const plan = {
+    name: 'tiny',
+    tokens: 6 * 2 * 16,
+    batch: 2,
+    seqLen: 16,
+    evalEvery: 2,
+    evalBatches: 2,
+    runs: [
+      { name: 'dense', label: 'dense', preset: 'tiny', seed: 1 },
+      { name: 'moe', label: 'MoE', preset: 'tiny-moe', seed: 1, overrides: { capacity_factor: 0 } },
+    ],
+  };
+  const planFile = path.join(root, 'plan.json');
+  writeFileSync(planFile, JSON.stringify(plan));
+  const out = path.join(root, 'sweep');
+  const args = ['sweep', '--plan', planFile, '--out', out, '--data', data, '--jobs', '2', '--threads', '1'];
+  const r = glam(...args);
+  assert.equal(r.code, 0, r.stderr);
+  const research = JSON.parse(readFileSync(path.join(out, 'research.json'), 'utf8')) as {
+    runs: ResearchRun[];
+    crossings: { dense: string; moe: string; tokens: number | null }[];
+  };
+  assert.deepEqual(
+    research.runs.map((x) => [x.name, x.n_experts, x.tokens, x.seed]),
+    [
+      ['dense', 0, 192, 1],
+      ['moe', 8, 192, 1],
+    ],
+  );
+  for (const x of research.runs) {
+    assert.ok(Number.isFinite(x.val_loss) && x.val_loss > 0, `${x.name} val_loss ${x.val_loss}`);
+    assert.ok(x.total_params >= x.active_params && x.train_flops > 0);
+  }
+  assert.equal(research.runs[1]!.dropped_fraction_last100, 0, 'dropless');
+  assert.equal(research.crossings.length, 1);
+  assert.ok(existsSync(path.join(out, 'runs.svg')));
+  assert.match(readFileSync(path.join(out, 'summary.md'), 'utf8'), /\| dense \| 0 \|/);
+  assert.match(r.stdout, /validation loss|val loss/);
+
+  // Again: nothing to train.
+  const again = glam(...args);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /2 runs, 2 already finished; 0 to train/);
+
+  // Another budget under the same --out would silently mix specs: refused, nothing removed.
+  const changed = glam(...args, '--tokens', '64');
+  assert.equal(changed.code, 1);
+  assert.match(changed.stderr, /was trained with another spec/);
+  assert.ok(existsSync(path.join(out, 'runs', 'dense', 'metrics.jsonl')));
+});
