@@ -10,9 +10,10 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Category } from '../data/categories.js';
-import { inputsAndTargets, openDataset } from '../data/dataset.js';
+import { openDataset, toBatch } from '../data/dataset.js';
 import { accounting } from '../model/accounting.js';
 import { GlamModel } from '../model/glam.js';
+import { Workspace } from '../model/workspace.js';
 import { listCheckpointSteps, loadModelCheckpoint } from '../train/checkpoints.js';
 import {
   BUILTIN_PLANS,
@@ -275,14 +276,14 @@ function judgedLoss(
     const c = JSON.parse(readFileSync(cache, 'utf8')) as { key: string; loss: number };
     if (c.key === key) return c.loss;
   }
-  const model = new GlamModel(ck.config, ck.params);
+  const model = new GlamModel(ck.config);
+  const ws = new Workspace(ck.config);
   const ds = openDataset(dataDir);
   let lm = 0;
   let tokens = 0;
   const rng = new Rng(0);
-  for (const b of ds.validationBatches(plan.batch, plan.seqLen, { categories })) {
-    const { inputs, targets } = inputsAndTargets(b);
-    const parts = model.forward(inputs, targets, b.rows, b.seqLen, {
+  for (const rows of ds.validationBatches(plan.batch, plan.seqLen, { categories })) {
+    const parts = model.forward(ck.weights, ws, toBatch(rows), {
       rng,
       capacityFactor: ck.config.eval_capacity_factor,
     });

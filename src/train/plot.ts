@@ -26,8 +26,6 @@ export interface Panel {
   title: string;
   /** What the y axis measures (the axis label); "(log scale)" is added for logY. */
   yLabel: string;
-  /** What the x axis measures (default 'step'). */
-  xLabel?: string;
   series: Series[];
   logY?: boolean;
   /** Log-scaled x axis, labelled at `xTicks` (default: the axis counts steps, integer ticks). */

@@ -133,6 +133,17 @@ test('glam sweep: trains each run once, reports research.json and plots, resumes
       { name: 'dense', label: 'dense', preset: 'tiny', seed: 1 },
       { name: 'moe', label: 'MoE', preset: 'tiny-moe', seed: 1, overrides: { capacity_factor: 0 } },
     ],
+    experiments: [
+      {
+        id: 'runs',
+        title: 'tiny',
+        runs: [
+          { name: 'dense', label: 'dense' },
+          { name: 'moe', label: 'MoE' },
+        ],
+        judgedOn: { dataset: 'default', categories: ['books'] },
+      },
+    ],
   };
   const planFile = path.join(root, 'plan.json');
   writeFileSync(planFile, JSON.stringify(plan));
@@ -156,6 +167,10 @@ test('glam sweep: trains each run once, reports research.json and plots, resumes
     assert.ok(x.total_params >= x.active_params && x.train_flops > 0);
   }
   assert.equal(research.runs[1]!.dropped_fraction_last100, 0, 'dropless');
+  // Judged on the books validation text (the only category here): the final validation loss.
+  const judged = JSON.parse(readFileSync(path.join(out, 'runs', 'dense', 'judged.json'), 'utf8'));
+  assert.equal(judged.loss, research.runs[0]!.val_loss);
+  assert.ok(judged.tokens > 0);
   assert.equal(research.crossings.length, 1);
   assert.ok(existsSync(path.join(out, 'runs.svg')));
   assert.match(readFileSync(path.join(out, 'summary.md'), 'utf8'), /\| dense \| 0 \|/);
