@@ -1,4 +1,4 @@
-import { loadNative } from './native.js';
+import { checkThreadsEnv, loadNative } from './native.js';
 import type { Kernels } from './ops.js';
 import { referenceKernels } from './reference.js';
 
@@ -26,6 +26,7 @@ let active: Kernels | undefined;
  * on stderr, that the (much slower) reference kernels run and why.
  */
 function chooseKernels(): Kernels {
+  checkThreadsEnv();
   const wanted = process.env.GLAM_BACKEND ?? '';
   if (wanted === 'reference') return referenceKernels;
   if (wanted !== '' && wanted !== 'native') {

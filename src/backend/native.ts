@@ -116,7 +116,16 @@ export function opTableDifferences(table: Readonly<Record<string, string>> | und
 let cached: NativeLoad | undefined;
 
 /** Loads the addon once; never throws (the failure reason is returned instead). */
+/** GLAM_THREADS, when set, must be a thread count: the addon would ignore a bad value without a word. */
+export function checkThreadsEnv(): void {
+  const threads = process.env.GLAM_THREADS;
+  if (threads !== undefined && !(/^\d+$/.test(threads) && Number(threads) >= 1 && Number(threads) <= 1024)) {
+    throw new Error(`GLAM_THREADS must be an integer in [1, 1024] (compute threads), got '${threads}'`);
+  }
+}
+
 export function loadNative(): NativeLoad {
+  checkThreadsEnv();
   if (cached) return cached;
   try {
     const require = createRequire(import.meta.url);

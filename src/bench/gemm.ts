@@ -3,6 +3,7 @@
  * Timings are per call; a sample repeats short calls until it lasts about a millisecond, so timer
  * resolution never dominates. Results are medians over samples with their spread.
  */
+import { totalmem } from 'node:os';
 import { alignedFloat32, type Kernels, mat, transpose } from '../backend/index.js';
 import type { IsaKey, NativeKernels } from '../backend/native.js';
 import { type Summary, summarize, timeSeconds } from './stats.js';
@@ -73,6 +74,17 @@ export function benchGemm(kern: Kernels, opts: GemmBenchOptions): GemmBenchResul
   if (!Number.isInteger(repeat) || repeat < 1)
     throw new Error(`bench gemm: repeat must be >= 1, got ${repeat}`);
   if (opts.threads !== undefined) kern.setThreads(opts.threads);
+  // Refuse sizes this machine cannot hold before allocating (else only "Array buffer allocation failed").
+  const bytes = 4 * (m * k + k * n + m * n);
+  const largest = Math.max(m * k, k * n, m * n);
+  if (bytes > 0.8 * totalmem() || largest > 2 ** 31) {
+    const gb = (x: number) => `${(x / 2 ** 30).toFixed(1)} GiB`;
+    throw new Error(
+      `bench gemm: m=${m} n=${n} k=${k} needs ${gb(bytes)} for A, B and C (float32)` +
+        (largest > 2 ** 31 ? `, one operand of ${largest} elements (at most 2^31)` : '') +
+        `; this machine has ${gb(totalmem())}`,
+    );
+  }
   const ta = trans[0] === 'T';
   const tb = trans[1] === 'T';
   const a = randomFill(alignedFloat32(m * k), 1);

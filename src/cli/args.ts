@@ -29,3 +29,22 @@ export function requireOption(command: string, name: string, value: string | und
     throw new Error(`${command}: --${name} is required (see glam ${command} --help)`);
   return value;
 }
+
+/**
+ * `--max-steps -5` as `--max-steps=-5`: Node's parseArgs takes a value that starts with '-' for
+ * an option of its own and gives up with "argument is ambiguous", so a negative number after a
+ * flag would never reach the command's range check. Only numbers are joined; a flag that takes
+ * no value then reports that instead.
+ */
+export function joinNegativeValues(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const next = args[i + 1];
+    if (/^--[^=]+$/.test(a) && next !== undefined && /^-(\d|\.\d|Infinity$)/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}

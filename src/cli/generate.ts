@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { Tokenizer } from '../data/tokenizer.js';
 import { generateIds } from '../infer/generate.js';
+import { validateSampling } from '../infer/sample.js';
 import { TOKENIZER_FILE } from '../model/checkpoint.js';
 import { GlamModel } from '../model/glam.js';
 import { loadModelCheckpoint } from '../train/checkpoints.js';
@@ -39,6 +40,15 @@ export async function run(args: string[]): Promise<void> {
     return;
   }
   const prompt = requireOption('generate', 'prompt', v.prompt);
+  // Every option is checked before anything is printed: an error never follows the prompt on stdout.
+  const sampling = {
+    maxTokens: intOption('max-tokens', v['max-tokens'], 0),
+    temperature: numberOption('temperature', v.temperature),
+    topK: intOption('top-k', v['top-k'], 0),
+    topP: numberOption('top-p', v['top-p']),
+    seed: intOption('seed', v.seed, 0),
+  };
+  validateSampling(sampling);
   const ck = loadModelCheckpoint(requireOption('generate', 'model', v.model));
   const dir = ck.dir;
   if (ck.tokenizerPath === undefined)
@@ -49,17 +59,14 @@ export async function run(args: string[]): Promise<void> {
   }
   const model = new GlamModel(ck.config);
   const ids = tokenizer.encode(prompt);
+  if (ids.length === 0) throw new Error('generate: the prompt encodes to no tokens');
   process.stdout.write(prompt);
   // Decode the whole continuation each time and print the new suffix, so multi-byte
   // characters split across byte-fallback tokens come out whole.
   const produced: number[] = [];
   let printed = '';
   generateIds(model, ck.weights, ids, {
-    maxTokens: intOption('max-tokens', v['max-tokens'], 0),
-    temperature: numberOption('temperature', v.temperature),
-    topK: intOption('top-k', v['top-k'], 0),
-    topP: numberOption('top-p', v['top-p']),
-    seed: intOption('seed', v.seed, 0),
+    ...sampling,
     stopToken: tokenizer.eosId,
     onToken(id) {
       produced.push(id);

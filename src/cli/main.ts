@@ -2,6 +2,8 @@
  * `glam` command dispatcher. Each command lives in its own file `src/cli/<name>.ts`
  * exporting `run(args: string[]): Promise<void>`; this file only routes and reports errors.
  */
+import { joinNegativeValues } from './args.js';
+
 const COMMANDS: Record<string, string> = {
   info: 'parameter, FLOP and memory accounting of a config',
   init: 'write a freshly initialised checkpoint',
@@ -36,7 +38,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const mod = (await import(`./${cmd}.js`)) as CommandModule;
-  await mod.run(rest);
+  await mod.run(joinNegativeValues(rest));
   return 0;
 }
 

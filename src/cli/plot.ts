@@ -12,8 +12,11 @@ loss parts, learning rate, expert load balance and dropped fraction) to an SVG
 file (default RUN_DIR/curves.svg). An existing file is replaced only when glam plot
 wrote it (--force replaces any regular file; a symbolic link is never followed).`;
 
-/** Refuse to replace a file glam plot did not write, unless forced. */
+/** Refuse to replace a file glam plot did not write, unless forced; the directory must exist. */
 function checkOutput(out: string, force: boolean): void {
+  const dir = path.dirname(path.resolve(out));
+  if (!lstatOrUndefined(dir)?.isDirectory())
+    throw new Error(`cannot write ${out}: the directory ${path.dirname(out)} does not exist`);
   const st = lstatOrUndefined(out);
   if (st === undefined || force || (st.isFile() && isOwnSvg(out))) return;
   if (st.isFile())

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { kernels } from '../backend/index.js';
+import { DEFAULT_VOCAB_SIZE, defaultDataConfig } from '../data/config.js';
 import { type Dataset, openDataset, toBatch, validatePosition } from '../data/dataset.js';
 import { loadCheckpointConfig } from '../model/checkpoint.js';
 import type { GlamConfig } from '../model/config.js';
@@ -14,10 +15,11 @@ import { listCheckpointSteps, loadNewestUsable } from '../train/checkpoints.js';
 import { checkFreshRun, lockRun } from '../train/run-dir.js';
 import { type BatchSource, DEFAULT_TRAIN_SETTINGS, type TrainSettings, train } from '../train/trainer.js';
 import { READ_LIMITS, readTextFile } from '../util/files.js';
-import { formatDuration, ProgressBar } from '../util/progress.js';
+import { formatDuration } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
 import { intOption, numberOption } from './args.js';
 import { prepareWithProgress } from './prepare.js';
+import { TrainProgress } from './train-progress.js';
 
 const DEFAULT_CONFIG = 'small-moe';
 const DEFAULT_DATA = 'data/default';
@@ -34,14 +36,17 @@ ${DEFAULT_MINUTES} minutes into runs/${DEFAULT_CONFIG}.
 options:
   --config NAME|FILE    model preset or config.json (default ${DEFAULT_CONFIG}); a preset's vocab_size
                         follows the dataset's tokenizer
-  --data DIR            prepared dataset (default ${DEFAULT_DATA}; prepared on first use)
+  --data DIR            prepared dataset (default ${DEFAULT_DATA}: the bundled corpus with its own
+                        ${DEFAULT_VOCAB_SIZE}-token vocabulary, prepared on first use)
   --max-steps N         stop after N optimizer steps
-  --max-tokens N        stop after N training tokens
-  --time MIN            stop after MIN minutes (default ${DEFAULT_MINUTES} when no limit is given)
+  --max-tokens N        stop after N training tokens (instead of --max-steps)
+  --time MIN            stop after MIN minutes (default ${DEFAULT_MINUTES} when no limit is given; with
+                        --max-steps or --max-tokens, whichever comes first)
   --seed N              seed of initialisation, data order and routing coins (default 0)
   --out DIR             run directory: metrics.jsonl, checkpoints/ (default runs/<config>)
-  --resume              continue from the latest checkpoint in --out
-  --overwrite           start afresh even if --out holds checkpoints
+  --resume              continue from the latest checkpoint in --out (a damaged one is skipped)
+  --overwrite           start afresh even if --out holds an earlier run (deletes only the
+                        checkpoints and metrics glam wrote there)
   --batch-size N        sequences per micro-batch (default 8)
   --seq-len N           tokens per sequence (default min(128, max_seq_len))
   --grad-accum N        micro-batches per step (default 1)
@@ -52,9 +57,22 @@ options:
   --checkpoint-every N  steps between checkpoints (default 200)
   --keep N              checkpoints kept (default 3)
   --eval-every N        steps between validation runs (default 100)
-  --eval-batches N      validation batches per run (default 8)
+  --eval-batches N      validation batches per run (default 8; 0: no validation)
   --threads N           compute threads (default: all cores, or GLAM_THREADS)
   -h, --help            this help`;
+
+/**
+ * Prepare the default dataset: the bundled corpus with the default data config, whose
+ * vocabulary (DEFAULT_VOCAB_SIZE) is the default dataset's own, whatever model is trained
+ * first; presets adopt the dataset's vocabulary.
+ */
+async function prepareDefaultDataset(dir: string): Promise<void> {
+  const config = defaultDataConfig();
+  console.error(
+    `No prepared data in ${dir}: preparing the bundled corpus (vocabulary ${config.vocab_size}; once).`,
+  );
+  await prepareWithProgress({ out: dir, config });
+}
 
 /** Adapts a prepared Dataset to the trainer's BatchSource. */
 class DatasetSource implements BatchSource {
@@ -146,6 +164,10 @@ export async function run(args: string[]): Promise<void> {
   const lr = numberOption('lr', v.lr);
   if (!(lr > 0)) throw new Error(`--lr must be > 0, got ${lr}`);
   const limits: Pick<TrainSettings, 'maxSteps' | 'maxTokens' | 'timeMinutes'> = {};
+  if (v['max-steps'] !== undefined && v['max-tokens'] !== undefined)
+    throw new Error(
+      '--max-steps and --max-tokens are alternatives: pass one of them (--time may go with either)',
+    );
   if (v['max-steps'] !== undefined) limits.maxSteps = intOption('max-steps', v['max-steps'], 1);
   if (v['max-tokens'] !== undefined) limits.maxTokens = intOption('max-tokens', v['max-tokens'], 1);
   if (v.time !== undefined) {
@@ -188,11 +210,17 @@ async function trainCommand(
   if (!existsSync(path.join(v.data, 'manifest.json'))) {
     if (v.data !== DEFAULT_DATA)
       throw new Error(`--data ${v.data}: no prepared dataset (run glam prepare --out ${v.data})`);
-    console.error(`No prepared data in ${v.data}: preparing the bundled corpus (once).`);
-    await prepareWithProgress({ out: v.data, vocabSize: config.vocab_size });
+    await prepareDefaultDataset(v.data);
   }
   const dataset = openDataset(v.data);
   const vocab = dataset.tokenizer.vocabSize;
+  if (v.data === DEFAULT_DATA && vocab !== DEFAULT_VOCAB_SIZE) {
+    console.error(
+      `warning: ${v.data} has a ${vocab}-token vocabulary, not the default dataset's ${DEFAULT_VOCAB_SIZE} ` +
+        '(it was prepared with --vocab-size, or by an older glam that took the vocabulary from the model). ' +
+        `Run \`glam prepare\` to rebuild the default dataset, or pass --data for another one.`,
+    );
+  }
   if (config.vocab_size !== vocab) {
     if (v.resume) {
       throw new Error(
@@ -233,8 +261,10 @@ async function trainCommand(
   const tokensPerStep = batch * seqLen * settings.gradAccum;
   const total =
     limits.maxSteps ?? (limits.maxTokens !== undefined ? Math.ceil(limits.maxTokens / tokensPerStep) : 0);
-  const bar = new ProgressBar({ total: total > 0 ? total : 1, label: 'train ', plainEvery: 20 });
-  const timeBudget = limits.timeMinutes === undefined ? 0 : limits.timeMinutes * 60;
+  const bar = new TrainProgress({
+    totalSteps: total,
+    timeBudget: limits.timeMinutes === undefined ? 0 : limits.timeMinutes * 60,
+  });
   console.error(
     `training ${configName} (${config.n_experts > 0 ? `${config.n_experts} experts` : 'dense'}) on ${v.data}: ` +
       `${batch}x${seqLen} tokens x ${settings.gradAccum} per step, ${optimizerKind}, lr ${lr}; ${kernels().describe()}; out ${outDir}`,
@@ -267,24 +297,17 @@ async function trainCommand(
       resume: v.resume,
       stopSignal,
       hooks: {
-        onStep(r) {
-          const done = timeBudget > 0 && total === 0 ? (r.elapsed_s / timeBudget) * bar.total : r.step;
-          const val = r.val_loss === undefined ? '' : ` val ${r.val_loss.toFixed(3)}`;
-          bar.update(
-            done,
-            `step ${r.step} loss ${r.loss.toFixed(3)}${val} lr ${r.lr.toExponential(1)} ${Math.round(r.tokens_per_s)} tok/s`,
-          );
-          if (r.val_loss !== undefined && !bar.isTTY)
-            bar.log(`step ${r.step}: loss ${r.loss.toFixed(4)}${val}`);
-        },
+        onStep: (r) => bar.step(r),
         onEvent: (m) => bar.log(m),
       },
     });
-    bar.finish(`step ${res.step} loss ${res.lastLoss.toFixed(3)}`);
+    bar.finish(res.step, res.lastLoss, res.stoppedBySignal);
+    const val = bar.validation;
     console.log(
       `${res.stoppedBySignal ? 'stopped' : 'done'}: ${res.step} steps, ${res.tokensSeen.toLocaleString('en-US')} tokens, ` +
-        `final loss ${res.lastLoss.toFixed(4)}, ${res.skippedSteps} skipped steps, ${res.rollbacks} roll-backs, ` +
-        `${formatDuration(performance.now() / 1000)} wall`,
+        `final loss ${res.lastLoss.toFixed(4)}` +
+        `${val === undefined ? '' : `, validation loss ${val.loss.toFixed(4)} (step ${val.step})`}, ` +
+        `${res.skippedSteps} skipped steps, ${res.rollbacks} roll-backs, ${formatDuration(performance.now() / 1000)} wall`,
     );
     console.log(`checkpoint: ${res.checkpoint}`);
     console.log(`metrics:    ${path.join(outDir, 'metrics.jsonl')} (plot: npx glam plot ${outDir})`);

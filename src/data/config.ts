@@ -114,11 +114,17 @@ export const DEFAULT_QUALITY: QualityConfig = {
   heldout_fraction: 0.2,
 };
 
+/**
+ * The default dataset's vocabulary: fixed, so `data/default` is the same whichever command or
+ * model prepares it first (models adopt the dataset's vocabulary when training).
+ */
+export const DEFAULT_VOCAB_SIZE = 4096;
+
 export function defaultDataConfig(): DataConfig {
   return {
     sources: BUILTIN_SOURCES.map((name) => ({ kind: 'builtin', name })),
     weights: { ...PAPER_WEIGHTS },
-    vocab_size: 4096,
+    vocab_size: DEFAULT_VOCAB_SIZE,
     seed: 0,
     valid_fraction: 0.01,
     max_doc_chars: 16000,

@@ -199,6 +199,7 @@ export class Dataset {
     checkShape(rows, seqLen);
     const n = seqLen + 1;
     const max = opts.maxBatches ?? Number.POSITIVE_INFINITY;
+    if (max <= 0) return;
     let made = 0;
     let tokens = new Int32Array(rows * n);
     let cats: Category[] = [];

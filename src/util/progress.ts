@@ -41,20 +41,32 @@ export class ProgressBar {
     return this.stream.isTTY === true;
   }
 
-  /** Show progress `done` of total with a status text; `force` draws regardless of rate limits. */
-  update(done: number, status: string, force = false): void {
+  /**
+   * Show progress `done` of total with a status text; `force` draws regardless of rate limits.
+   * `times` gives the elapsed and remaining seconds when the caller knows them better than the
+   * bar's own estimate (elapsed since the bar was made, remaining by linear extrapolation).
+   */
+  update(done: number, status: string, force = false, times?: { elapsed?: number; eta?: number }): void {
     this.updates++;
     const now = performance.now();
     const frac = Math.min(1, Math.max(0, done / this.total));
-    const elapsed = (now - this.start) / 1000;
-    const eta = frac > 0 ? (elapsed * (1 - frac)) / frac : Number.NaN;
-    const filled = Math.round(frac * this.width);
-    const bar = `${'█'.repeat(filled)}${'░'.repeat(this.width - filled)}`;
-    const line = `${this.label}${bar} ${(frac * 100).toFixed(0).padStart(3)}% ${status} | ${formatDuration(elapsed)} < ${formatDuration(eta)}`;
+    const elapsed = times?.elapsed ?? (now - this.start) / 1000;
+    const eta =
+      times !== undefined && 'eta' in times
+        ? (times.eta ?? Number.NaN)
+        : frac > 0
+          ? (elapsed * (1 - frac)) / frac
+          : Number.NaN;
+    // Times before the status, and a bar that narrows (to 8) before the status is cut: on a
+    // narrow terminal the line loses its end, never the estimate.
+    const rest = ` ${(frac * 100).toFixed(0).padStart(3)}% ${formatDuration(elapsed)} < ${formatDuration(eta)} | ${status}`;
+    const cols = this.isTTY ? (this.stream.columns ?? 120) : Number.POSITIVE_INFINITY;
+    const width = Math.max(8, Math.min(this.width, cols - 1 - this.label.length - rest.length));
+    const filled = Math.round(frac * width);
+    const line = `${this.label}${'█'.repeat(filled)}${'░'.repeat(width - filled)}${rest}`;
     if (this.isTTY) {
       if (!force && now - this.lastDraw < 100) return;
       this.lastDraw = now;
-      const cols = this.stream.columns ?? 120;
       this.stream.write(`\r${line.slice(0, cols - 1)}\x1b[K`);
     } else if (force || this.updates % this.plainEvery === 0) {
       this.stream.write(`${line}\n`);
@@ -67,8 +79,9 @@ export class ProgressBar {
     this.lastDraw = 0;
   }
 
-  finish(status: string): void {
-    this.update(this.total, status, true);
+  /** The last line: at `done` (default: all of it; a run stopped early ends where it stopped). */
+  finish(status: string, done = this.total, times?: { elapsed?: number; eta?: number }): void {
+    this.update(done, status, true, times);
     if (this.isTTY) this.stream.write('\n');
   }
 }
