@@ -54,6 +54,7 @@
         "native/core/gemm_bf16.cc",
         "native/core/gemm_portable.cc",
         "native/core/grouped.cc",
+        "native/core/infer.cc",
         "native/core/isa.cc",
         "native/core/ops.cc",
         "native/core/optim.cc",

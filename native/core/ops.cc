@@ -8,6 +8,7 @@
 #include "gemm.h"
 #include "gemm_bf16.h"
 #include "grouped.h"
+#include "infer.h"
 #include "optim.h"
 #include "rows.h"
 
@@ -413,6 +414,78 @@ Status rowDotScale(const Mat& a, const Mat& b, const Vec& scale, const Vec& dot)
   if (ck.rowMajor("a", a) && ck.rowMajor("b", b) && ck.sameShape("a", a, "b", b) &&
       ck.holds("scale", scale.size, a.rows) && ck.holds("dot", dot.size, a.rows)) {
     glam::rowDotScale(at(a), at(b), scale.data, a.rows, a.cols, dot.data);
+  }
+  return ck.status();
+}
+
+Status pagedAttention(const Mat& q, const Mat& kCache, const Mat& vCache, const IVec& blockTable, int64_t maxBlocks,
+                      int64_t blockSize, const IVec& rowSeq, const IVec& rowPos, const Mat& relBias,
+                      const IVec& bucketOf, double scale, const Mat& out) {
+  Check ck("pagedAttention");
+  if (!(ck.rowMajor("q", q) && ck.rowMajor("kCache", kCache) && ck.rowMajor("vCache", vCache) &&
+        ck.rowMajor("relBias", relBias) && ck.rowMajor("out", out) && ck.sameShape("q", q, "out", out) &&
+        ck.equal("kCache.cols", kCache.cols, "q.cols", q.cols) && ck.sameShape("kCache", kCache, "vCache", vCache))) {
+    return ck.status();
+  }
+  const int64_t heads = relBias.cols;
+  if (heads < 1 || q.cols % heads != 0) {
+    return ck.fail(fmt("q.cols=%lld must be a positive multiple of relBias.cols=%lld (the heads)", (ll)q.cols,
+                       (ll)heads)),
+           ck.status();
+  }
+  if (maxBlocks < 1 || blockSize < 1) return ck.fail("maxBlocks and blockSize must be positive"), ck.status();
+  if (!(ck.equal("rowSeq.size", rowSeq.size, "q.rows", q.rows) && ck.holds("rowPos", rowPos.size, q.rows))) {
+    return ck.status();
+  }
+  if (blockTable.size % maxBlocks != 0) {
+    return ck.fail(fmt("blockTable has %lld entries, not a multiple of maxBlocks=%lld", (ll)blockTable.size,
+                       (ll)maxBlocks)),
+           ck.status();
+  }
+  if (!ck.indices(bucketOf, bucketOf.size, relBias.rows, "bucket", "at")) return ck.status();
+  const int64_t sequences = blockTable.size / maxBlocks;
+  const int64_t cacheBlocks = kCache.rows / blockSize;
+  for (int64_t r = 0; r < q.rows; r++) {
+    const int64_t s = rowSeq.data[r];
+    const int64_t pos = rowPos.data[r];
+    if (s < 0 || s >= sequences) {
+      return ck.fail(fmt("rowSeq[%lld]=%lld outside [0, %lld)", (ll)r, (ll)s, (ll)sequences)), ck.status();
+    }
+    if (pos < 0 || pos >= bucketOf.size) {
+      return ck.fail(fmt("rowPos[%lld]=%lld outside [0, %lld) (the distances bucketOf covers)", (ll)r, (ll)pos,
+                         (ll)bucketOf.size)),
+             ck.status();
+    }
+    const int64_t blocks = pos / blockSize + 1;
+    if (blocks > maxBlocks) {
+      return ck.fail(fmt("rowPos[%lld]=%lld needs %lld blocks, over maxBlocks=%lld", (ll)r, (ll)pos, (ll)blocks,
+                         (ll)maxBlocks)),
+             ck.status();
+    }
+    for (int64_t b = 0; b < blocks; b++) {
+      const int64_t id = blockTable.data[s * maxBlocks + b];
+      if (id < 0 || id >= cacheBlocks) {
+        return ck.fail(fmt("blockTable[%lld]=%lld outside the cache's [0, %lld) blocks", (ll)(s * maxBlocks + b),
+                           (ll)id, (ll)cacheBlocks)),
+               ck.status();
+      }
+    }
+  }
+  glam::pagedAttention(PagedAttentionCall{at(q), at(kCache), at(vCache), blockTable.data, maxBlocks, blockSize,
+                                          rowSeq.data, rowPos.data, q.rows, at(relBias), bucketOf.data, heads,
+                                          q.cols / heads, static_cast<float>(scale), at(out)});
+  return ck.status();
+}
+
+Status topkRows(const Mat& x, int64_t k, const IVec& idx, const Vec& val) {
+  Check ck("topkRows");
+  if (!ck.rowMajor("x", x)) return ck.status();
+  if (k > x.cols) return ck.fail(fmt("k=%lld exceeds x.cols=%lld", (ll)k, (ll)x.cols)), ck.status();
+  if (x.cols > INT32_MAX) return ck.fail("x.cols exceeds 2^31 - 1"), ck.status();
+  int64_t n = 0;
+  if (!mulFits(x.rows, k, &n)) return ck.fail("sizes overflow"), ck.status();
+  if (ck.holds("idx", idx.size, n) && ck.holds("val", val.size, n)) {
+    glam::topkRows(at(x), x.rows, x.cols, k, idx.data, val.data);
   }
   return ck.status();
 }

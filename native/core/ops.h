@@ -110,6 +110,18 @@ Status scatterAddRows(const Mat& src, const IVec& idx, const Vec& weight, const 
 // dot[r] = a row r · b row r (float64 sum), then a row r *= scale[r].
 Status rowDotScale(const Mat& a, const Mat& b, const Vec& scale, const Vec& dot);
 
+// Attention of query rows over a paged key/value cache (inference). q, out [rows, heads·dHead]; kCache,
+// vCache [slots, heads·dHead]; relBias [buckets, heads] (heads = relBias.cols); all with contiguous rows.
+// Key j of sequence s is in slot blockTable[s·maxBlocks + j / blockSize]·blockSize + j % blockSize; row r
+// (sequence rowSeq[r], position i = rowPos[r]) attends to keys 0..i with the bias relBias[bucketOf[i − j], h].
+// A row's result does not depend on the other rows or the thread count (bitwise).
+Status pagedAttention(const Mat& q, const Mat& kCache, const Mat& vCache, const IVec& blockTable, int64_t maxBlocks,
+                      int64_t blockSize, const IVec& rowSeq, const IVec& rowPos, const Mat& relBias,
+                      const IVec& bucketOf, double scale, const Mat& out);
+// Per row of x (contiguous rows): the k largest values, descending (ties: lower index; NaN last), into idx and
+// val [x.rows, k].
+Status topkRows(const Mat& x, int64_t k, const IVec& idx, const Vec& val);
+
 // Σ x² in float64 over all of x (NaN and ±Inf propagate; finite iff every element is).
 Status sumSquares(const Vec& x, double* result);
 Status fill(const Vec& x, double value);

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "../core/infer.h"
 #include "../core/isa.h"
 #include "../core/ops.h"
 #include "../core/peak.h"
@@ -159,6 +160,8 @@ std::vector<Op>& opTable() {
       GLAM_OP(gatherRows, "src idx out"),
       GLAM_OP(scatterAddRows, "src idx weight out"),
       GLAM_OP(rowDotScale, "a b scale dot"),
+      GLAM_OP(pagedAttention, "q kCache vCache blockTable maxBlocks blockSize rowSeq rowPos relBias bucketOf scale out"),
+      GLAM_OP(topkRows, "x k idx val"),
       GLAM_OP(sumSquares, "x"),
       GLAM_OP(fill, "x value"),
       GLAM_OP(adafactorFactoredStats, "g vRow vCol slices rows cols beta2 mix eps1 sumSq"),
@@ -258,6 +261,28 @@ napi_value Peak(napi_env env, napi_callback_info info) {
   return obj;
 }
 
+napi_value ReadBandwidth(napi_env env, napi_callback_info info) {
+  Args args(env, info, "readBandwidth", 3);
+  int64_t threads = 0, mib = 0;
+  double seconds = 0;
+  args.read("threads", &threads);
+  args.read("mib", &mib);
+  args.read("seconds", &seconds);
+  if (!args.ok()) return nullptr;
+  if (threads < 1 || threads > 1024) return args.fail("threads must be in [1, 1024]"), nullptr;
+  if (mib < 1 || mib > 65536) return args.fail("mib must be in [1, 65536]"), nullptr;
+  if (!(seconds > 0 && seconds <= 60)) return args.fail("seconds must be in (0, 60]"), nullptr;
+  const BandwidthResult r = readBandwidth(static_cast<int>(threads), mib << 20, seconds);
+  if (r.trials == 0) return args.fail("could not allocate " + std::to_string(mib) + " MiB"), nullptr;
+  napi_value obj;
+  napi_create_object(env, &obj);
+  napi_set_named_property(env, obj, "gbps", numberValue(env, r.best));
+  napi_set_named_property(env, obj, "median", numberValue(env, r.median));
+  napi_set_named_property(env, obj, "threads", numberValue(env, r.threads));
+  napi_set_named_property(env, obj, "trials", numberValue(env, r.trials));
+  return obj;
+}
+
 // Address of an ArrayBuffer's data modulo 64, so JavaScript can place a view on a cache-line boundary.
 // ArrayBuffer (and SharedArrayBuffer) backing stores never move, so the answer stays valid.
 napi_value AddressMod64(napi_env env, napi_callback_info info) {
@@ -342,6 +367,7 @@ NAPI_MODULE_INIT() {
   const std::pair<const char*, napi_callback> others[] = {
       {"setThreads", SetThreads}, {"getThreads", GetThreads}, {"selectIsa", SelectIsa}, {"selectBf16Widening", SelectBf16Widening},
       {"info", Info},             {"peak", Peak},             {"addressMod64", AddressMod64},
+      {"readBandwidth", ReadBandwidth},
   };
   for (const auto& [name, cb] : others) {
     napi_value fn;

@@ -17,6 +17,13 @@ Args::Args(napi_env env, napi_callback_info info, const char* op, size_t expecte
     fail("could not read the arguments");
     return;
   }
+  // napi_get_cb_info reports the number passed but fills at most kMaxArgs slots.
+  if (argc_ > kMaxArgs) argc_ = kMaxArgs;
+  if (expected > kMaxArgs) {
+    fail("takes " + std::to_string(expected) + " arguments, more than the binding reads (" +
+         std::to_string(kMaxArgs) + ")");
+    return;
+  }
   if (argc_ < expected) {
     fail("expected " + std::to_string(expected) + " arguments, got " + std::to_string(argc_));
   }

@@ -48,8 +48,10 @@ class Args {
 
   napi_env env_;
   const char* op_;
-  napi_value argv_[24];
-  size_t argc_ = 24;
+  // Enough for the widest op (pagedAttention: five matrix views of six arguments, and seven others).
+  static constexpr size_t kMaxArgs = 48;
+  napi_value argv_[kMaxArgs];
+  size_t argc_ = kMaxArgs;
   size_t next_ = 0;
   bool ok_ = true;
 };

@@ -134,3 +134,68 @@ export function checkStack(
   need(perCol, slices * cols);
   need(perSlice, slices);
 }
+
+/** The checks of pagedAttention, in the core's order (native/core/ops.cc); returns the head count. */
+export function checkPagedAttention(
+  q: Mat,
+  kCache: Mat,
+  vCache: Mat,
+  blockTable: Int32Array,
+  maxBlocks: number,
+  blockSize: number,
+  rowSeq: Int32Array,
+  rowPos: Int32Array,
+  relBias: Mat,
+  bucketOf: Int32Array,
+  out: Mat,
+): number {
+  const op = 'pagedAttention';
+  checkRowMajor(op, 'q', q);
+  checkRowMajor(op, 'kCache', kCache);
+  checkRowMajor(op, 'vCache', vCache);
+  checkRowMajor(op, 'relBias', relBias);
+  checkRowMajor(op, 'out', out);
+  checkSameShape(op, 'q', q, 'out', out);
+  checkEqual(op, 'kCache.cols', kCache.cols, 'q.cols', q.cols);
+  checkSameShape(op, 'kCache', kCache, 'vCache', vCache);
+  const heads = relBias.cols;
+  if (heads < 1 || q.cols % heads !== 0) {
+    fail(op, `q.cols=${q.cols} must be a positive multiple of relBias.cols=${heads} (the heads)`);
+  }
+  if (maxBlocks < 1 || blockSize < 1) fail(op, 'maxBlocks and blockSize must be positive');
+  checkEqual(op, 'rowSeq.size', rowSeq.length, 'q.rows', q.rows);
+  checkHolds(op, 'rowPos', rowPos.length, q.rows);
+  if (blockTable.length % maxBlocks !== 0) {
+    fail(op, `blockTable has ${blockTable.length} entries, not a multiple of maxBlocks=${maxBlocks}`);
+  }
+  checkIndices(op, bucketOf, bucketOf.length, relBias.rows, 'bucket', 'at');
+  const sequences = blockTable.length / maxBlocks;
+  const cacheBlocks = Math.floor(kCache.rows / blockSize);
+  for (let r = 0; r < q.rows; r++) {
+    const s = rowSeq[r]!;
+    const pos = rowPos[r]!;
+    if (!(s >= 0 && s < sequences)) fail(op, `rowSeq[${r}]=${s} outside [0, ${sequences})`);
+    if (!(pos >= 0 && pos < bucketOf.length)) {
+      fail(op, `rowPos[${r}]=${pos} outside [0, ${bucketOf.length}) (the distances bucketOf covers)`);
+    }
+    const blocks = Math.floor(pos / blockSize) + 1;
+    if (blocks > maxBlocks)
+      fail(op, `rowPos[${r}]=${pos} needs ${blocks} blocks, over maxBlocks=${maxBlocks}`);
+    for (let b = 0; b < blocks; b++) {
+      const id = blockTable[s * maxBlocks + b]!;
+      if (!(id >= 0 && id < cacheBlocks)) {
+        fail(op, `blockTable[${s * maxBlocks + b}]=${id} outside the cache's [0, ${cacheBlocks}) blocks`);
+      }
+    }
+  }
+  return heads;
+}
+
+/** The checks of topkRows, in the core's order. */
+export function checkTopk(x: Mat, k: number, idx: Int32Array, val: Float32Array): void {
+  const op = 'topkRows';
+  checkRowMajor(op, 'x', x);
+  if (k > x.cols) fail(op, `k=${k} exceeds x.cols=${x.cols}`);
+  checkHolds(op, 'idx', idx.length, x.rows * k);
+  checkHolds(op, 'val', val.length, x.rows * k);
+}

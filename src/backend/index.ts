@@ -14,7 +14,13 @@ export {
   rowRange,
   transpose,
 } from './mat.js';
-export { loadNative, type NativeInfo, type NativeKernels, type PeakResult } from './native.js';
+export {
+  type BandwidthResult,
+  loadNative,
+  type NativeInfo,
+  type NativeKernels,
+  type PeakResult,
+} from './native.js';
 export { type ArgKind, type KernelOps, type Kernels, OP_NAMES, OPS, type OpName } from './ops.js';
 export { referenceKernels } from './reference.js';
 

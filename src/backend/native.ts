@@ -34,6 +34,15 @@ export interface NativeInfo {
   avx512Bf16: boolean;
 }
 
+export interface BandwidthResult {
+  /** GB/s of the fastest trial (one pass over the buffer by all threads at once). */
+  gbps: number;
+  /** GB/s of the median trial. */
+  median: number;
+  threads: number;
+  trials: number;
+}
+
 export interface PeakResult {
   /**
    * Aggregate multiply-add throughput of all threads in the fastest ~20 ms trial: the machine's
@@ -62,6 +71,8 @@ export interface NativeAddon {
   peak(threads: number, seconds: number): PeakResult;
   /** Address of the (Shared)ArrayBuffer's data modulo 64. */
   addressMod64(buffer: ArrayBufferLike): number;
+  /** Read bandwidth of `threads` threads streaming a `mib` MiB buffer, in trials for about `seconds`. */
+  readBandwidth(threads: number, mib: number, seconds: number): BandwidthResult;
   readonly [op: string]: unknown;
 }
 
@@ -71,6 +82,8 @@ export interface NativeKernels extends Kernels {
   readonly addon: NativeAddon;
   info(): NativeInfo;
   peak(threads: number, seconds: number): PeakResult;
+  /** Memory read bandwidth of `threads` threads streaming a `mib` MiB buffer for about `seconds`. */
+  readBandwidth(threads: number, mib: number, seconds: number): BandwidthResult;
   /**
    * Selects a code path: 'avx512', 'avx2', 'portable', or undefined for the default choice (the fastest
    * the CPU has, or GLAM_ISA's). Returns false, changing nothing, when the CPU lacks that path.
@@ -95,6 +108,7 @@ const OTHER_EXPORTS = [
   'info',
   'peak',
   'addressMod64',
+  'readBandwidth',
 ] as const;
 
 /** How the addon's op table differs from OPS (empty when it implements exactly the contract). */
@@ -194,5 +208,6 @@ export function wrapAddon(addon: NativeAddon): NativeKernels {
     setBf16Widening: (widen) => {
       addon.selectBf16Widening(widen);
     },
+    readBandwidth: (threads, mib, seconds) => addon.readBandwidth(threads, mib, seconds),
   };
 }

@@ -137,6 +137,33 @@ export const OPS = {
   /** dot[r] = a row r · b row r (float64 sum), then a row r *= scale[r]: the MoE gate gradient. */
   rowDotScale: op(['a:mat', 'b:mat', 'scale:f32', 'dot:f32']),
   /**
+   * Attention of query rows over a paged key/value cache (the inference engine's prefill and decode).
+   * q and out [rows, heads·dHead]; kCache and vCache [slots, heads·dHead] (head h in columns h·dHead...);
+   * relBias [buckets, heads]. Key j of sequence s lives in slot blockTable[s·maxBlocks + floor(j /
+   * blockSize)]·blockSize + j mod blockSize. Row r (sequence rowSeq[r], position i = rowPos[r]) attends
+   * to keys 0..i: s_j = scale·(q_r,h · k_j,h) + relBias[bucketOf[i − j], h], out_r,h = Σ_j softmax(s)_j·v_j,h.
+   * Every matrix has contiguous rows. A row's result never depends on the other rows (bitwise).
+   */
+  pagedAttention: op([
+    'q:mat',
+    'kCache:mat',
+    'vCache:mat',
+    'blockTable:i32',
+    'maxBlocks:size',
+    'blockSize:size',
+    'rowSeq:i32',
+    'rowPos:i32',
+    'relBias:mat',
+    'bucketOf:i32',
+    'scale:num',
+    'out:mat',
+  ]),
+  /**
+   * For each row of x: the k largest values in descending order (ties: lower index first; NaN ranks
+   * below every number) into idx and val [x.rows, k]. x has contiguous rows.
+   */
+  topkRows: op(['x:mat', 'k:size', 'idx:i32', 'val:f32']),
+  /**
    * Σ x² in float64 (NaN or ±Infinity propagate; float32 squares cannot overflow float64, so the sum is
    * finite iff every element is): the trainer's finite check and gradient norm in one pass.
    */

@@ -12,10 +12,12 @@ import {
   checkMat,
   checkNotTransposed,
   checkOutputsApart,
+  checkPagedAttention,
   checkProduct,
   checkRowMajor,
   checkSameShape,
   checkStack,
+  checkTopk,
 } from './checks.js';
 import type { BMat, Mat } from './mat.js';
 import { type KernelOps, type Kernels, OP_NAMES } from './ops.js';
@@ -437,6 +439,88 @@ const ops: KernelOps = {
       const o = out.offset + idx[i]! * cols;
       const s = src.offset + i * cols;
       for (let j = 0; j < cols; j++) out.data[o + j] = out.data[o + j]! + w * src.data[s + j]!;
+    }
+  },
+
+  pagedAttention(
+    q,
+    kCache,
+    vCache,
+    blockTable,
+    maxBlocks,
+    blockSize,
+    rowSeq,
+    rowPos,
+    relBias,
+    bucketOf,
+    scale,
+    out,
+  ) {
+    const heads = checkPagedAttention(
+      q,
+      kCache,
+      vCache,
+      blockTable,
+      maxBlocks,
+      blockSize,
+      rowSeq,
+      rowPos,
+      relBias,
+      bucketOf,
+      out,
+    );
+    const width = q.cols;
+    const dHead = width / heads;
+    const s = new Float64Array(maxBlocks * blockSize);
+    const acc = new Float64Array(dHead);
+    const slotOf = (seq: number, j: number) =>
+      blockTable[seq * maxBlocks + Math.floor(j / blockSize)]! * blockSize + (j % blockSize);
+    for (let r = 0; r < q.rows; r++) {
+      const i = rowPos[r]!;
+      for (let h = 0; h < heads; h++) {
+        const qo = q.offset + r * width + h * dHead;
+        let mx = -Infinity;
+        for (let j = 0; j <= i; j++) {
+          const ko = kCache.offset + slotOf(rowSeq[r]!, j) * width + h * dHead;
+          let d = 0;
+          for (let t = 0; t < dHead; t++) d += q.data[qo + t]! * kCache.data[ko + t]!;
+          s[j] = scale * d + relBias.data[relBias.offset + bucketOf[i - j]! * heads + h]!;
+          mx = Math.max(mx, s[j]!);
+        }
+        let sum = 0;
+        for (let j = 0; j <= i; j++) {
+          s[j] = Math.exp(s[j]! - mx);
+          sum += s[j]!;
+        }
+        acc.fill(0);
+        for (let j = 0; j <= i; j++) {
+          const vo = vCache.offset + slotOf(rowSeq[r]!, j) * width + h * dHead;
+          for (let t = 0; t < dHead; t++) acc[t] += s[j]! * vCache.data[vo + t]!;
+        }
+        const oo = out.offset + r * width + h * dHead;
+        for (let t = 0; t < dHead; t++) out.data[oo + t] = acc[t]! / sum;
+      }
+    }
+  },
+
+  topkRows(x, k, idx, val) {
+    checkTopk(x, k, idx, val);
+    const { rows, cols } = x;
+    const order = Array.from({ length: cols }, (_, j) => j);
+    for (let r = 0; r < rows; r++) {
+      const o = x.offset + r * cols;
+      const v = (j: number) => x.data[o + j]!;
+      order.sort((a, b) => {
+        const na = Number.isNaN(v(a));
+        const nb = Number.isNaN(v(b));
+        if (na || nb) return na === nb ? a - b : na ? 1 : -1;
+        return v(a) === v(b) ? a - b : v(b) > v(a) ? 1 : -1;
+      });
+      for (let t = 0; t < k; t++) {
+        idx[r * k + t] = order[t]!;
+        val[r * k + t] = v(order[t]!);
+      }
+      order.sort((a, b) => a - b);
     }
   },
 

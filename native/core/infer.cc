@@ -1,0 +1,185 @@
+// Inference kernels (see infer.h). Plain C++ compiled once for the baseline instruction set: the
+// attention over a cache streams keys and values from memory (a few flops per float loaded), so it
+// runs at the memory's pace without wider vectors, and one build keeps its results the same on every
+// machine path.
+#include "infer.h"
+
+#include <math.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "threadpool.h"
+
+namespace glam {
+namespace {
+
+#define GLAM_SIMD _Pragma("omp simd")
+#define GLAM_INLINE inline __attribute__((always_inline))
+#include "vecmath_impl.h"
+
+// Work (in multiply-adds) below which one thread does it all (the pool's rule, threadsFor).
+constexpr double kMinWorkPerThread = 1 << 16;
+
+GLAM_INLINE float dot(const float* a, const float* b, int64_t n) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t d = 0; d < n; d++) s += a[d] * b[d];
+  return s;
+}
+
+thread_local std::vector<float> tlsScores;
+thread_local std::vector<float> tlsAcc;
+
+void attendOne(const PagedAttentionCall& c, int64_t r, int64_t h) {
+  const int64_t width = c.heads * c.dHead;
+  const int64_t pos = c.rowPos[r];
+  const int64_t n = pos + 1;
+  if (static_cast<int64_t>(tlsScores.size()) < n) tlsScores.resize(static_cast<size_t>(n));
+  if (static_cast<int64_t>(tlsAcc.size()) < c.dHead) tlsAcc.resize(static_cast<size_t>(c.dHead));
+  float* s = tlsScores.data();
+  float* acc = tlsAcc.data();
+  const float* qh = c.q + r * width + h * c.dHead;
+  const int32_t* table = c.blockTable + static_cast<int64_t>(c.rowSeq[r]) * c.maxBlocks;
+  const int64_t bs = c.blockSize;
+  float mx = -INFINITY;
+  for (int64_t j0 = 0; j0 < n; j0 += bs) {
+    const int64_t slot0 = static_cast<int64_t>(table[j0 / bs]) * bs;
+    const int64_t cnt = n - j0 < bs ? n - j0 : bs;
+    for (int64_t t = 0; t < cnt; t++) {
+      const int64_t j = j0 + t;
+      const float* kr = c.kCache + (slot0 + t) * width + h * c.dHead;
+      const float v = c.scale * dot(qh, kr, c.dHead) + c.relBias[c.bucketOf[pos - j] * c.heads + h];
+      s[j] = v;
+      mx = v > mx ? v : mx;
+    }
+  }
+  double sum = 0.0;
+  GLAM_SIMD
+  for (int64_t j = 0; j < n; j++) s[j] = expApprox(s[j] - mx);
+  for (int64_t j = 0; j < n; j++) sum += s[j];
+  for (int64_t d = 0; d < c.dHead; d++) acc[d] = 0.0f;
+  for (int64_t j0 = 0; j0 < n; j0 += bs) {
+    const int64_t slot0 = static_cast<int64_t>(table[j0 / bs]) * bs;
+    const int64_t cnt = n - j0 < bs ? n - j0 : bs;
+    for (int64_t t = 0; t < cnt; t++) {
+      const float p = s[j0 + t];
+      const float* vr = c.vCache + (slot0 + t) * width + h * c.dHead;
+      GLAM_SIMD
+      for (int64_t d = 0; d < c.dHead; d++) acc[d] += p * vr[d];
+    }
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  float* o = c.out + r * width + h * c.dHead;
+  GLAM_SIMD
+  for (int64_t d = 0; d < c.dHead; d++) o[d] = acc[d] * inv;
+}
+
+// Descending by value, then ascending by index; NaN below every number.
+GLAM_INLINE bool ranksBefore(float va, int32_t ia, float vb, int32_t ib) {
+  const bool na = va != va, nb = vb != vb;
+  if (na || nb) return !na && nb ? true : (na && nb ? ia < ib : false);
+  return va > vb || (va == vb && ia < ib);
+}
+
+struct Entry {
+  float v;
+  int32_t i;
+};
+
+GLAM_INLINE bool entryBefore(const Entry& a, const Entry& b) { return ranksBefore(a.v, a.i, b.v, b.i); }
+
+thread_local std::vector<Entry> tlsEntries;
+
+void topkRow(const float* x, int64_t cols, int64_t k, int32_t* idx, float* val) {
+  if (k == 0) return;
+  std::vector<Entry>& e = tlsEntries;
+  if (k <= 64) {
+    // A sorted buffer of the best k so far; most values fall below its last entry and cost one compare.
+    e.resize(static_cast<size_t>(k));
+    int64_t held = 0;
+    for (int64_t j = 0; j < cols; j++) {
+      const float v = x[j];
+      const int32_t i = static_cast<int32_t>(j);
+      if (held == k && !ranksBefore(v, i, e[k - 1].v, e[k - 1].i)) continue;
+      int64_t p = held < k ? held++ : k - 1;
+      while (p > 0 && ranksBefore(v, i, e[p - 1].v, e[p - 1].i)) {
+        e[p] = e[p - 1];
+        p--;
+      }
+      e[p] = Entry{v, i};
+    }
+  } else {
+    e.resize(static_cast<size_t>(cols));
+    for (int64_t j = 0; j < cols; j++) e[j] = Entry{x[j], static_cast<int32_t>(j)};
+    std::nth_element(e.begin(), e.begin() + (k - 1), e.end(), entryBefore);
+    std::sort(e.begin(), e.begin() + k, entryBefore);
+  }
+  for (int64_t t = 0; t < k; t++) {
+    idx[t] = e[t].i;
+    val[t] = e[t].v;
+  }
+}
+
+}  // namespace
+
+void pagedAttention(const PagedAttentionCall& c) {
+  double work = 0;
+  for (int64_t r = 0; r < c.rows; r++) work += static_cast<double>(c.rowPos[r] + 1);
+  work *= 2.0 * static_cast<double>(c.heads * c.dHead);
+  // Units are (row, head) pairs claimed one at a time, so rows of very different lengths share out evenly.
+  const int64_t items = c.rows * c.heads;
+  forEachUnit(threadsFor(work, kMinWorkPerThread, items), items,
+              [&](int64_t item) { attendOne(c, item / c.heads, item % c.heads); });
+}
+
+void topkRows(const float* x, int64_t rows, int64_t cols, int64_t k, int32_t* idx, float* val) {
+  forEachUnit(threadsFor(static_cast<double>(rows) * static_cast<double>(cols), kMinWorkPerThread, rows), rows,
+              [&](int64_t r) { topkRow(x + r * cols, cols, k, idx + r * k, val + r * k); });
+}
+
+BandwidthResult readBandwidth(int threads, int64_t bytes, double seconds) {
+  const int64_t floats = bytes / static_cast<int64_t>(sizeof(float)) / 64 * 64;
+  float* buf = static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(floats) * sizeof(float)));
+  if (buf == nullptr) return BandwidthResult{0, 0, 0, 0};
+  for (int64_t i = 0; i < floats; i++) buf[i] = static_cast<float>(i & 1023);
+  std::vector<double> rates;
+  int used = 1;
+  volatile float sink = 0.0f;
+  const auto start = std::chrono::steady_clock::now();
+  do {
+    float partial[1024] = {0};
+    const auto t0 = std::chrono::steady_clock::now();
+    auto job = [&](int tid, int nt) {
+      if (tid == 0) used = nt;
+      int64_t i0, i1;
+      splitRange(floats / 64, nt, tid, &i0, &i1);
+      // Sixteen independent sums per vector lane keep the adds off the critical path.
+      float acc[64] = {0};
+      for (int64_t b = i0 * 64; b < i1 * 64; b += 64) {
+        GLAM_SIMD
+        for (int l = 0; l < 64; l++) acc[l] += buf[b + l];
+      }
+      float s = 0.0f;
+      for (int l = 0; l < 64; l++) s += acc[l];
+      partial[tid] = s;
+    };
+    parallelFor(threads, job, /*waitForAll=*/true);
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    float total = 0.0f;
+    for (int t = 0; t < used; t++) total += partial[t];
+    sink = sink + total;
+    rates.push_back(static_cast<double>(floats) * sizeof(float) / dt / 1e9);
+  } while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds ||
+           rates.size() < 3);
+  std::free(buf);
+  std::sort(rates.begin(), rates.end());
+  return BandwidthResult{rates.back(), rates[rates.size() / 2], used, static_cast<int>(rates.size())};
+}
+
+}  // namespace glam
