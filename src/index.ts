@@ -31,9 +31,7 @@ export { ModelScorer } from './eval/model-scorer.js';
 export type { ContinuationScore, GenerateRequest, ScoreRequest, Scorer } from './eval/scorer.js';
 export { getTask, TASKS, type TaskSpec } from './eval/tasks.js';
 // Inference.
-export { type GenerateOptions, generateIds, generateText, type TextCodec } from './infer/generate.js';
-export { type SamplingOptions, sampleToken } from './infer/sample.js';
-export { type ScoreResult, scoreTokenRows } from './infer/score.js';
+export * from './infer/index.js';
 // Model: config, presets, parameters, the GLaM stack, checkpoints, accounting.
 export { accounting, type ModelAccounting } from './model/accounting.js';
 export { loadCheckpoint, loadTensors, saveCheckpoint } from './model/checkpoint.js';

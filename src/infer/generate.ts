@@ -1,17 +1,12 @@
 /**
- * Autoregressive text generation from a GlamModel (simple path: the whole
- * context is re-run for each new token; the key/value cache comes later).
+ * One-call generation from a GlamModel on the inference engine (the engine's batched and streaming
+ * API is InferenceEngine; this is the shortcut for one prompt).
  */
 import type { GlamModel } from '../model/glam.js';
 import type { Weights } from '../model/weights.js';
-import { Rng } from '../util/rng.js';
-import { type SamplingOptions, sampleToken, validateSampling } from './sample.js';
-
-/** What generation needs of a tokenizer. */
-export interface TextCodec {
-  encode(text: string): number[];
-  decode(ids: number[]): string;
-}
+import { InferenceEngine } from './engine.js';
+import type { SamplingOptions } from './sample.js';
+import type { TextCodec } from './text.js';
 
 export interface GenerateOptions extends SamplingOptions {
   maxTokens: number;
@@ -22,41 +17,34 @@ export interface GenerateOptions extends SamplingOptions {
   onToken?(id: number): void;
 }
 
-/** Generate up to maxTokens token ids following `prompt` ids. */
+/** Generates up to maxTokens token ids following `prompt` ids (fewer when the context fills up). */
 export function generateIds(
   model: GlamModel,
   weights: Weights,
   prompt: number[],
   o: GenerateOptions,
 ): number[] {
-  validateSampling(o);
-  if (!(Number.isInteger(o.maxTokens) && o.maxTokens >= 0)) {
-    throw new Error(`max-tokens must be an integer >= 0, got ${o.maxTokens}`);
-  }
-  const { vocab_size: V, max_seq_len: maxLen } = model.config;
-  if (prompt.length === 0) throw new Error('generate: the prompt encodes to no tokens');
-  for (const id of prompt) {
-    if (!(Number.isInteger(id) && id >= 0 && id < V))
-      throw new Error(`generate: prompt token ${id} outside [0, ${V})`);
-  }
-  const rng = new Rng(o.seed);
-  const ws = model.workspace();
-  const context = [...prompt];
-  const out: number[] = [];
-  for (let i = 0; i < o.maxTokens; i++) {
-    const window = context.slice(-maxLen);
-    const logits = model.logits(weights, ws, Int32Array.from(window), 1, window.length);
-    const last = logits.subarray((window.length - 1) * V, window.length * V);
-    const id = sampleToken(last, o, rng);
-    if (id === o.stopToken) break;
-    context.push(id);
-    out.push(id);
-    o.onToken?.(id);
-  }
-  return out;
+  const cfg = model.config;
+  const maxTokens = Math.min(o.maxTokens, Math.max(0, cfg.max_seq_len - prompt.length));
+  const kvCacheBytes = 2 * cfg.n_layers * cfg.n_heads * cfg.d_head * 4 * (cfg.max_seq_len + 32);
+  const engine = new InferenceEngine(cfg, weights, { kvCacheBytes });
+  const [result] = engine.generate([
+    {
+      prompt,
+      maxTokens,
+      temperature: o.temperature,
+      topK: o.topK,
+      topP: o.topP,
+      seed: o.seed,
+      stopTokens: o.stopToken === undefined ? [] : [o.stopToken],
+    },
+  ]);
+  const ids = result!.choices[0]!.tokens;
+  if (o.onToken) for (const id of ids) o.onToken(id);
+  return ids;
 }
 
-/** Generate text continuing `prompt`. */
+/** Generates text continuing `prompt`. */
 export function generateText(
   model: GlamModel,
   weights: Weights,
