@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { Tokenizer } from '../data/tokenizer.js';
 import { ResultCache } from '../eval/cache.js';
 import { loadTaskData } from '../eval/data.js';
+import { EngineScorer } from '../eval/engine-scorer.js';
 import { averages, evaluateTask, type Prediction, type TaskResult } from '../eval/evaluate.js';
 import { ModelScorer } from '../eval/model-scorer.js';
 import type { Scorer } from '../eval/scorer.js';
@@ -50,7 +51,9 @@ options:
   --beam K             NLG decoding: 1 = greedy (default), 4 = GLaM's beam search
   --max-gen-tokens N   longest generated answer (default 32)
   --seed N             seed of the demonstration draw (default 0)
-  --batch-tokens N     batch rows x length per forward pass (default 4096)
+  --scorer NAME        engine (default): the inference engine, each context computed once and
+                       its KV cache forked per candidate; recompute: a full forward per candidate
+  --batch-tokens N     recompute scorer: batch rows x length per forward pass (default 4096)
   --predictions FILE   write one JSON line per example (context, candidates, prediction, gold)
   --cache DIR          per-example result cache (default ~/.cache/glam-moe/eval)
   --no-cache           neither read nor write the cache
@@ -161,6 +164,7 @@ export async function run(args: string[]): Promise<void> {
       'max-gen-tokens': { type: 'string', default: '32' },
       seed: { type: 'string', default: '0' },
       'batch-tokens': { type: 'string', default: '4096' },
+      scorer: { type: 'string', default: 'engine' },
       predictions: { type: 'string' },
       cache: { type: 'string' },
       'no-cache': { type: 'boolean', default: false },
@@ -221,12 +225,18 @@ export async function run(args: string[]): Promise<void> {
       if (v['context-tokens'] === undefined) contextTokens = local.config.max_seq_len;
     }
   } else {
+    if (v.scorer !== 'engine' && v.scorer !== 'recompute') {
+      throw new Error(`--scorer must be engine or recompute, got '${v.scorer}'`);
+    }
     const { dir, config, weights, tokenizer } = loadLocal(requireOption('eval', 'model', v.model));
     const modelId = modelHash(dir);
-    scorer = new ModelScorer(new GlamModel(config), weights, tokenizer, modelId, {
-      batchTokens,
-      description: 'full recompute per candidate',
-    });
+    scorer =
+      v.scorer === 'engine'
+        ? new EngineScorer(config, weights, tokenizer, modelId)
+        : new ModelScorer(new GlamModel(config), weights, tokenizer, modelId, {
+            batchTokens,
+            description: 'full recompute per candidate',
+          });
     modelName = dir;
     contextTokens = config.max_seq_len;
     countTokens = (text) => tokenizer.encode(text).length;

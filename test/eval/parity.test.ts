@@ -25,71 +25,75 @@ const readJsonl = (file: string) =>
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as Prediction);
 
-test('glam eval --predictions agrees with the PyTorch check example by example', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'glam-eval-parity-'));
-  try {
-    const data = evalFixture('parity');
-    const out = join(dir, 'predictions.jsonl');
-    const r = spawnSync(
-      process.execPath,
-      [
-        join(repoRoot(), 'bin', 'glam.js'),
-        'eval',
-        '--model',
-        evalFixture('tiny-moe'),
-        '--tasks',
-        'piqa,winogrande,lambada,rte',
-        '--data',
-        `piqa=${join(data, 'mc.jsonl')}`,
-        '--data',
-        `winogrande=${join(data, 'schema.jsonl')}`,
-        '--data',
-        `lambada=${join(data, 'lambada.jsonl')}`,
-        '--data',
-        `rte=${join(data, 'rte.jsonl')}`,
-        '--no-cache',
-        '--predictions',
-        out,
-      ],
-      { encoding: 'utf8', env: { ...process.env, GLAM_THREADS: '1' } },
-    );
-    assert.equal(r.status, 0, r.stderr);
-    const got = readJsonl(out);
-    const want = readJsonl(join(data, 'expected.jsonl'));
-    assert.equal(got.length, want.length);
-    assert.deepEqual([...new Set(want.map((w) => w.task))], ['piqa', 'winogrande', 'lambada', 'rte']);
-    let worst = 0;
-    let greedyHits = 0;
-    got.forEach((g, i) => {
-      const w = want[i]!;
-      const at = `${w.task} ${w.id}`;
-      assert.equal(g.task, w.task, at);
-      assert.equal(g.id, w.id, at);
-      assert.deepEqual(g.context, w.context, at);
-      assert.deepEqual(g.gold, w.gold, at);
-      assert.equal(g.candidates!.length, w.candidates!.length, at);
-      g.candidates!.forEach((c, j) => {
-        const e = w.candidates![j]!;
-        assert.equal(c.text, e.text, at);
-        assert.equal(c.tokens, e.tokens, `${at} candidate ${j}: token count`);
-        worst = Math.max(worst, Math.abs(c.logprob - e.logprob));
-        assert.ok(
-          Math.abs(c.logprob - e.logprob) <= 1e-4,
-          `${at} candidate ${j}: ${c.logprob} vs ${e.logprob}`,
-        );
+for (const scorer of ['engine', 'recompute']) {
+  test(`glam eval --predictions (${scorer} scorer) agrees with the PyTorch check example by example`, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'glam-eval-parity-'));
+    try {
+      const data = evalFixture('parity');
+      const out = join(dir, 'predictions.jsonl');
+      const r = spawnSync(
+        process.execPath,
+        [
+          join(repoRoot(), 'bin', 'glam.js'),
+          'eval',
+          '--model',
+          evalFixture('tiny-moe'),
+          '--tasks',
+          'piqa,winogrande,lambada,rte',
+          '--data',
+          `piqa=${join(data, 'mc.jsonl')}`,
+          '--data',
+          `winogrande=${join(data, 'schema.jsonl')}`,
+          '--data',
+          `lambada=${join(data, 'lambada.jsonl')}`,
+          '--data',
+          `rte=${join(data, 'rte.jsonl')}`,
+          '--no-cache',
+          '--scorer',
+          scorer,
+          '--predictions',
+          out,
+        ],
+        { encoding: 'utf8', env: { ...process.env, GLAM_THREADS: '1' } },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      const got = readJsonl(out);
+      const want = readJsonl(join(data, 'expected.jsonl'));
+      assert.equal(got.length, want.length);
+      assert.deepEqual([...new Set(want.map((w) => w.task))], ['piqa', 'winogrande', 'lambada', 'rte']);
+      let worst = 0;
+      let greedyHits = 0;
+      got.forEach((g, i) => {
+        const w = want[i]!;
+        const at = `${w.task} ${w.id}`;
+        assert.equal(g.task, w.task, at);
+        assert.equal(g.id, w.id, at);
+        assert.deepEqual(g.context, w.context, at);
+        assert.deepEqual(g.gold, w.gold, at);
+        assert.equal(g.candidates!.length, w.candidates!.length, at);
+        g.candidates!.forEach((c, j) => {
+          const e = w.candidates![j]!;
+          assert.equal(c.text, e.text, at);
+          assert.equal(c.tokens, e.tokens, `${at} candidate ${j}: token count`);
+          worst = Math.max(worst, Math.abs(c.logprob - e.logprob));
+          assert.ok(
+            Math.abs(c.logprob - e.logprob) <= 1e-4,
+            `${at} candidate ${j}: ${c.logprob} vs ${e.logprob}`,
+          );
+        });
+        if (g.prediction !== w.prediction) {
+          // Only an exact tie in the PyTorch scores may pick differently.
+          const norm = w.candidates!.map((c) => c.logprob / Math.max(1, c.tokens));
+          const a = norm[g.prediction as number]!;
+          const b = norm[w.prediction as number]!;
+          assert.equal(a, b, `${at}: prediction ${g.prediction} vs ${w.prediction} without a tie`);
+        }
+        if (w.task === 'lambada' && w.prediction === 1) greedyHits++;
       });
-      if (g.prediction !== w.prediction) {
-        // Only an exact tie in the PyTorch scores may pick differently.
-        const norm = w.candidates!.map((c) => c.logprob / Math.max(1, c.tokens));
-        const a = norm[g.prediction as number]!;
-        const b = norm[w.prediction as number]!;
-        assert.equal(a, b, `${at}: prediction ${g.prediction} vs ${w.prediction} without a tie`);
-      }
-      if (w.task === 'lambada' && w.prediction === 1) greedyHits++;
-    });
-    assert.ok(greedyHits > 0, 'some LAMBADA words are the greedy choice (the check covers both outcomes)');
-    assert.ok(worst < 1e-4);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+      assert.ok(greedyHits > 0, 'some LAMBADA words are the greedy choice (the check covers both outcomes)');
+      assert.ok(worst < 1e-4);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
