@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { loadDataConfig } from '../../src/data/config.js';
 import { prepareData } from '../../src/data/prepare.js';
-import { BIN, glam, tempRoot, tinyTrain, writeTinyCorpus } from './helpers.js';
+import { BIN, glam, refuses, tempRoot, tinyTrain, writeTinyCorpus } from './helpers.js';
 
 const root = tempRoot('cli');
 const data = path.join(root, 'data');
@@ -35,30 +35,37 @@ function fails(args: string[], pattern: RegExp, env: Record<string, string> = {}
   return r;
 }
 
-test('item 16: generate checks its options before printing anything', () => {
+test('item 16: generate checks its options before printing anything', async () => {
+  const r = fails(
+    ['generate', '--model', run, '--prompt', 'The', '--top-p', '0'],
+    /^glam: top-p must be in \(0, 1\], got 0\n$/,
+  );
+  assert.equal(r.stdout, '', 'nothing on stdout');
+  // The others fail at the same point, before the model is even loaded.
   for (const [flag, value, pattern] of [
-    ['--top-p', '0', /^glam: top-p must be in \(0, 1\], got 0\n$/],
-    ['--temperature', 'warm', /^glam: --temperature must be a number, got 'warm'\n$/],
-    ['--max-tokens', '1.5', /^glam: --max-tokens must be an integer >= 0, got '1\.5'\n$/],
+    ['--temperature', 'warm', /--temperature must be a number, got 'warm'$/],
+    ['--max-tokens', '1.5', /--max-tokens must be an integer >= 0, got '1\.5'$/],
   ] as const) {
-    const r = fails(['generate', '--model', run, '--prompt', 'The', flag, value], pattern);
-    assert.equal(r.stdout, '', 'nothing on stdout');
+    await refuses(
+      ['generate', '--model', path.join(root, 'nowhere'), '--prompt', 'The', flag, value],
+      pattern,
+    );
   }
 });
 
-test('item 17: a negative number after a flag reaches the range check', () => {
-  fails(
+test('item 17: a negative number after a flag reaches the range check', async () => {
+  fails(['info', '--config', 'tiny', '--seq-len', '-5'], /--seq-len must be an integer >= 1, got '-5'/);
+  await refuses(
     tinyTrain(data, path.join(root, 'neg'), '--max-steps', '-5'),
     /--max-steps must be an integer >= 1, got '-5'/,
   );
-  fails(tinyTrain(data, path.join(root, 'neg'), '--lr', '-0.5'), /--lr must be > 0, got -0\.5/);
-  fails(['info', '--config', 'tiny', '--seq-len', '-5'], /--seq-len must be an integer >= 1, got '-5'/);
-  fails(
+  await refuses(tinyTrain(data, path.join(root, 'neg'), '--lr', '-0.5'), /--lr must be > 0, got -0\.5/);
+  await refuses(
     ['generate', '--model', run, '--prompt', 'x', '--top-p', '-.5'],
     /top-p must be in \(0, 1\], got -0\.5/,
   );
   // A flag that takes no value still says so.
-  fails(['info', '--config', 'tiny', '--json', '-5'], /--json/);
+  await refuses(['info', '--config', 'tiny', '--json', '-5'], /--json/);
 });
 
 /** Run a command in a pseudo-terminal (util-linux `script`), returning everything it drew. */
@@ -114,7 +121,7 @@ test('item 19: a run stopped by Ctrl-C ends the bar where it stopped, not at 100
   assert.ok(pct < 100, `the last bar line: ${last}`);
 });
 
-test('item 20: conflicting or meaningless options are refused; clear messages for the rest', () => {
+test('item 20: conflicting or meaningless options are refused; clear messages for the rest', async () => {
   const r = glam(
     tinyTrain(
       data,
@@ -138,11 +145,11 @@ test('item 20: conflicting or meaningless options are refused; clear messages fo
     '--eval-batches 0 runs no validation',
   );
 
-  fails(
+  await refuses(
     tinyTrain(data, run, '--max-steps', '6', '--resume', '--overwrite'),
     /--resume continues a run and --overwrite starts it afresh/,
   );
-  fails(
+  await refuses(
     tinyTrain(data, path.join(root, 'both'), '--max-steps', '2', '--max-tokens', '100'),
     /--max-steps and --max-tokens are alternatives/,
   );
@@ -155,17 +162,17 @@ test('item 20: conflicting or meaningless options are refused; clear messages fo
       },
     );
   }
-  fails(
+  await refuses(
     ['bench', 'gemm', '--m', '100000', '--n', '100000', '--k', '1000'],
     /bench gemm: m=100000 n=100000 k=1000 needs 38\.0 GiB for A, B and C/,
   );
-  fails(
+  await refuses(
     ['plot', run, '--out', path.join(root, 'missing', 'dir', 'x.svg')],
     /cannot write .*x\.svg: the directory .*missing\/dir does not exist/,
   );
   const huge = path.join(root, 'huge-id.json');
   writeFileSync(huge, '[[1, 1e400]]');
-  fails(
+  await refuses(
     ['score', '--model', run, '--tokens', huge],
     /row 0, position 1: Infinity is not an integer token id/,
   );

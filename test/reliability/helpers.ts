@@ -1,9 +1,11 @@
 /** Shared set-up of the reliability tests: the real CLI, a tiny corpus, a tiny dataset. */
+import assert from 'node:assert/strict';
 import { type SpawnSyncOptions, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { joinNegativeValues } from '../../src/cli/args.js';
 import { Rng } from '../../src/util/rng.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -79,4 +81,20 @@ export function deadPid(): number {
     encoding: 'utf8',
   });
   return Number(r.stdout);
+}
+
+/**
+ * Run `glam ARGS` in this process (the command's own run(), after the same argument handling
+ * as bin/glam.js): for refusals, which must throw before doing anything, without the cost of
+ * starting a process.
+ */
+export async function glamInProcess(args: string[]): Promise<void> {
+  const [cmd, ...rest] = args;
+  const mod = (await import(`../../src/cli/${cmd}.js`)) as { run(a: string[]): Promise<void> };
+  await mod.run(joinNegativeValues(rest));
+}
+
+/** `glam ARGS` (in this process) must refuse with an error matching `pattern`. */
+export async function refuses(args: string[], pattern: RegExp): Promise<void> {
+  await assert.rejects(glamInProcess(args), pattern, args.join(' '));
 }
