@@ -15,13 +15,13 @@
  * loadTensors is the same machinery for other tensor files (the trainer's optimizer.safetensors,
  * written with writeSafetensors).
  */
-import { lstatSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { kernels } from '../backend/index.js';
 import { type AnyTensor, Bf16Tensor } from '../tensor/bf16.js';
 import { sameShape, shapeString, Tensor } from '../tensor/tensor.js';
 import { atomicWriteFileSync, atomicWriteJsonSync } from '../util/atomic.js';
-import { READ_LIMITS, readJsonFile } from '../util/files.js';
+import { READ_LIMITS, readJsonFile, readTextFile } from '../util/files.js';
 import { CHECKPOINT_FORMAT, configToJson, type GlamConfig, parseConfig } from './config.js';
 import { type Params, paramSpecs } from './params.js';
 import {
@@ -276,6 +276,7 @@ export function convertCheckpoint(src: string, dst: string, dtype: WeightsDtype)
   if (path.resolve(src) === path.resolve(dst))
     throw new Error('the output must be another directory than the model');
   const { config, weights, tokenizerPath } = loadCheckpoint(src);
-  const tokenizer = tokenizerPath !== undefined ? readFileSync(tokenizerPath, 'utf8') : undefined;
+  const tokenizer =
+    tokenizerPath !== undefined ? readTextFile(tokenizerPath, READ_LIMITS.tokenizer, 'tokenizer') : undefined;
   saveCheckpoint(dst, config, weights, tokenizer !== undefined ? { dtype, tokenizer } : { dtype });
 }

@@ -5,12 +5,12 @@
  * routing health, plots). `glam sweep` runs a plan by starting `glam train` once per run;
  * this module only describes plans and reads what the runs wrote.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { accounting } from '../model/accounting.js';
 import { type GlamConfig, parseConfig } from '../model/config.js';
 import { getPreset } from '../model/presets.js';
-import { readLines } from '../util/files.js';
+import { READ_LIMITS, readJsonFile, readLines } from '../util/files.js';
 import { type Panel, renderSvg, type Series } from './plot.js';
 import { METRICS_FILE } from './trainer.js';
 
@@ -407,7 +407,7 @@ export { renderSvg };
 export function loadPlanFile(file: string): SweepPlan {
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
+    raw = readJsonFile(file, READ_LIMITS.json, 'sweep plan');
   } catch (err) {
     throw new Error(`${file}: not a readable JSON plan (${(err as Error).message})`);
   }

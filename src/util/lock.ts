@@ -11,15 +11,16 @@ import {
   constants,
   fsyncSync,
   linkSync,
+  lstatSync,
   openSync,
   readFileSync,
   renameSync,
-  statSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
+import { fileKind, readTextFile } from './files.js';
 
 export const LOCK_FORMAT = 'glam-moe-lock/1';
 
@@ -38,9 +39,19 @@ export interface LockInfo {
   token: string;
 }
 
+/** A small system file (/proc), or undefined. */
 function readOptional(file: string): string | undefined {
   try {
     return readFileSync(file, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The lock file's text, or undefined: read without blocking (a FIFO there is not a lock) and bounded. */
+function readLockText(file: string): string | undefined {
+  try {
+    return readTextFile(file, 1 << 16, 'lock file').trim();
   } catch {
     return undefined;
   }
@@ -145,7 +156,7 @@ export class DirLock {
     process.off('exit', this.onExit);
     if (--this.shared.count > 0) return;
     held.delete(path.resolve(this.file));
-    if (parseLock(readOptional(this.file))?.token === this.info.token) {
+    if (parseLock(readLockText(this.file))?.token === this.info.token) {
       try {
         unlinkSync(this.file);
       } catch {}
@@ -191,7 +202,7 @@ function create(file: string, info: LockInfo): boolean {
  */
 export function acquireLock(file: string, opts: AcquireOptions): DirLock {
   const mine = held.get(path.resolve(file));
-  if (mine !== undefined && parseLock(readOptional(file))?.token === mine.info.token) {
+  if (mine !== undefined && parseLock(readLockText(file))?.token === mine.info.token) {
     mine.count++;
     return new DirLock(file, mine.info, mine);
   }
@@ -208,24 +219,25 @@ export function acquireLock(file: string, opts: AcquireOptions): DirLock {
       held.set(path.resolve(file), shared);
       return new DirLock(file, info, shared);
     }
-    const text = readOptional(file);
+    const text = readLockText(file);
     const holder = parseLock(text);
     let reason: string | undefined;
     if (holder !== undefined) reason = staleReason(holder);
     else {
-      // Empty or unreadable: a holder killed between creating and writing it, if it is not new.
-      let age = 0;
+      // Only an empty regular file is ours (a holder killed between creating and writing it),
+      // once it is not new; anything else there is not a glam lock and is left alone.
+      let st: ReturnType<typeof lstatSync>;
       try {
-        age = Date.now() - statSync(file).mtimeMs;
+        st = lstatSync(file);
       } catch {
         continue; // gone meanwhile: try again
       }
-      if (age < 10_000)
-        throw new Error(`${opts.what} is being locked by another process (${file} is new); try again`);
-      if (text !== undefined && text !== '')
+      if (!st.isFile() || text === undefined || text !== '')
         throw new Error(
-          `${file} is not a glam lock file; remove it if no glam process is using ${opts.what}`,
+          `${file} is not a glam lock file (${fileKind(st)}); remove it if no glam process is using ${opts.what}`,
         );
+      if (Date.now() - st.mtimeMs < 10_000)
+        throw new Error(`${opts.what} is being locked by another process (${file} is new); try again`);
       reason = 'an empty lock file left by a crash';
     }
     if (reason === undefined) {
@@ -244,7 +256,7 @@ export function acquireLock(file: string, opts: AcquireOptions): DirLock {
     } catch {
       continue;
     }
-    if (readOptional(aside) !== text) {
+    if (readLockText(aside) !== text) {
       try {
         linkSync(aside, file); // put the fresh lock back unless yet another was taken
       } catch {}

@@ -3,15 +3,17 @@
  * link, and locks a run directory against a second trainer (issue 9, items 1-4, 14, 18).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   cpSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { hostname } from 'node:os';
@@ -23,6 +25,7 @@ import { saveCheckpoint } from '../../src/model/checkpoint.js';
 import { initParams } from '../../src/model/init.js';
 import { getPreset } from '../../src/model/presets.js';
 import { listCheckpointSteps, stepDir } from '../../src/train/checkpoints.js';
+import { acquireLock } from '../../src/util/lock.js';
 import { BIN, deadPid, glam, refuses, tempRoot, tinyTrain, writeTinyCorpus } from './helpers.js';
 
 const root = tempRoot('loss');
@@ -259,4 +262,38 @@ test('item 18: a run that fails at its first step leaves nothing that blocks the
   fails(glam(args), /num_groups \(3\) must divide/);
   fails(glam(args), /num_groups \(3\) must divide/);
   assert.deepEqual(listCheckpointSteps(run), []);
+});
+
+test('item 4: the lock takes over only its own stale files and never removes anything else', () => {
+  const dir = path.join(root, 'locks');
+  mkdirSync(dir);
+  const file = path.join(dir, '.glam-lock');
+  const opts = { command: 'test', what: 'the test directory' };
+  // Held by this process: shared, released when the last holder lets go.
+  const a = acquireLock(file, opts);
+  const b = acquireLock(file, opts);
+  b.release();
+  assert.ok(existsSync(file));
+  a.release();
+  assert.ok(!existsSync(file));
+  // Another program's file, a FIFO or a symbolic link where the lock goes: refused, left alone.
+  writeFileSync(file, 'my notes');
+  assert.throws(() => acquireLock(file, opts), /\.glam-lock is not a glam lock file \(a regular file\)/);
+  assert.equal(readFileSync(file, 'utf8'), 'my notes');
+  rmSync(file);
+  assert.equal(spawnSync('mkfifo', [file]).status, 0);
+  assert.throws(() => acquireLock(file, opts), /not a glam lock file \(a FIFO/);
+  assert.ok(lstatSync(file).isFIFO());
+  rmSync(file);
+  symlinkSync('../important.txt', file);
+  assert.throws(() => acquireLock(file, opts), /not a glam lock file \(a symbolic link\)/);
+  rmSync(file);
+  // An empty lock (a holder killed between creating and writing it): new, wait; old, taken over.
+  writeFileSync(file, '');
+  assert.throws(() => acquireLock(file, opts), /is being locked by another process/);
+  const old = new Date(Date.now() - 60_000);
+  utimesSync(file, old, old);
+  const notes: string[] = [];
+  acquireLock(file, { ...opts, onStale: (m) => notes.push(m) }).release();
+  assert.match(notes.join(), /an empty lock file left by a crash/);
 });
