@@ -1,17 +1,17 @@
 #!/usr/bin/python3
 """Training-throughput peer for `glam bench train`: the same GLaM model in PyTorch (CPU, float32).
 
-The model follows SPEC.md "Model" (and tools/torch_glam.py, the float64 reference), but is
+The model follows docs/model.md (and tools/torch_glam.py, the float64 reference), but is
 written for speed rather than for reading the rules off the code:
   - float32 throughout, batched matrix products;
   - the MoE layer routes with vectorised top-2 + GShard capacity (cumulative sums over a
     one-hot of the choices), then runs one dense product per expert on the tokens gathered
     for it (index_select -> matmul -> index_add_), so compute follows the activated parameters.
-The optimizer is Adafactor as SPEC.md's training recipe states it, written by hand because
+The optimizer is Adafactor as docs/model.md's training recipe states it, written by hand because
 Debian's torch 1.13 has none built in (see `Adafactor` below).
 
 A timed step is what glam's trainer does: forward, backward, the global gradient norm (a step
-with a non-finite one is skipped, as SPEC.md's recipe asks), Adafactor. One run prints a single
+with a non-finite one is skipped, as docs/model.md's recipe asks), Adafactor. One run prints a single
 JSON object: per-step seconds after warm-up, the median tokens/s and its spread, the forward /
 backward / gradient check / optimizer split and the parameter count (the driver checks
 that count against `glam info`, so both sides train the same model).
@@ -58,7 +58,7 @@ _pin_threads(sys.argv[1:])
 import torch  # noqa: E402  (after the thread pools are pinned)
 import torch.nn.functional as F  # noqa: E402
 
-# Defaults of the optional config keys (SPEC.md "Model"); a dumped config normally has them all.
+# Defaults of the optional config keys (docs/model.md); a dumped config normally has them all.
 CONFIG_DEFAULTS = {
     "moe_layer_interval": 2,
     "top_k": 2,
@@ -90,7 +90,7 @@ def is_moe_layer(cfg: dict, layer: int) -> bool:
 
 
 # --------------------------------------------------------------------------------------
-# Parameters (names and shapes as SPEC.md "Checkpoint format"; GShard-style init)
+# Parameters (names and shapes as docs/model.md "Checkpoint format"; GShard-style init)
 # --------------------------------------------------------------------------------------
 
 
@@ -144,7 +144,7 @@ def rms_norm(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 def rel_bucket(n: int, num_buckets: int, max_distance: int) -> int:
-    """T5 unidirectional bucket of a distance n = i - j >= 0 (SPEC.md)."""
+    """T5 unidirectional bucket of a distance n = i - j >= 0 (docs/model.md)."""
     max_exact = num_buckets // 2
     if n < max_exact:
         return n
@@ -290,7 +290,7 @@ class Glam:
 
 
 # --------------------------------------------------------------------------------------
-# Adafactor (SPEC.md "Training recipe"; the same rules as src/optim/adafactor.ts)
+# Adafactor (docs/model.md "Adafactor"; the same rules as src/optim/adafactor.ts)
 # --------------------------------------------------------------------------------------
 
 
@@ -353,7 +353,7 @@ def glam_lr(t: int) -> float:
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--config", required=True, help="config JSON (all SPEC.md keys)")
+    ap.add_argument("--config", required=True, help="config JSON (all keys of docs/model.md)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--steps", type=int, default=10, help="timed steps")
@@ -402,7 +402,7 @@ def main(argv: list[str]) -> int:
         t1 = time.perf_counter()
         loss.backward()
         t2 = time.perf_counter()
-        # As the trainer does (SPEC: skip the update of a step whose gradients hold a NaN or Inf):
+        # As the trainer does (docs/model.md: skip the update of a step whose gradients hold a NaN or Inf):
         # the global gradient norm, which is finite exactly when every gradient is.
         with torch.no_grad():
             grad_norm = torch.stack([p.grad.norm() for p in params]).norm()

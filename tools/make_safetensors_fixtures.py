@@ -142,7 +142,7 @@ MICRO_CONFIG = {
 
 
 def micro_specs(c: dict) -> list:
-    """Checkpoint names and shapes (SPEC.md "Checkpoint format"), independent of the TypeScript code."""
+    """Checkpoint names and shapes (docs/model.md "Checkpoint format"), independent of the TypeScript code."""
     D, HD, E, Fe, F = c["d_model"], c["n_heads"] * c["d_head"], c["n_experts"], c["d_ff_expert"], c["d_ff"]
     specs = [("embed.weight", [c["vocab_size"], D])]
     for l in range(c["n_layers"]):

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Independent PyTorch reference implementation of the glam-moe model (SPEC.md "Model").
+"""Independent PyTorch reference implementation of the glam-moe model (docs/model.md).
 
 This file is deliberately written for clarity, not speed: the MoE layer routes
 tokens with explicit per-token Python loops, exactly as the spec words it, so that
@@ -37,7 +37,7 @@ torch.set_default_dtype(torch.float64)
 
 FORMAT = "glam-moe/1"
 
-# Defaults of the optional config keys (SPEC.md "Model").
+# Defaults of the optional config keys (docs/model.md).
 CONFIG_DEFAULTS = {
     "moe_layer_interval": 2,
     "top_k": 2,

@@ -1,5 +1,5 @@
 /**
- * GLaM model configuration (SPEC.md "Model"): the keys of a checkpoint's config.json.
+ * GLaM model configuration (docs/model.md "Configuration"): the keys of a checkpoint's config.json.
  */
 import { briefValue } from '../util/files.js';
 export interface GlamConfig {

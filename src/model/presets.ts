@@ -10,7 +10,7 @@
  * 256K = 256,000 (the convention of Google's SentencePiece models of the time,
  * e.g. PaLM's "256k"). With it, glam-64b-64e has 1.1617e12 parameters, 96.59e9
  * activated per token, which matches the paper's 1.2T (rounded) / 96.6B and
- * SPEC's 1.16T. (262,144 would give 96.64e9 active: the figures cannot tell the
+ * docs/model.md's 1.16T. (262,144 would give 96.64e9 active: the figures cannot tell the
  * two apart, so the conventional 256,000 is kept.)
  *
  * The paper figures quoted in the docs below are its Table 4 totals. The larger

@@ -1,6 +1,6 @@
 /**
  * Adafactor (Shazeer & Stern 2018, Algorithm 4) as GLaM trains with it
- * (SPEC.md "Training recipe"): no first moment (β1 = 0), β2_t = 1 − t^−0.8,
+ * (docs/model.md "Adafactor"): no first moment (β1 = 0), β2_t = 1 − t^−0.8,
  * ε1 = 1e-30 added to g², factored second moments, update clipping at RMS 1,
  * absolute learning rate.
  *

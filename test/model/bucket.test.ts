@@ -1,4 +1,4 @@
-/** The T5 relative-position bucket (SPEC.md): values worked out by hand. */
+/** The T5 relative-position bucket (docs/model.md "Forward pass"): values worked out by hand. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { relativeBucket } from '../../src/model/layers/attention.js';

@@ -1,6 +1,6 @@
 /**
  * A float64 reference forward of the GLaM model, written as plain loops straight
- * from SPEC.md "Model" and independently of the layer code. It is the oracle
+ * from docs/model.md "Forward pass" and independently of the layer code. It is the oracle
  * the tests hold the float32 model and its hand-written gradients against
  * (by finite differences); it is slow and meant for tiny shapes.
  */

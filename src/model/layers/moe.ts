@@ -30,9 +30,11 @@ export interface MoeWeights {
 export interface MoeStats {
   /** The layer's index in the stack. */
   layer: number;
-  /** Kept assignments per expert. */
+  /** Kept assignments per expert (after capacity): the tokens each expert processed. */
   load: number[];
-  /** Assignments dropped for lack of capacity. */
+  /** Assignments that reached each expert's capacity check (the load before capacity). */
+  routedLoad: number[];
+  /** Assignments dropped for lack of capacity: Σ (routedLoad − load). */
   dropped: number;
   /** dropped / (2 · tokens): the share of all top-2 assignments lost to capacity. */
   droppedFraction: number;
@@ -110,6 +112,7 @@ export class MoeLayer {
     return {
       layer: this.layer,
       load: Array.from(r.load),
+      routedLoad: Array.from(r.routed),
       dropped: r.dropped,
       droppedFraction: rows > 0 ? r.dropped / (2 * rows) : 0,
       routerEntropy: r.entropy,

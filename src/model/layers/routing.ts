@@ -45,6 +45,8 @@ export class Top2Routing {
   attempted = 0;
   /** Kept assignments per expert. */
   load: Int32Array;
+  /** Assignments that reached each expert's capacity check (kept or dropped). */
+  routed: Int32Array;
   /** [groups, E]: tokens of a group whose first choice is e (before capacity). */
   firstCounts = new Int32Array(0);
   /** Load-balancing loss, averaged over groups. */
@@ -59,6 +61,7 @@ export class Top2Routing {
     if (experts < 2) throw new Error(`top-2 routing needs at least 2 experts, got ${experts}`);
     this.offsets = new Int32Array(experts + 1);
     this.load = new Int32Array(experts);
+    this.routed = new Int32Array(experts);
     this.used = new Int32Array(experts);
     this.meanP = new Float64Array(experts);
   }
@@ -111,9 +114,11 @@ export class Top2Routing {
     const firstCounts = this.firstCounts;
     const used = this.used; // slots taken per expert in the current group
     const load = this.load;
+    const routed = this.routed;
     const meanP = this.meanP;
     const rng = opts.policy === 'random' ? opts.rng : undefined;
     load.fill(0);
+    routed.fill(0);
     firstCounts.fill(0);
     let entropy = 0;
     let aux = 0;
@@ -171,6 +176,7 @@ export class Top2Routing {
       for (let t = t0; t < t1; t++) {
         const e = first[t]!;
         attempted++;
+        routed[e]!++;
         if (used[e]! < C) {
           used[e]!++;
           slot1[t] = PENDING;
@@ -186,6 +192,7 @@ export class Top2Routing {
         }
         const e = second[t]!;
         attempted++;
+        routed[e]!++;
         if (used[e]! < C) {
           used[e]!++;
           slot2[t] = PENDING;

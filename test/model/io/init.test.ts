@@ -64,7 +64,7 @@ describe('initParams', () => {
     }
   });
 
-  test('random tensors: mean 0 and the SPEC std within sampling tolerance', () => {
+  test('random tensors: mean 0 and the std of docs/model.md "Initialisation" within sampling tolerance', () => {
     const expectedStd: Record<string, number> = {
       'embed.weight': 1,
       'layers.0.attn.wq': 1 / Math.sqrt(96),
