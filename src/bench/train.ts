@@ -75,20 +75,27 @@ export interface TrainBenchResult {
   /** Model FLOP/s at the median tokens/s, in GFLOP/s. */
   achievedGflops: number;
   peakGflops: number | null;
-  /** achievedGflops / peakGflops, or null without a peak. */
+  /**
+   * achievedGflops / peakGflops, or null without a peak or when the achieved rate exceeds the peak
+   * (the peak measurement was wrong: `mfuRefused` says so; MFU is never over 100%).
+   */
   mfu: number | null;
+  /** Why MFU is null although a peak was measured. */
+  mfuRefused?: string;
   lossFirst: number;
   lossLast: number;
 }
 
 /**
- * The machine's FMA peak for a thread count (`glam bench peak`'s measurement: median of 3 runs of
- * 0.3 s), or null when the native addon is not loaded.
+ * The machine's FMA peak for a thread count (`glam bench peak`'s measurement over 0.3 s), or null when
+ * the native addon is not loaded or cannot run that many threads at once.
  */
 export function nativePeakGflops(threads: number): number | null {
   const native = loadNative();
   if (!native.ok) return null;
-  return benchPeak(native.kernels, [threads], 0.3).results[0]?.gflops ?? null;
+  const row = benchPeak(native.kernels, [threads], 0.3).results[0];
+  // A peak on fewer threads (more threads than cores, or the pool busy) is not this thread count's.
+  return row !== undefined && row.threads === threads ? row.gflops : null;
 }
 
 function positiveInt(name: string, v: number): number {
@@ -197,10 +204,25 @@ export function benchTrain(opts: TrainBenchOptions = {}): TrainBenchResult {
     optimizerMs: summarize(phases[3]!).median,
     achievedGflops,
     peakGflops: peak,
-    mfu: peak !== null && peak > 0 ? achievedGflops / peak : null,
+    ...mfuOf(achievedGflops, peak),
     lossFirst,
     lossLast,
   };
+}
+
+/** MFU, refused (with the reason) when the achieved rate exceeds the peak: a peak that low was mismeasured. */
+export function mfuOf(
+  achievedGflops: number,
+  peakGflops: number | null,
+): { mfu: number | null; mfuRefused?: string } {
+  if (peakGflops === null || !(peakGflops > 0)) return { mfu: null };
+  if (achievedGflops > peakGflops) {
+    return {
+      mfu: null,
+      mfuRefused: `achieved ${achievedGflops.toFixed(1)} GFLOP/s exceeds the measured peak ${peakGflops.toFixed(1)}: the peak measurement is wrong`,
+    };
+  }
+  return { mfu: achievedGflops / peakGflops };
 }
 
 /** A few lines for the terminal. */
@@ -209,7 +231,7 @@ export function formatTrainBench(r: TrainBenchResult): string {
   const mfu =
     r.mfu !== null && r.peakGflops !== null
       ? `MFU ${percent(r.mfu)} (${r.achievedGflops.toFixed(1)} of ${r.peakGflops.toFixed(1)} GFLOP/s peak)`
-      : `${r.achievedGflops.toFixed(1)} GFLOP/s (no peak measured, MFU unknown)`;
+      : `${r.achievedGflops.toFixed(1)} GFLOP/s (${r.mfuRefused ?? 'no peak measured'}; MFU unknown)`;
   return [
     `${r.config}: ${(r.params / 1e6).toFixed(2)}M params (${(r.activeParams / 1e6).toFixed(2)}M active), batch ${r.batch} × seq ${r.seqLen} = ${r.tokensPerStep} tokens/step, ${(r.trainFlopsPerToken / 1e6).toFixed(1)} MFLOP/token`,
     `${r.steps} timed steps after ${r.warmup} warm-up, ${r.threads} thread(s), kernels: ${r.kernels}`,

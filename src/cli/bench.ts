@@ -47,9 +47,11 @@ const PEAK_HELP = `usage: glam bench peak [--threads T] [--isa avx512|avx2|porta
 
 Measures the machine's FMA throughput for each code path the CPU has (AVX-512, AVX2/FMA, portable):
 independent multiply-add chains in that path's registers on T threads (default: every count from 1 to
-the number of cores), in ~20 ms trials for S seconds (default 0.5). Reports the fastest trial (the
-machine's capability: other processes only slow trials down) and the median trial. The path in use
-(marked) is the one MFU figures are computed against.
+the number of cores; never more), in ~20 ms trials for S seconds (default 0.5). Each thread times its
+chains in its own CPU time, so a trial counts what the cores do while they run them even when other
+processes share the machine; the fastest trial is the peak (the machine's capability), the median
+trial by the wall clock shows the current load. The path in use (marked) is the one MFU figures are
+computed against; an MFU that would exceed 100% is refused as a mismeasured peak.
 
 options:
   --threads T   thread count (default: 1..cores)

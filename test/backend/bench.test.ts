@@ -54,3 +54,29 @@ describe('bench helpers', () => {
     assert.equal(r.isa, info.isa);
   });
 });
+
+describe('peak and MFU', () => {
+  test('MFU is refused, saying why, when the achieved rate exceeds the measured peak', async () => {
+    const { mfuOf } = await import('../../src/bench/train.js');
+    assert.deepEqual(mfuOf(50, 200), { mfu: 0.25 });
+    assert.deepEqual(mfuOf(50, null), { mfu: null });
+    const over = mfuOf(150, 115);
+    assert.equal(over.mfu, null);
+    assert.match(over.mfuRefused!, /achieved 150.0 GFLOP\/s exceeds the measured peak 115.0/);
+  });
+
+  test('the peak never runs more threads than cores (time-sliced threads would each count a core)', {
+    skip: nativeMissing,
+  }, () => {
+    const cores = native!.info().cores;
+    const before = native!.getThreads();
+    try {
+      native!.setThreads(cores + 2);
+      const r = native!.peak(cores + 2, 0.05);
+      assert.equal(r.threads, cores);
+      assert.ok(r.gflops > 0 && r.median > 0);
+    } finally {
+      native!.setThreads(before);
+    }
+  });
+});
