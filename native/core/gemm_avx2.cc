@@ -266,6 +266,10 @@ void packBBf16(int64_t kc, int64_t nc, const uint16_t* b, int64_t rs, int64_t cs
   packBPanelsWidened<NR>(kc, nc, b, rs, cs, static_cast<float*>(dst));
 }
 
+void packBFloatBf16(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, void* dst) {
+  packBPanelsBf16Values<NR>(kc, nc, b, rs, cs, static_cast<float*>(dst));
+}
+
 void microBf16(int64_t kc, const void* a, const void* b, float* c, int64_t ldc, float alpha, float beta, int rows,
                int cols, const Bf16Side*) {
   micro6x16(kc, static_cast<const float*>(a), static_cast<const float*>(b), NR, c, ldc, alpha, beta, rows, cols, nullptr);
@@ -278,7 +282,7 @@ GemmKernel avx2GemmKernel() {
 }
 
 Bf16Kernel avx2Bf16Widening() {
-  return Bf16Kernel{"widening", MR, NR, NR, 0, blocking::kKC, 1, 4, packABf16, packBBf16, microBf16, nullptr};
+  return Bf16Kernel{"widening", MR, NR, NR, 0, blocking::kKC, 1, 4, packABf16, packBBf16, packBFloatBf16, microBf16, nullptr};
 }
 
 }  // namespace glam

@@ -303,6 +303,10 @@ void packBBf16(int64_t kc, int64_t nc, const uint16_t* b, int64_t rs, int64_t cs
   packBPanelsWidened<NR>(kc, nc, b, rs, cs, static_cast<float*>(dst));
 }
 
+void packBFloatBf16(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, void* dst) {
+  packBPanelsBf16Values<NR>(kc, nc, b, rs, cs, static_cast<float*>(dst));
+}
+
 void microBf16(int64_t kc, const void* a, const void* b, float* c, int64_t ldc, float alpha, float beta, int rows,
                int cols, const Bf16Side*) {
   micro(kc, static_cast<const float*>(a), static_cast<const float*>(b), NR, c, ldc, alpha, beta, rows, cols, nullptr);
@@ -314,6 +318,6 @@ GemmKernel avx512GemmKernel() {
   return GemmKernel{MR, NR, 16 * kWideNV, kWideRows, kKC, kMC, true, true, packA, packB, micro};
 }
 
-Bf16Kernel avx512Bf16Widening() { return Bf16Kernel{"widening", MR, NR, NR, 0, kKC, 1, 4, packABf16, packBBf16, microBf16, nullptr}; }
+Bf16Kernel avx512Bf16Widening() { return Bf16Kernel{"widening", MR, NR, NR, 0, kKC, 1, 4, packABf16, packBBf16, packBFloatBf16, microBf16, nullptr}; }
 
 }  // namespace glam

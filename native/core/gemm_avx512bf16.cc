@@ -308,6 +308,50 @@ void packBGeneral(int64_t kc, int64_t nc, const uint16_t* b, int64_t rs, int64_t
   }
 }
 
+// B float32, rounded to bf16 as it is packed (bf16 products of float32 operands: training). Scalar for
+// any layout; the row-major case rounds 16 columns of two rows at a time and merges them into pairs.
+void packBFloat(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, void* dstv) {
+  uint32_t* dst = static_cast<uint32_t*>(dstv);
+  const int64_t pairs = (kc + 1) / 2;
+  // Nearest-even rounding of float32 lanes to bf16 bits kept in the upper half (NaN made quiet).
+  const __m512i bias = _mm512_set1_epi32(0x7FFF);
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512i absMask = _mm512_set1_epi32(0x7FFFFFFF);
+  const __m512i inf = _mm512_set1_epi32(0x7F800000);
+  const __m512i quiet = _mm512_set1_epi32(0x00400000);
+  const __m512i upper = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  auto round16 = [&](__m512i u) __attribute__((always_inline)) {
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, absMask), inf);
+    const __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, bias), _mm512_and_si512(_mm512_srli_epi32(u, 16), one));
+    return _mm512_and_si512(_mm512_mask_or_epi32(r, nan, u, quiet), upper);
+  };
+  for (int64_t j0 = 0; j0 < nc; j0 += NR, dst += NR * pairs) {
+    const int64_t cols = nc - j0 < NR ? nc - j0 : NR;
+    for (int64_t q = 0; q < pairs; q++) {
+      const bool second = 2 * q + 1 < kc;
+      if (cs == 1) {
+        for (int v = 0; v < NV; v++) {
+          const __mmask16 m = laneMask(static_cast<int>(cols - 16 * v));
+          const float* r0 = b + 2 * q * rs + j0 + 16 * v;
+          const __m512i lo = round16(_mm512_castps_si512(_mm512_maskz_loadu_ps(m, r0)));
+          const __m512i hi = second ? round16(_mm512_castps_si512(_mm512_maskz_loadu_ps(m, r0 + rs)))
+                                    : _mm512_setzero_si512();
+          _mm512_store_si512(dst + q * NR + 16 * v, _mm512_or_si512(_mm512_srli_epi32(lo, 16), hi));
+        }
+      } else {
+        for (int c = 0; c < NR; c++) {
+          uint16_t lo = 0, hi = 0;
+          if (c < cols) {
+            lo = bf16Round(b[2 * q * rs + (j0 + c) * cs]);
+            if (second) hi = bf16Round(b[(2 * q + 1) * rs + (j0 + c) * cs]);
+          }
+          dst[q * NR + c] = pairOf(lo, hi);
+        }
+      }
+    }
+  }
+}
+
 void packB(int64_t kc, int64_t nc, const uint16_t* b, int64_t rs, int64_t cs, void* dstv) {
   uint32_t* dst = static_cast<uint32_t*>(dstv);
   if (cs == 1) {
@@ -322,7 +366,8 @@ void packB(int64_t kc, int64_t nc, const uint16_t* b, int64_t rs, int64_t cs, vo
 }  // namespace
 
 Bf16Kernel avx512Bf16Dot() {
-  return Bf16Kernel{"vdpbf16ps", MR, NR, 16 * kWideNV, kWideRows, kKC, 2, 2, packA, packB, micro, microInPlace};
+  return Bf16Kernel{"vdpbf16ps", MR,    NR,         16 * kWideNV, kWideRows, kKC, 2, 2,
+                    packA,       packB, packBFloat, micro,        microInPlace};
 }
 
 }  // namespace glam

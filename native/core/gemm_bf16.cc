@@ -41,16 +41,23 @@ void packAllA(const Bf16Kernel& kern, int64_t m, int64_t k, const float* a, int6
 
 char* scratchBytes(Scratch& s, int64_t bytes) { return reinterpret_cast<char*>(s.get(ceilDiv(bytes, 4))); }
 
+// Whether the micro-kernel reads B in place: bf16 weights stored row-major, and a kernel that can.
+bool readsInPlace(const Bf16Kernel& kern, const float* bf, int64_t csB) {
+  return bf == nullptr && csB == 1 && kern.microInPlace != nullptr;
+}
+
 // Columns per tile: wide when few rows read B in place.
-int64_t tileWidth(const Bf16Kernel& kern, int64_t m, int64_t csB) {
-  return csB == 1 && kern.microInPlace != nullptr && m <= kern.wideRows ? kern.nrWide : kern.nr;
+int64_t tileWidth(const Bf16Kernel& kern, int64_t m, bool inPlace) {
+  return inPlace && m <= kern.wideRows ? kern.nrWide : kern.nr;
 }
 
 // Columns [j0, j1) (tiles of tileWidth columns from j0) of C[m x n] = alpha·A·B + beta·C, A packed by
 // packAllA.
-void runTiles(const Bf16Kernel& kern, int64_t m, int64_t k, const char* packedA, const uint16_t* b, int64_t rsB,
-              int64_t csB, int64_t j0, int64_t j1, float* c, int64_t ldc, float alpha, float beta) {
-  const int64_t mr = kern.mr, nr = tileWidth(kern, m, csB), kcMax = kern.kc;
+void runTiles(const Bf16Kernel& kern, int64_t m, int64_t k, const char* packedA, const uint16_t* b, const float* bf,
+              int64_t rsB, int64_t csB, int64_t j0, int64_t j1, float* c, int64_t ldc, float alpha, float beta) {
+  // A float32 B is always packed (rounded); the side fetches below are for bf16 weights.
+  const bool inPlace = readsInPlace(kern, bf, csB);
+  const int64_t mr = kern.mr, nr = tileWidth(kern, m, inPlace), kcMax = kern.kc;
   const int64_t rowPanels = ceilDiv(m, mr);
   const int64_t kBlocks = ceilDiv(k, kcMax);
   char* packedB = scratchBytes(tlsB16, packedBytes(kern, kern.nr, kcMax));
@@ -61,13 +68,16 @@ void runTiles(const Bf16Kernel& kern, int64_t m, int64_t k, const char* packedA,
       const int64_t kc = minI(kcMax, k - pc);
       // A row-major B is read in place by the first row panel (which copies it for the others) when the
       // kernel can: one pass over the weights, no separate packing.
-      const bool inPlace = csB == 1 && kern.microInPlace != nullptr;
-      if (!inPlace) kern.packB(kc, cols, b + pc * rsB + j * csB, rsB, csB, packedB);
+      if (bf != nullptr) {
+        kern.packBFloat(kc, cols, bf + pc * rsB + j * csB, rsB, csB, packedB);
+      } else if (!inPlace) {
+        kern.packB(kc, cols, b + pc * rsB + j * csB, rsB, csB, packedB);
+      }
       // The source the next packing reads (row-major B): this tile's next KC block, else the next tile's first.
       Bf16Side next;
-      if (csB == 1 && pb + 1 < kBlocks) {
+      if (bf == nullptr && csB == 1 && pb + 1 < kBlocks) {
         next = Bf16Side{b + (pc + kcMax) * rsB + j, rsB, minI(kcMax, k - pc - kcMax)};
-      } else if (csB == 1 && j + nr < j1) {
+      } else if (bf == nullptr && csB == 1 && j + nr < j1) {
         next = Bf16Side{b + j + nr, rsB, minI(kcMax, k)};
       }
       const int64_t perPanel = ceilDiv(next.nextRows, rowPanels);
@@ -105,9 +115,9 @@ void scaleRows(float* c, int64_t rows, int64_t cols, int64_t ldc, float beta) {
   }
 }
 
-}  // namespace
 
-void gemmBf16(const Bf16Call& g) {
+// One product on up to maxThreads threads.
+void gemmBf16On(const Bf16Call& g, int maxThreads) {
   if (g.m == 0 || g.n == 0) return;
   if (g.k == 0 || g.alpha == 0.0f) {
     scaleRows(g.c, g.m, g.n, g.ldc, g.beta);
@@ -115,17 +125,69 @@ void gemmBf16(const Bf16Call& g) {
   }
   const Bf16Kernel& kern = currentBf16();
   const double flops = 2.0 * static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
-  const int64_t tiles = ceilDiv(g.n, tileWidth(kern, g.m, g.csB));
-  const int nt = threadsFor(flops, kMinFlopsPerThread, tiles);
+  const int64_t width1 = tileWidth(kern, g.m, readsInPlace(kern, g.bf, g.csB));
+  const int64_t tiles = ceilDiv(g.n, width1);
+  const int nt = std::min(maxThreads, threadsFor(flops, kMinFlopsPerThread, tiles));
   char* packedA = scratchBytes(tlsA16, packedBytes(kern, ceilDiv(g.m, kern.mr) * kern.mr, g.k));
   packAllA(kern, g.m, g.k, g.a, g.rsA, g.csA, packedA);
   // Runs of tiles: about four per thread, so a late thread costs little and each run streams B ahead.
   const int64_t run = nt > 1 ? std::max<int64_t>(1, tiles / (4 * nt)) : tiles;
-  const int64_t width = run * tileWidth(kern, g.m, g.csB);
+  const int64_t width = run * width1;
   forEachUnit(nt, ceilDiv(tiles, run), [&](int64_t u) {
-    runTiles(kern, g.m, g.k, packedA, g.b, g.rsB, g.csB, u * width, minI(g.n, (u + 1) * width), g.c, g.ldc, g.alpha,
-             g.beta);
+    runTiles(kern, g.m, g.k, packedA, g.b, g.bf, g.rsB, g.csB, u * width, minI(g.n, (u + 1) * width), g.c, g.ldc,
+             g.alpha, g.beta);
   });
+}
+
+Bf16Call fromGemm(const GemmCall& g) {
+  Bf16Call h{g.m,  g.n,  g.k,     g.alpha, g.a, g.transA ? 1 : g.lda, g.transA ? g.lda : 1, nullptr,
+             g.transB ? 1 : g.ldb, g.transB ? g.ldb : 1, g.beta, g.c, g.ldc};
+  h.bf = g.b;
+  return h;
+}
+
+}  // namespace
+
+void gemmBf16(const Bf16Call& g) { gemmBf16On(g, poolThreads()); }
+
+void sgemmBf16(const GemmCall& g) { gemmBf16On(fromGemm(g), poolThreads()); }
+
+void sgemmStridedBatchedBf16(const GemmCall& call, int64_t strideA, int64_t strideB, int64_t strideC,
+                             int64_t batch) {
+  if (batch <= 0) return;
+  const double itemFlops =
+      2.0 * static_cast<double>(call.m) * static_cast<double>(call.n) * static_cast<double>(call.k);
+  const int pool = poolThreads();
+  auto item = [&](int64_t i, int maxThreads) {
+    GemmCall g = call;
+    g.a = call.a + i * strideA;
+    g.b = call.b + i * strideB;
+    g.c = call.c + i * strideC;
+    gemmBf16On(fromGemm(g), maxThreads);
+  };
+  // Whole items per thread when there are enough of them, as sgemmStridedBatched does.
+  if (pool > 1 && batch >= pool && itemFlops * static_cast<double>(batch) >= kMinFlopsPerThread) {
+    forEachUnit(pool, batch, [&](int64_t i) { item(i, 1); });
+  } else {
+    for (int64_t i = 0; i < batch; i++) item(i, pool);
+  }
+}
+
+void sgemmGroupedBf16(const GroupedCall& g) {
+  // One product per group on all threads (groups are few and each one large enough to split).
+  for (int64_t e = 0; e < g.groups; e++) {
+    const int64_t r0 = g.offsets[e], rows = g.offsets[e + 1] - r0;
+    GemmCall one{};
+    if (!g.transA) {
+      if (rows == 0) continue;
+      one = GemmCall{false, g.transB, rows, g.n, g.d, g.alpha, g.a + r0 * g.lda, g.lda,
+                     g.b + e * g.strideB, g.ldb, g.beta, g.c + e * g.strideC + r0 * g.ldc, g.ldc};
+    } else {
+      one = GemmCall{true, false, g.d, g.n, rows, g.alpha, g.a + r0 * g.lda, g.lda,
+                     g.b + e * g.strideB + r0 * g.ldb, g.ldb, g.beta, g.c + e * g.strideC, g.ldc};
+    }
+    gemmBf16On(fromGemm(one), poolThreads());
+  }
 }
 
 void gemmGroupedBf16(const Bf16GroupedCall& g) {
@@ -152,7 +214,8 @@ void gemmGroupedBf16(const Bf16GroupedCall& g) {
     }
     char* packedA = scratchBytes(tlsA16, packedBytes(kern, ceilDiv(rows, kern.mr) * kern.mr, g.d));
     packAllA(kern, rows, g.d, g.a + row0 * g.lda, g.lda, 1, packedA);
-    runTiles(kern, rows, g.d, packedA, g.b + e * g.strideB, g.rsB, g.csB, j0, j1, c, g.ldc, g.alpha, g.beta);
+    runTiles(kern, rows, g.d, packedA, g.b + e * g.strideB, nullptr, g.rsB, g.csB, j0, j1, c, g.ldc, g.alpha,
+             g.beta);
   });
 }
 

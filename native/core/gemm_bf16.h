@@ -1,13 +1,18 @@
 // Products with bf16 operands and float32 accumulation: C = alpha·bf16(op(A))·op(B) + beta·C with A float32
-// (rounded to bf16, nearest even, as it is packed) and B bf16 storage (weights). Arguments must already be
-// validated (ops.cc). The kernel is the current table's (isa.h: currentBf16).
+// (rounded to bf16, nearest even, as it is packed) and B bf16 storage (weights), or B float32 rounded the
+// same way (bf16 mixed-precision training). Arguments must already be validated (ops.cc). The kernel is
+// the current table's (isa.h: currentBf16).
 #pragma once
 
 #include <cstdint>
 
+#include "gemm.h"
+#include "grouped.h"
+
 namespace glam {
 
-// op(A)[i,p] = a[i*rsA + p*csA] (m x k), op(B)[p,j] = b[p*rsB + j*csB] (k x n), C row-major (ldc).
+// op(A)[i,p] = a[i*rsA + p*csA] (m x k), op(B)[p,j] = b[p*rsB + j*csB] (k x n), C row-major (ldc). When bf is
+// set, B is float32 at bf (same strides) and b is ignored.
 struct Bf16Call {
   int64_t m, n, k;
   float alpha;
@@ -18,6 +23,7 @@ struct Bf16Call {
   float beta;
   float* c;
   int64_t ldc;
+  const float* bf = nullptr;
 };
 
 void gemmBf16(const Bf16Call& call);
@@ -40,5 +46,12 @@ struct Bf16GroupedCall {
 };
 
 void gemmGroupedBf16(const Bf16GroupedCall& call);
+
+// The float32 products of gemm.h and grouped.h with both operands rounded to bf16 (same arguments, same
+// semantics otherwise): what `--precision bf16` training computes with.
+void sgemmBf16(const GemmCall& call);
+void sgemmStridedBatchedBf16(const GemmCall& call, int64_t strideA, int64_t strideB, int64_t strideC,
+                             int64_t batch);
+void sgemmGroupedBf16(const GroupedCall& call);
 
 }  // namespace glam

@@ -231,11 +231,13 @@ IsaId currentIsaId() {
 }
 
 bool selectIsa(const char* key) {
-  Selection s = bestSelection();
+  // Back to the load-time choice (GLAM_ISA's or the default, with its reason) for no name or its name.
+  static const Selection initial = initialSelection();
+  Selection s = initial;
   if (key != nullptr && *key != '\0') {
     IsaId id;
     if (!keyToId(key, &id) || !cpuHas(id)) return false;
-    s = {id, "selected by selectIsa"};
+    if (id != initial.id) s = {id, "selected by selectIsa"};
   }
   selection() = s;
   active.store(&isaTable(s.id), std::memory_order_release);

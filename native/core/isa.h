@@ -100,6 +100,8 @@ struct Bf16Kernel {
   void (*packA)(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, void* dst);
   // Rows [0,kc) x cols [0,nc) of op(B) (bf16) into nr-column panels, zero-padded.
   void (*packB)(int64_t kc, int64_t nc, const uint16_t* b, int64_t rs, int64_t cs, void* dst);
+  // The same from a float32 B, rounded to bf16 (nearest even) as it is packed.
+  void (*packBFloat)(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, void* dst);
   // C[0:rows, 0:cols] = alpha·(A panel x B panel) + beta·C over kc steps; beta == 0 never reads C.
   void (*micro)(int64_t kc, const void* a, const void* b, float* c, int64_t ldc, float alpha, float beta, int rows,
                 int cols, const Bf16Side* side);
@@ -146,7 +148,8 @@ void selectBf16Widening(bool widen);
 // time; GLAM_FORCE_PORTABLE=1 is kept as another name for GLAM_ISA=portable) or selectIsa says otherwise.
 const Isa& currentIsa();
 IsaId currentIsaId();
-// Switches to the named table ("avx512", "avx2", "portable"; null or "" means the default choice).
+// Switches to the named table ("avx512", "avx2", "portable"; null or "" goes back to the load-time choice:
+// GLAM_ISA's, or the fastest the CPU has).
 // Returns false, changing nothing, when the name is unknown or the CPU lacks that instruction set.
 bool selectIsa(const char* key);
 // Why the current table was chosen, e.g. "forced by GLAM_ISA=avx2" or "CPU has AVX-512".

@@ -168,31 +168,36 @@ bool stackSizes(Check& ck, int64_t slices, int64_t rows, int64_t cols, int64_t* 
   return true;
 }
 
-}  // namespace
-
-namespace ops {
-
-Status sgemm(double alpha, const Mat& a, const Mat& b, double beta, const Mat& c) {
-  Check ck("sgemm");
+// The float32 products and their bf16-operand twins share their checks; `bf16` picks the driver.
+Status gemmOp(const char* name, bool bf16, double alpha, const Mat& a, const Mat& b, double beta, const Mat& c) {
+  Check ck(name);
   if (ck.mat("a", a) && ck.mat("b", b) && ck.mat("c", c) && checkProduct(ck, a, b, c)) {
-    glam::sgemm(gemmCall(alpha, a, b, beta, c));
+    if (bf16) {
+      glam::sgemmBf16(gemmCall(alpha, a, b, beta, c));
+    } else {
+      glam::sgemm(gemmCall(alpha, a, b, beta, c));
+    }
   }
   return ck.status();
 }
 
-Status sgemmStridedBatched(int64_t batch, double alpha, const Mat& a, int64_t strideA, const Mat& b,
-                           int64_t strideB, double beta, const Mat& c, int64_t strideC) {
-  Check ck("sgemmStridedBatched");
+Status batchedOp(const char* name, bool bf16, int64_t batch, double alpha, const Mat& a, int64_t strideA,
+                 const Mat& b, int64_t strideB, double beta, const Mat& c, int64_t strideC) {
+  Check ck(name);
   if (ck.mat("a", a, strideA, batch) && ck.mat("b", b, strideB, batch) && ck.mat("c", c, strideC, batch) &&
       checkProduct(ck, a, b, c) && ck.outputsApart(c, strideC, batch) && c.rows > 0 && c.cols > 0) {
-    glam::sgemmStridedBatched(gemmCall(alpha, a, b, beta, c), strideA, strideB, strideC, batch);
+    if (bf16) {
+      glam::sgemmStridedBatchedBf16(gemmCall(alpha, a, b, beta, c), strideA, strideB, strideC, batch);
+    } else {
+      glam::sgemmStridedBatched(gemmCall(alpha, a, b, beta, c), strideA, strideB, strideC, batch);
+    }
   }
   return ck.status();
 }
 
-Status sgemmGrouped(const IVec& offsets, double alpha, const Mat& a, const Mat& b, int64_t strideB, double beta,
-                    const Mat& c, int64_t strideC) {
-  Check ck("sgemmGrouped");
+Status groupedOp(const char* name, bool bf16, const IVec& offsets, double alpha, const Mat& a, const Mat& b,
+                 int64_t strideB, double beta, const Mat& c, int64_t strideC) {
+  Check ck(name);
   if (offsets.size < 1) return ck.fail("offsets needs at least 1 element (groups + 1)"), ck.status();
   const int64_t groups = offsets.size - 1;
   if (offsets.data[0] < 0) return ck.fail(fmt("offsets[0]=%d is negative", offsets.data[0])), ck.status();
@@ -229,8 +234,44 @@ Status sgemmGrouped(const IVec& offsets, double alpha, const Mat& a, const Mat& 
       }
     }
   }
-  if (ck.ok()) glam::sgemmGrouped(g);
+  if (ck.ok() && bf16) {
+    glam::sgemmGroupedBf16(g);
+  } else if (ck.ok()) {
+    glam::sgemmGrouped(g);
+  }
   return ck.status();
+}
+
+}  // namespace
+
+namespace ops {
+
+Status sgemm(double alpha, const Mat& a, const Mat& b, double beta, const Mat& c) {
+  return gemmOp("sgemm", false, alpha, a, b, beta, c);
+}
+
+Status sgemmStridedBatched(int64_t batch, double alpha, const Mat& a, int64_t strideA, const Mat& b,
+                           int64_t strideB, double beta, const Mat& c, int64_t strideC) {
+  return batchedOp("sgemmStridedBatched", false, batch, alpha, a, strideA, b, strideB, beta, c, strideC);
+}
+
+Status sgemmGrouped(const IVec& offsets, double alpha, const Mat& a, const Mat& b, int64_t strideB, double beta,
+                    const Mat& c, int64_t strideC) {
+  return groupedOp("sgemmGrouped", false, offsets, alpha, a, b, strideB, beta, c, strideC);
+}
+
+Status sgemmBf16(double alpha, const Mat& a, const Mat& b, double beta, const Mat& c) {
+  return gemmOp("sgemmBf16", true, alpha, a, b, beta, c);
+}
+
+Status sgemmStridedBatchedBf16(int64_t batch, double alpha, const Mat& a, int64_t strideA, const Mat& b,
+                               int64_t strideB, double beta, const Mat& c, int64_t strideC) {
+  return batchedOp("sgemmStridedBatchedBf16", true, batch, alpha, a, strideA, b, strideB, beta, c, strideC);
+}
+
+Status sgemmGroupedBf16(const IVec& offsets, double alpha, const Mat& a, const Mat& b, int64_t strideB,
+                        double beta, const Mat& c, int64_t strideC) {
+  return groupedOp("sgemmGroupedBf16", true, offsets, alpha, a, b, strideB, beta, c, strideC);
 }
 
 Status gemmBf16(double alpha, const Mat& a, const BMat& w, double beta, const Mat& c) {

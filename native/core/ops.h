@@ -68,6 +68,14 @@ Status sgemmStridedBatched(int64_t batch, double alpha, const Mat& a, int64_t st
 Status sgemmGrouped(const IVec& offsets, double alpha, const Mat& a, const Mat& b, int64_t strideB, double beta,
                     const Mat& c, int64_t strideC);
 
+// The three products above with both operands rounded to bf16 (nearest even) and float32 sums (vdpbf16ps
+// on AVX512-BF16): what bf16 mixed-precision training computes with. Same arguments and checks.
+Status sgemmBf16(double alpha, const Mat& a, const Mat& b, double beta, const Mat& c);
+Status sgemmStridedBatchedBf16(int64_t batch, double alpha, const Mat& a, int64_t strideA, const Mat& b,
+                               int64_t strideB, double beta, const Mat& c, int64_t strideC);
+Status sgemmGroupedBf16(const IVec& offsets, double alpha, const Mat& a, const Mat& b, int64_t strideB,
+                        double beta, const Mat& c, int64_t strideC);
+
 // C = alpha·bf16(A)·W + beta·C: A float32 [m, k] rounded to bf16 (nearest even) for the product, W bf16
 // [k, n], C float32 [m, n] (not transposed, not overlapping A); products of bf16 values (exact), sums in
 // float32 (vdpbf16ps where the CPU has AVX512-BF16). Batch-invariant like sgemm. beta = 0 never reads C.

@@ -106,3 +106,14 @@ void packBPanelsWidened(int64_t kc, int64_t nc, const uint16_t* b, int64_t rs, i
     }
   }
 }
+
+template <int NR>
+void packBPanelsBf16Values(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, float* dst) {
+  for (int64_t j0 = 0; j0 < nc; j0 += NR, dst += NR * kc) {
+    const int64_t cols = nc - j0 < NR ? nc - j0 : NR;
+    const float* src = b + j0 * cs;
+    for (int64_t p = 0; p < kc; p++) {
+      for (int c = 0; c < NR; c++) dst[p * NR + c] = c < cols ? bf16Widen(bf16Round(src[p * rs + c * cs])) : 0.0f;
+    }
+  }
+}

@@ -22,6 +22,7 @@ export {
   type PeakResult,
 } from './native.js';
 export { type ArgKind, type KernelOps, type Kernels, OP_NAMES, OPS, type OpName } from './ops.js';
+export { PRECISIONS, type Precision, parsePrecision, withPrecision } from './precision.js';
 export { referenceKernels } from './reference.js';
 
 let active: Kernels | undefined;

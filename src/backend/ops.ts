@@ -71,6 +71,33 @@ export const OPS = {
     'strideC:size',
   ]),
   /**
+   * sgemm, sgemmStridedBatched and sgemmGrouped with both operands rounded to bf16 (nearest even) and
+   * float32 sums (vdpbf16ps on AVX512-BF16): what bf16 mixed-precision training computes with
+   * (./bf16.ts: withBf16Products). Same arguments and checks.
+   */
+  sgemmBf16: op(['alpha:num', 'a:mat', 'b:mat', 'beta:num', 'c:mat']),
+  sgemmStridedBatchedBf16: op([
+    'batch:size',
+    'alpha:num',
+    'a:mat',
+    'strideA:size',
+    'b:mat',
+    'strideB:size',
+    'beta:num',
+    'c:mat',
+    'strideC:size',
+  ]),
+  sgemmGroupedBf16: op([
+    'offsets:i32',
+    'alpha:num',
+    'a:mat',
+    'b:mat',
+    'strideB:size',
+    'beta:num',
+    'c:mat',
+    'strideC:size',
+  ]),
+  /**
    * C = alpha·bf16(A)·W + beta·C: A float32 [m, k] rounded to bf16 (nearest even) for the product, W bf16
    * [k, n] (weights), C [m, n] (not transposed); products of bf16 values (exact), sums in float32
    * (vdpbf16ps on AVX512-BF16). A row of C never depends on m. beta = 0 never reads C.

@@ -3,7 +3,7 @@
  * the native core is tested against, and run wherever the addon does not.
  */
 
-import { bf16Bits, bf16Value } from './bf16.js';
+import { bf16Bits, bf16Value, roundToBf16 } from './bf16.js';
 import {
   checkArgKinds,
   checkEqual,
@@ -34,8 +34,21 @@ export function geluGradScalar(x: number): number {
   return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x);
 }
 
-/** C = alpha·A·B + beta·C on views, each starting `shift*` floats after the view's own offset. */
-function gemm(alpha: number, a: Mat, b: Mat, beta: number, c: Mat, shiftA = 0, shiftB = 0, shiftC = 0): void {
+/**
+ * C = alpha·A·B + beta·C on views, each starting `shift*` floats after the view's own offset; with `round`,
+ * both operands rounded to bf16 (the bf16-operand products).
+ */
+function gemm(
+  alpha: number,
+  a: Mat,
+  b: Mat,
+  beta: number,
+  c: Mat,
+  shiftA = 0,
+  shiftB = 0,
+  shiftC = 0,
+  round = false,
+): void {
   const [ars, acs] = a.trans ? [1, a.ld] : [a.ld, 1];
   const [brs, bcs] = b.trans ? [1, b.ld] : [b.ld, 1];
   const ao = a.offset + shiftA;
@@ -47,7 +60,12 @@ function gemm(alpha: number, a: Mat, b: Mat, beta: number, c: Mat, shiftA = 0, s
   for (let i = 0; i < c.rows; i++) {
     for (let j = 0; j < c.cols; j++) {
       let s = 0;
-      for (let p = 0; p < a.cols; p++) s += ad[ao + i * ars + p * acs]! * bd[bo + p * brs + j * bcs]!;
+      if (round) {
+        for (let p = 0; p < a.cols; p++)
+          s += roundToBf16(ad[ao + i * ars + p * acs]!) * roundToBf16(bd[bo + p * brs + j * bcs]!);
+      } else {
+        for (let p = 0; p < a.cols; p++) s += ad[ao + i * ars + p * acs]! * bd[bo + p * brs + j * bcs]!;
+      }
       const o = co + i * c.ld + j;
       cd[o] = beta === 0 ? alpha * s : alpha * s + beta * cd[o]!;
     }
@@ -95,72 +113,117 @@ function adafactorFactors(
   return rowTotal;
 }
 
+function productOp(op: string, round: boolean, alpha: number, a: Mat, b: Mat, beta: number, c: Mat): void {
+  checkMat(op, 'a', a);
+  checkMat(op, 'b', b);
+  checkMat(op, 'c', c);
+  checkProduct(op, a, b, c);
+  gemm(alpha, a, b, beta, c, 0, 0, 0, round);
+}
+
+function batchedOp(
+  op: string,
+  round: boolean,
+  batch: number,
+  alpha: number,
+  a: Mat,
+  strideA: number,
+  b: Mat,
+  strideB: number,
+  beta: number,
+  c: Mat,
+  strideC: number,
+): void {
+  checkMat(op, 'a', a, strideA, batch);
+  checkMat(op, 'b', b, strideB, batch);
+  checkMat(op, 'c', c, strideC, batch);
+  checkProduct(op, a, b, c);
+  checkOutputsApart(op, c, strideC, batch);
+  if (c.rows === 0 || c.cols === 0) return;
+  for (let i = 0; i < batch; i++) gemm(alpha, a, b, beta, c, i * strideA, i * strideB, i * strideC, round);
+}
+
+function groupedOp(
+  op: string,
+  round: boolean,
+  offsets: Int32Array,
+  alpha: number,
+  a: Mat,
+  b: Mat,
+  strideB: number,
+  beta: number,
+  c: Mat,
+  strideC: number,
+): void {
+  if (offsets.length < 1) throw new Error(`${op}: offsets needs at least 1 element (groups + 1)`);
+  const groups = offsets.length - 1;
+  if (offsets[0]! < 0) throw new Error(`${op}: offsets[0]=${offsets[0]} is negative`);
+  for (let i = 0; i < groups; i++) {
+    if (offsets[i + 1]! < offsets[i]!) {
+      throw new Error(
+        `${op}: offsets must be non-decreasing: offsets[${i}]=${offsets[i]} > offsets[${i + 1}]=${offsets[i + 1]}`,
+      );
+    }
+  }
+  const T = offsets[groups]!;
+  checkMat(op, 'a', a);
+  checkMat(op, 'b', b, strideB, groups);
+  checkMat(op, 'c', c, strideC, groups);
+  if (!a.trans) {
+    checkNotTransposed(op, 'c', c);
+    checkEqual(op, 'a.rows', a.rows, 'offsets[groups]', T);
+    checkEqual(op, 'c.rows', c.rows, 'offsets[groups]', T);
+    checkEqual(op, 'a.cols', a.cols, 'b.rows', b.rows);
+    checkEqual(op, 'b.cols', b.cols, 'c.cols', c.cols);
+    for (let g = 0; g < groups; g++) {
+      const r0 = offsets[g]!;
+      const r1 = offsets[g + 1]!;
+      if (r1 > r0)
+        gemm(alpha, rowsOf(a, r0, r1), b, beta, rowsOf(c, r0, r1), 0, g * strideB, g * strideC, round);
+    }
+    return;
+  }
+  checkNotTransposed(op, 'b', b);
+  checkNotTransposed(op, 'c', c);
+  checkEqual(op, 'a.cols', a.cols, 'offsets[groups]', T);
+  checkEqual(op, 'b.rows', b.rows, 'offsets[groups]', T);
+  checkEqual(op, 'a.rows', a.rows, 'c.rows', c.rows);
+  checkEqual(op, 'b.cols', b.cols, 'c.cols', c.cols);
+  const oneC = c.rows === 0 || c.cols === 0 ? 0 : (c.rows - 1) * c.ld + c.cols;
+  if (groups > 1 && oneC > 0 && strideC < oneC) {
+    throw new Error(`${op}: strideC=${strideC} < ${oneC}: the C_g overlap`);
+  }
+  for (let g = 0; g < groups; g++) {
+    // C_g = A[:, group g]·B_g[group g rows, :]; an empty group gives beta·C_g.
+    const r0 = offsets[g]!;
+    const r1 = offsets[g + 1]!;
+    gemm(alpha, colsOf(a, r0, r1), rowsOf(b, r0, r1), beta, c, 0, g * strideB, g * strideC, round);
+  }
+}
+
 const ops: KernelOps = {
   sgemm(alpha, a, b, beta, c) {
-    const op = 'sgemm';
-    checkMat(op, 'a', a);
-    checkMat(op, 'b', b);
-    checkMat(op, 'c', c);
-    checkProduct(op, a, b, c);
-    gemm(alpha, a, b, beta, c);
+    productOp('sgemm', false, alpha, a, b, beta, c);
   },
 
   sgemmStridedBatched(batch, alpha, a, strideA, b, strideB, beta, c, strideC) {
-    const op = 'sgemmStridedBatched';
-    checkMat(op, 'a', a, strideA, batch);
-    checkMat(op, 'b', b, strideB, batch);
-    checkMat(op, 'c', c, strideC, batch);
-    checkProduct(op, a, b, c);
-    checkOutputsApart(op, c, strideC, batch);
-    if (c.rows === 0 || c.cols === 0) return;
-    for (let i = 0; i < batch; i++) gemm(alpha, a, b, beta, c, i * strideA, i * strideB, i * strideC);
+    batchedOp('sgemmStridedBatched', false, batch, alpha, a, strideA, b, strideB, beta, c, strideC);
   },
 
   sgemmGrouped(offsets, alpha, a, b, strideB, beta, c, strideC) {
-    const op = 'sgemmGrouped';
-    if (offsets.length < 1) throw new Error(`${op}: offsets needs at least 1 element (groups + 1)`);
-    const groups = offsets.length - 1;
-    if (offsets[0]! < 0) throw new Error(`${op}: offsets[0]=${offsets[0]} is negative`);
-    for (let i = 0; i < groups; i++) {
-      if (offsets[i + 1]! < offsets[i]!) {
-        throw new Error(
-          `${op}: offsets must be non-decreasing: offsets[${i}]=${offsets[i]} > offsets[${i + 1}]=${offsets[i + 1]}`,
-        );
-      }
-    }
-    const T = offsets[groups]!;
-    checkMat(op, 'a', a);
-    checkMat(op, 'b', b, strideB, groups);
-    checkMat(op, 'c', c, strideC, groups);
-    if (!a.trans) {
-      checkNotTransposed(op, 'c', c);
-      checkEqual(op, 'a.rows', a.rows, 'offsets[groups]', T);
-      checkEqual(op, 'c.rows', c.rows, 'offsets[groups]', T);
-      checkEqual(op, 'a.cols', a.cols, 'b.rows', b.rows);
-      checkEqual(op, 'b.cols', b.cols, 'c.cols', c.cols);
-      for (let g = 0; g < groups; g++) {
-        const r0 = offsets[g]!;
-        const r1 = offsets[g + 1]!;
-        if (r1 > r0) gemm(alpha, rowsOf(a, r0, r1), b, beta, rowsOf(c, r0, r1), 0, g * strideB, g * strideC);
-      }
-      return;
-    }
-    checkNotTransposed(op, 'b', b);
-    checkNotTransposed(op, 'c', c);
-    checkEqual(op, 'a.cols', a.cols, 'offsets[groups]', T);
-    checkEqual(op, 'b.rows', b.rows, 'offsets[groups]', T);
-    checkEqual(op, 'a.rows', a.rows, 'c.rows', c.rows);
-    checkEqual(op, 'b.cols', b.cols, 'c.cols', c.cols);
-    const oneC = c.rows === 0 || c.cols === 0 ? 0 : (c.rows - 1) * c.ld + c.cols;
-    if (groups > 1 && oneC > 0 && strideC < oneC) {
-      throw new Error(`${op}: strideC=${strideC} < ${oneC}: the C_g overlap`);
-    }
-    for (let g = 0; g < groups; g++) {
-      // C_g = A[:, group g]·B_g[group g rows, :]; an empty group gives beta·C_g.
-      const r0 = offsets[g]!;
-      const r1 = offsets[g + 1]!;
-      gemm(alpha, colsOf(a, r0, r1), rowsOf(b, r0, r1), beta, c, 0, g * strideB, g * strideC);
-    }
+    groupedOp('sgemmGrouped', false, offsets, alpha, a, b, strideB, beta, c, strideC);
+  },
+
+  sgemmBf16(alpha, a, b, beta, c) {
+    productOp('sgemmBf16', true, alpha, a, b, beta, c);
+  },
+
+  sgemmStridedBatchedBf16(batch, alpha, a, strideA, b, strideB, beta, c, strideC) {
+    batchedOp('sgemmStridedBatchedBf16', true, batch, alpha, a, strideA, b, strideB, beta, c, strideC);
+  },
+
+  sgemmGroupedBf16(offsets, alpha, a, b, strideB, beta, c, strideC) {
+    groupedOp('sgemmGroupedBf16', true, offsets, alpha, a, b, strideB, beta, c, strideC);
   },
 
   gemmBf16(alpha, a, w, beta, c) {

@@ -10,7 +10,7 @@
  *
  * `glam bench train` prints it; bench/train_vs_torch.mjs runs it against PyTorch.
  */
-import { kernels, loadNative } from '../backend/index.js';
+import { kernels, loadNative, type Precision, useKernels, withPrecision } from '../backend/index.js';
 import { accounting } from '../model/accounting.js';
 import type { GlamConfig } from '../model/config.js';
 import { type Batch, GlamModel } from '../model/glam.js';
@@ -37,6 +37,8 @@ export interface TrainBenchOptions {
   warmup?: number;
   /** Kernel threads (default: what the backend uses now). */
   threads?: number;
+  /** Matrix-product precision (default fp32; bf16: operands rounded to bf16, float32 sums). */
+  precision?: Precision;
   /** Seed of the parameters and the synthetic tokens (default 1). */
   seed?: number;
   /**
@@ -51,6 +53,7 @@ export interface TrainBenchOptions {
 }
 
 export interface TrainBenchResult {
+  precision: Precision;
   config: string;
   kernels: string;
   threads: number;
@@ -135,10 +138,31 @@ export function benchTrain(opts: TrainBenchOptions = {}): TrainBenchResult {
     throw new Error(`benchTrain: warmup must be an integer >= 0, got ${warmup}`);
   if (seqLen > cfg.max_seq_len)
     throw new Error(`benchTrain: seqLen ${seqLen} exceeds max_seq_len ${cfg.max_seq_len}`);
-  const K = kernels();
-  if (opts.threads !== undefined) K.setThreads(positiveInt('threads', opts.threads));
+  const base = kernels();
+  if (opts.threads !== undefined) base.setThreads(positiveInt('threads', opts.threads));
+  const precision = opts.precision ?? 'fp32';
+  const K = withPrecision(base, precision);
   const threads = K.getThreads();
+  useKernels(K);
+  try {
+    return benchSteps(opts, configName, cfg, batch, seqLen, steps, warmup, K, threads, precision);
+  } finally {
+    useKernels(base);
+  }
+}
 
+function benchSteps(
+  opts: TrainBenchOptions,
+  configName: string,
+  cfg: ReturnType<typeof resolveConfig>,
+  batch: number,
+  seqLen: number,
+  steps: number,
+  warmup: number,
+  K: ReturnType<typeof kernels>,
+  threads: number,
+  precision: Precision,
+): TrainBenchResult {
   const seed = opts.seed ?? 1;
   const model = new GlamModel(cfg);
   const weights = initParams(cfg, seed);
@@ -186,6 +210,7 @@ export function benchTrain(opts: TrainBenchOptions = {}): TrainBenchResult {
   else peak = (opts.measurePeak ?? nativePeakGflops)(threads);
   return {
     config: configName,
+    precision,
     kernels: K.describe(),
     threads,
     batch,

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { kernels, loadNative } from '../backend/index.js';
+import { kernels, loadNative, parsePrecision } from '../backend/index.js';
 import type { IsaKey } from '../backend/native.js';
 import { benchGemm, benchPeak, parseTrans } from '../bench/gemm.js';
 import { percent } from '../bench/stats.js';
@@ -161,11 +161,12 @@ async function runPeak(args: string[]): Promise<void> {
 }
 
 const TRAIN_HELP = `usage: glam bench train [--config NAME|FILE] [--batch B] [--seq T] [--steps N] [--warmup W]
-                       [--threads T] [--seed S] [--json]
+                       [--threads T] [--precision fp32|bf16] [--seed S] [--json]
 
 Training throughput: real steps (forward, backward, the trainer's gradient check, Adafactor) on
 synthetic token batches; median tokens/s over the timed steps with its spread, the time per phase,
-and MFU = train FLOPs/token (glam info, T = --seq) × tokens/s ÷ the FMA peak for the thread count.
+and MFU = train FLOPs/token (glam info, T = --seq) × tokens/s ÷ the FMA peak of the code path in use
+for the thread count (also for --precision bf16, whose vdpbf16ps products can go twice as fast).
 
 options:
   --config NAME|FILE  preset or config file (default small-moe)
@@ -174,6 +175,7 @@ options:
   --steps N           timed steps (default 10)
   --warmup W          untimed steps first (default 3)
   --threads T         kernel threads (default: GLAM_THREADS or all cores)
+  --precision P       matrix products in fp32 (default) or bf16 (operands rounded to bf16)
   --seed S            parameter and data seed (default 1)
   --json              print one JSON object
   -h, --help          this help`;
@@ -188,6 +190,7 @@ async function runTrain(args: string[]): Promise<void> {
       steps: { type: 'string', default: '10' },
       warmup: { type: 'string', default: '3' },
       threads: { type: 'string' },
+      precision: { type: 'string', default: 'fp32' },
       seed: { type: 'string', default: '1' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -206,6 +209,7 @@ async function runTrain(args: string[]): Promise<void> {
     steps: intOption('steps', values.steps, 1),
     warmup: intOption('warmup', values.warmup, 0),
     threads: values.threads !== undefined ? intOption('threads', values.threads, 1, 1024) : undefined,
+    precision: parsePrecision(values.precision),
     seed: intOption('seed', values.seed, 0),
     onStep: values.json
       ? undefined

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { kernels } from '../backend/index.js';
+import { kernels, parsePrecision } from '../backend/index.js';
 import { DEFAULT_VOCAB_SIZE, defaultDataConfig } from '../data/config.js';
 import { type Dataset, openDataset, toBatch, validatePosition } from '../data/dataset.js';
 import { loadCheckpointConfig } from '../model/checkpoint.js';
@@ -50,6 +50,8 @@ options:
   --batch-size N        sequences per micro-batch (default 8)
   --seq-len N           tokens per sequence (default min(128, max_seq_len))
   --grad-accum N        micro-batches per step (default 1)
+  --precision P         matrix products in fp32 (default) or bf16 (operands rounded to bf16, float32
+                        sums; weights and optimiser state stay float32)
   --optimizer NAME      adafactor (default) or adamw
   --lr X                peak learning rate (default 0.01)
   --warmup N            linear warm-up steps (default 0)
@@ -129,6 +131,7 @@ const OPTIONS = {
   'batch-size': { type: 'string', default: '8' },
   'seq-len': { type: 'string' },
   'grad-accum': { type: 'string', default: '1' },
+  precision: { type: 'string', default: 'fp32' },
   optimizer: { type: 'string', default: 'adafactor' },
   lr: { type: 'string', default: '0.01' },
   warmup: { type: 'string', default: '0' },
@@ -240,6 +243,7 @@ async function trainCommand(
     ...limits,
     seed,
     gradAccum: intOption('grad-accum', v['grad-accum'], 1),
+    precision: parsePrecision(v.precision),
     schedule: {
       kind: 'rsqrt',
       peak_lr: lr,
@@ -267,7 +271,7 @@ async function trainCommand(
   });
   console.error(
     `training ${configName} (${config.n_experts > 0 ? `${config.n_experts} experts` : 'dense'}) on ${v.data}: ` +
-      `${batch}x${seqLen} tokens x ${settings.gradAccum} per step, ${optimizerKind}, lr ${lr}; ${kernels().describe()}; out ${outDir}`,
+      `${batch}x${seqLen} tokens x ${settings.gradAccum} per step, ${optimizerKind}, lr ${lr}; ${kernels().describe()}${settings.precision === 'bf16' ? ', bf16 products' : ''}; out ${outDir}`,
   );
 
   const stopSignal = { stop: false };

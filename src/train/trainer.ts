@@ -6,6 +6,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
+import { kernels, type Precision, useKernels, withPrecision } from '../backend/index.js';
 import type { Batch, GlamModel, LossParts } from '../model/glam.js';
 import { Grads, type Weights } from '../model/weights.js';
 import type { Workspace } from '../model/workspace.js';
@@ -48,6 +49,8 @@ export interface TrainSettings {
   divergenceFactor: number;
   divergencePatience: number;
   maxRollbacks: number;
+  /** Matrix-product precision (backend/precision.ts); weights and optimiser state stay float32. Default fp32. */
+  precision?: Precision;
 }
 
 export const DEFAULT_TRAIN_SETTINGS: Omit<TrainSettings, 'seed'> = {
@@ -219,9 +222,13 @@ export async function train(run: TrainRun): Promise<TrainResult> {
   }
   mkdirSync(run.outDir, { recursive: true });
   const lock = lockRun(run.outDir, 'glam train', (m) => run.hooks?.onEvent?.(m));
+  // The model's products run on the kernels in use; bf16 precision swaps in the bf16-operand ones for the run.
+  const base = kernels();
+  useKernels(withPrecision(base, s.precision ?? 'fp32'));
   try {
     return await trainLocked(run);
   } finally {
+    useKernels(base);
     lock.release();
   }
 }

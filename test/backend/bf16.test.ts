@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { bf16Bits, bf16Value, fromBf16, roundToBf16, toBf16 } from '../../src/backend/bf16.js';
 import { type BMat, bmat, type Mat, mat, rowRange, transpose } from '../../src/backend/mat.js';
+import { withPrecision } from '../../src/backend/precision.js';
 import { referenceKernels } from '../../src/backend/reference.js';
 import { assertClose, forEachPath, native, nativeMissing, randomArray, U } from './helpers.js';
 
@@ -242,6 +243,165 @@ describe('native bf16 products vs reference', { skip: nativeMissing }, () => {
         const [x, y, z] = args();
         assert.throws(() => k.gemmBf16(1, x, y, 0, z), message, `${k.name} ${what}`);
       }
+    }
+  });
+});
+
+describe('bf16-operand products (bf16 mixed-precision training)', { skip: nativeMissing }, () => {
+  /** Bound of a product of rounded operands: the float32 accumulation bound on Σ |bf16(a)·bf16(b)|. */
+  function bound(alpha: number, a: Mat, b: Mat, beta: number, c0: Mat): (i: number) => number {
+    const at = (m: Mat, i: number, j: number) =>
+      m.trans ? m.data[m.offset + j * m.ld + i]! : m.data[m.offset + i * m.ld + j]!;
+    const out = new Float64Array(c0.data.length);
+    for (let i = 0; i < c0.rows; i++) {
+      for (let j = 0; j < c0.cols; j++) {
+        let s = 0;
+        for (let p = 0; p < a.cols; p++) s += Math.abs(roundToBf16(at(a, i, p)) * roundToBf16(at(b, p, j)));
+        const o = c0.offset + i * c0.ld + j;
+        out[o] = (a.cols + 4) * U * (Math.abs(alpha) * s + Math.abs(beta * c0.data[o]!)) + 1e-30;
+      }
+    }
+    return (i) => out[i]!;
+  }
+
+  test('sgemmBf16: every transpose case against the reference; rows independent of m', () => {
+    const [m, n, k] = [70, 90, 600];
+    for (const [ta, tb] of [
+      [false, false],
+      [false, true],
+      [true, false],
+      [true, true],
+    ] as const) {
+      const af = randomArray(m * k, 61);
+      const bf = randomArray(k * n, 62);
+      const a = ta ? transpose(mat(af, k, m)) : mat(af, m, k);
+      const b = tb ? transpose(mat(bf, n, k)) : mat(bf, k, n);
+      const c0 = randomArray(m * n, 63);
+      const want = c0.slice();
+      referenceKernels.sgemmBf16(0.5, a, b, 1, mat(want, m, n));
+      const bnd = bound(0.5, a, b, 1, mat(c0, m, n));
+      forEachBf16Path((path) => {
+        const c = c0.slice();
+        native!.sgemmBf16(0.5, a, b, 1, mat(c, m, n));
+        assertClose(`${path} ${ta ? 'T' : 'N'}${tb ? 'T' : 'N'}`, c, want, bnd);
+        const one = c0.slice(5 * n, 6 * n);
+        native!.sgemmBf16(0.5, rowRange(a, 5, 6), b, 1, mat(one, 1, n));
+        assert.ok(
+          one.every((v, j) => Object.is(v, c[5 * n + j])),
+          `${path}: row 5 alone`,
+        );
+      });
+    }
+  });
+
+  test('strided-batched and grouped (both directions) against the reference', () => {
+    const [bh, t, dh] = [6, 40, 24];
+    const q = randomArray(bh * t * dh, 71);
+    const kk = randomArray(bh * t * dh, 72);
+    const want = new Float32Array(bh * t * t);
+    referenceKernels.sgemmStridedBatchedBf16(
+      bh,
+      0.25,
+      mat(q, t, dh),
+      t * dh,
+      transpose(mat(kk, t, dh)),
+      t * dh,
+      0,
+      mat(want, t, t),
+      t * t,
+    );
+    const [E, d, f] = [4, 48, 40];
+    const offsets = new Int32Array([0, 10, 10, 41, 60]);
+    const T = 60;
+    const x = randomArray(T * d, 73);
+    const w = randomArray(E * d * f, 74);
+    const dy = randomArray(T * f, 75);
+    const wantY = new Float32Array(T * f);
+    referenceKernels.sgemmGroupedBf16(offsets, 1, mat(x, T, d), mat(w, d, f), d * f, 0, mat(wantY, T, f), 0);
+    const wantG = new Float32Array(E * d * f).fill(1);
+    referenceKernels.sgemmGroupedBf16(
+      offsets,
+      1,
+      transpose(mat(x, T, d)),
+      mat(dy, T, f),
+      0,
+      1,
+      mat(wantG, d, f),
+      d * f,
+    );
+    forEachBf16Path((path) => {
+      const c = new Float32Array(bh * t * t);
+      native!.sgemmStridedBatchedBf16(
+        bh,
+        0.25,
+        mat(q, t, dh),
+        t * dh,
+        transpose(mat(kk, t, dh)),
+        t * dh,
+        0,
+        mat(c, t, t),
+        t * t,
+      );
+      for (let i = 0; i < bh; i++) {
+        const o = i * t * t;
+        const bnd = bound(
+          0.25,
+          mat(q, t, dh, i * t * dh),
+          transpose(mat(kk, t, dh, i * t * dh)),
+          0,
+          mat(new Float32Array(t * t), t, t),
+        );
+        assertClose(`${path} batched item ${i}`, c.subarray(o, o + t * t), want.subarray(o, o + t * t), bnd);
+      }
+      const y = new Float32Array(T * f);
+      native!.sgemmGroupedBf16(offsets, 1, mat(x, T, d), mat(w, d, f), d * f, 0, mat(y, T, f), 0);
+      assertClose(`${path} grouped forward`, y, wantY, (i) => 2 ** -16 * (1 + Math.abs(wantY[i]!)) * d);
+      const g = new Float32Array(E * d * f).fill(1);
+      native!.sgemmGroupedBf16(offsets, 1, transpose(mat(x, T, d)), mat(dy, T, f), 0, 1, mat(g, d, f), d * f);
+      assertClose(
+        `${path} grouped weight gradient`,
+        g,
+        wantG,
+        (i) => 2 ** -16 * (1 + Math.abs(wantG[i]!)) * T,
+      );
+    });
+  });
+
+  test('withPrecision routes the three products and nothing else; bad calls name the bf16 op', () => {
+    const k16 = withPrecision(referenceKernels, 'bf16');
+    assert.equal(withPrecision(referenceKernels, 'fp32'), referenceKernels);
+    assert.equal(k16.sgemm, referenceKernels.sgemmBf16);
+    assert.equal(k16.sgemmStridedBatched, referenceKernels.sgemmStridedBatchedBf16);
+    assert.equal(k16.sgemmGrouped, referenceKernels.sgemmGroupedBf16);
+    assert.equal(k16.gelu, referenceKernels.gelu);
+    assert.match(k16.describe(), /bf16 products$/);
+    assert.throws(
+      () => withPrecision(referenceKernels, 'fp16' as 'bf16'),
+      /precision must be one of fp32, bf16/,
+    );
+    // 1 + 2^-8 rounds to 1 in bf16: the product shows the operands were rounded.
+    const c = new Float32Array(1);
+    for (const k of [referenceKernels, native!]) {
+      k.sgemmBf16(
+        1,
+        mat(new Float32Array([1 + 2 ** -8]), 1, 1),
+        mat(new Float32Array([3]), 1, 1),
+        0,
+        mat(c, 1, 1),
+      );
+      assert.equal(c[0], 3, k.name);
+      assert.throws(
+        () =>
+          k.sgemmBf16(
+            1,
+            mat(new Float32Array(6), 2, 3),
+            mat(new Float32Array(8), 4, 2),
+            0,
+            mat(new Float32Array(4), 2, 2),
+          ),
+        /sgemmBf16: a.cols=3 must equal b.rows=4/,
+        k.name,
+      );
     }
   });
 });
