@@ -302,6 +302,7 @@ export async function prepareData(opts: PrepareOptions): Promise<PrepareResult> 
   const out = path.resolve(opts.out);
   const tmp = `${out}.tmp-${process.pid}`;
   checkReplaceable(out);
+  mkdirSync(path.dirname(out), { recursive: true });
   removeStaleBuilds(out, progress);
   try {
     mkdirSync(tmp);

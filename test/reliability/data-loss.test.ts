@@ -72,7 +72,9 @@ test('item 1: prepare --out on a directory that merely has a manifest.json delet
   // A dataset glam wrote is still replaced.
   rmSync(path.join(mine, 'notes.txt'));
   await prepareData({ out: mine, config: loadDataConfig(dataConfig), seed: 1 });
+  // (Into a directory whose parent does not exist yet, as data/default on a fresh clone.)
   await prepareData({ out: path.join(root, 'copy'), config: loadDataConfig(dataConfig) });
+  await prepareData({ out: path.join(root, 'new', 'nested', 'data'), config: loadDataConfig(dataConfig) });
   await prepareData({ out: path.join(root, 'copy'), config: loadDataConfig(dataConfig), seed: 2 });
 });
 
