@@ -411,6 +411,15 @@ napi_value AlltoallvSync(napi_env env, napi_callback_info info) {
   return result;
 }
 
+napi_value FlushSync(napi_env env, napi_callback_info info) {
+  Engine* e = engineOrThrow(env, "flushSync");
+  if (e == nullptr) return nullptr;
+  std::string error;
+  if (!e->flush(&error)) return throwError(env, "flushSync: the communicator is finalised");
+  if (!error.empty()) return throwError(env, "a collective posted earlier failed: " + error);
+  return nullptr;
+}
+
 napi_value Finalize(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   Binding* b = bindingOf(env, info, &argc, nullptr);
@@ -455,6 +464,7 @@ napi_value Register(napi_env env, napi_value exports) {
       {"barrier", nullptr, Barrier, nullptr, nullptr, nullptr, napi_default, binding},
       {"alltoallv", nullptr, Alltoallv, nullptr, nullptr, nullptr, napi_default, binding},
       {"alltoallvSync", nullptr, AlltoallvSync, nullptr, nullptr, nullptr, napi_default, binding},
+      {"flushSync", nullptr, FlushSync, nullptr, nullptr, nullptr, napi_default, binding},
       {"finalize", nullptr, Finalize, nullptr, nullptr, nullptr, napi_default, binding},
       {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_default, binding},
   };

@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <future>
 #include <memory>
 
@@ -34,6 +35,15 @@ void promoteLibmpi(std::string* library) {
   dlopen(info.dli_fname, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD);
 }
 
+// A non-negative number of microseconds from the environment, else the default.
+double envMicros(const char* name, double fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == 0) return fallback;
+  char* end = nullptr;
+  const double x = std::strtod(v, &end);
+  return (end != nullptr && *end == 0 && x >= 0 && x < 1e7) ? x : fallback;
+}
+
 }  // namespace
 
 Engine* Engine::current() { return g_engine; }
@@ -44,6 +54,8 @@ Engine* Engine::start(std::string* error) {
   // so neither the engine nor its (detached) thread is ever destroyed.
   auto* engine = new Engine();
   promoteLibmpi(&engine->library_);
+  engine->spinMicros_ = envMicros("GLAM_MPI_SPIN_US", 200);
+  engine->pollMicros_ = envMicros("GLAM_MPI_POLL_US", 20);
   std::promise<std::string> started;
   std::future<std::string> result = started.get_future();
   std::thread([engine, started = std::move(started)]() mutable {
@@ -95,6 +107,16 @@ bool Engine::post(Job* job) {
   return true;
 }
 
+bool Engine::flush(std::string* firstError) {
+  Job fence;
+  fence.kind = JobKind::Fence;
+  if (!run(&fence)) return false;
+  std::lock_guard<std::mutex> lock(mutex_);
+  *firstError = std::move(failedSinceFlush_);
+  failedSinceFlush_.clear();
+  return true;
+}
+
 bool Engine::run(Job* job) {
   // Shared with the MPI thread, which may still be leaving the callback when this caller returns.
   struct Waiter {
@@ -130,8 +152,11 @@ void Engine::loop() {
     const bool last = job->kind == JobKind::Finalize;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      stats_.jobs++;
-      stats_.busySeconds += dt;
+      if (job->kind != JobKind::Fence) {
+        stats_.jobs++;
+        stats_.busySeconds += dt;
+      }
+      if (!job->ok && failedSinceFlush_.empty()) failedSinceFlush_ = job->error;
     }
     // Moved out first: once called, the job belongs to its owner, who may free it at once.
     auto done = std::move(job->done);
@@ -141,7 +166,29 @@ void Engine::loop() {
   }
 }
 
+// Waits for a nonblocking collective: MPI_Test in a loop (each call advances MPI's progress engine) for
+// the first spinMicros, then between sleeps of pollMicros, so a long wait leaves the core to compute
+// threads instead of spinning on it (MPI's blocking calls spin). rc is the start call's result.
+int Engine::complete(int rc) {
+  if (rc != MPI_SUCCESS) return rc;
+  MPI_Request* req = &request_;
+  int done = 0;
+  const double t0 = now();
+  for (;;) {
+    rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS || done) return rc;
+    if ((now() - t0) * 1e6 > spinMicros_) break;
+  }
+  const timespec pause{0, static_cast<long>(pollMicros_ * 1000)};
+  for (;;) {
+    nanosleep(&pause, nullptr);
+    rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS || done) return rc;
+  }
+}
+
 void Engine::execute(Job* job) {
+  MPI_Request& req = request_;
   auto check = [job](int rc, const char* what) {
     if (rc == MPI_SUCCESS) return true;
     job->ok = false;
@@ -154,9 +201,9 @@ void Engine::execute(Job* job) {
       auto* base = static_cast<char*>(job->buffer);
       for (int64_t done = 0; done < job->count;) {
         const int n = static_cast<int>(std::min<int64_t>(job->count - done, INT_MAX));
-        if (!check(MPI_Allreduce(MPI_IN_PLACE, base + done * job->elementSize, n, job->type, MPI_SUM,
-                                 MPI_COMM_WORLD),
-                   "MPI_Allreduce"))
+        if (!check(complete(MPI_Iallreduce(MPI_IN_PLACE, base + done * job->elementSize, n, job->type, MPI_SUM,
+                                           MPI_COMM_WORLD, &req)),
+                   "MPI_Iallreduce"))
           return;
         done += n;
       }
@@ -166,22 +213,24 @@ void Engine::execute(Job* job) {
       auto* base = static_cast<char*>(job->buffer);
       for (int64_t done = 0; done < job->count;) {
         const int n = static_cast<int>(std::min<int64_t>(job->count - done, INT_MAX));
-        if (!check(MPI_Bcast(base + done * job->elementSize, n, job->type, job->root, MPI_COMM_WORLD),
-                   "MPI_Bcast"))
+        if (!check(complete(MPI_Ibcast(base + done * job->elementSize, n, job->type, job->root, MPI_COMM_WORLD, &req)),
+                   "MPI_Ibcast"))
           return;
         done += n;
       }
       return;
     }
     case JobKind::Barrier:
-      check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+      check(complete(MPI_Ibarrier(MPI_COMM_WORLD, &req)), "MPI_Ibarrier");
+      return;
+    case JobKind::Fence:
       return;
     case JobKind::Alltoallv: {
       const int p = size_;
       job->recvCounts.assign(p, 0);
-      if (!check(MPI_Alltoall(job->sendCounts.data(), 1, MPI_INT, job->recvCounts.data(), 1, MPI_INT,
-                              MPI_COMM_WORLD),
-                 "MPI_Alltoall (counts)"))
+      if (!check(complete(MPI_Ialltoall(job->sendCounts.data(), 1, MPI_INT, job->recvCounts.data(), 1, MPI_INT,
+                                        MPI_COMM_WORLD, &req)),
+                 "MPI_Ialltoall (counts)"))
         return;
       std::vector<int> sdispls(p), rdispls(p);
       int64_t s = 0, r = 0;
@@ -208,9 +257,9 @@ void Engine::execute(Job* job) {
         }
         recv = job->owned;
       }
-      check(MPI_Alltoallv(job->send, job->sendCounts.data(), sdispls.data(), job->type, recv,
-                          job->recvCounts.data(), rdispls.data(), job->type, MPI_COMM_WORLD),
-            "MPI_Alltoallv");
+      check(complete(MPI_Ialltoallv(job->send, job->sendCounts.data(), sdispls.data(), job->type, recv,
+                                    job->recvCounts.data(), rdispls.data(), job->type, MPI_COMM_WORLD, &req)),
+            "MPI_Ialltoallv");
       return;
     }
     case JobKind::Finalize:

@@ -17,7 +17,7 @@
 
 namespace glam::mpi {
 
-enum class JobKind { Allreduce, Alltoallv, Broadcast, Barrier, Finalize };
+enum class JobKind { Allreduce, Alltoallv, Broadcast, Barrier, Fence, Finalize };
 
 struct Job {
   JobKind kind = JobKind::Barrier;
@@ -69,11 +69,15 @@ class Engine {
   bool post(Job* job);
   // Posts a job and waits for it on the calling thread.
   bool run(Job* job);
+  // Waits until every job posted before it is done; returns the first error among them since the last
+  // flush (empty when none), so a caller that posted collectives without waiting can check them at once.
+  bool flush(std::string* firstError);
 
  private:
   Engine() = default;
   void loop();
   void execute(Job* job);
+  int complete(int startResult);
 
   int rank_ = 0, size_ = 1, provided_ = 0;
   std::string library_;
@@ -82,6 +86,10 @@ class Engine {
   std::deque<Job*> queue_;
   bool closing_ = false;
   EngineStats stats_;
+  std::string failedSinceFlush_;
+  // The collective in flight (the MPI thread's only one) and how it is waited for.
+  MPI_Request request_ = MPI_REQUEST_NULL;
+  double spinMicros_ = 200, pollMicros_ = 20;
 };
 
 }  // namespace glam::mpi

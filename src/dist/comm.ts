@@ -49,6 +49,12 @@ export interface Communicator {
   alltoallv<T extends CommArray>(send: T, sendCounts: Int32Array, recv?: T): Promise<Exchanged<T>>;
   /** alltoallv, waiting on the calling thread. */
   alltoallvSync<T extends CommArray>(send: T, sendCounts: Int32Array, recv?: T): Exchanged<T>;
+  /**
+   * Waits on the calling thread until every collective posted so far is done (their buffers are then
+   * complete, though their promises settle only on a later turn of the event loop); throws if one of
+   * them failed.
+   */
+  flushSync(): void;
   /** Copies root's buffer into every rank's buffer (same length everywhere). */
   broadcast(buffer: CommArray, root?: number): Promise<void>;
   barrier(): Promise<void>;
@@ -119,6 +125,10 @@ export class SingleProcessComm implements Communicator {
       send.subarray(0, n) as ArrayLike<number>,
     );
     return { data: out.subarray(0, n) as T, counts: Int32Array.of(n) };
+  }
+
+  flushSync(): void {
+    if (this.closed) throw new Error('flushSync: the communicator is closed');
   }
 
   async broadcast(_buffer: CommArray, root = 0): Promise<void> {

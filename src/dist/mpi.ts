@@ -29,6 +29,7 @@ interface MpiAddon {
   alltoallvSync(send: CommArray, counts: Int32Array, recv: CommArray | null): Exchanged<CommArray>;
   broadcast(buffer: CommArray, root: number): Promise<void>;
   barrier(): Promise<void>;
+  flushSync(): void;
   finalize(): Promise<void>;
   stats(): CommStats;
 }
@@ -93,6 +94,10 @@ export class MpiComm implements Communicator {
   alltoallvSync<T extends CommArray>(send: T, sendCounts: Int32Array, recv?: T): Exchanged<T> {
     checkSendCounts('alltoallv', send.length, sendCounts, this.size);
     return this.addon.alltoallvSync(send, sendCounts, recv ?? null) as Exchanged<T>;
+  }
+
+  flushSync(): void {
+    this.addon.flushSync();
   }
 
   broadcast(buffer: CommArray, root = 0): Promise<void> {

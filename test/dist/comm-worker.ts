@@ -31,6 +31,13 @@ async function main(): Promise<void> {
   comm.allreduceSync(i32);
   out.i32 = Array.from(i32);
 
+  // Posted without waiting, then flushSync: the buffers are complete before the promises settle.
+  const pending = [0, 1, 2].map((k) => new Float32Array(4096).fill(rank + k));
+  const posted = pending.map((buf) => comm.allreduce(buf));
+  comm.flushSync();
+  out.flushed = pending.map((buf) => buf[4095]);
+  await Promise.all(posted);
+
   // alltoallv with uneven counts: rank r sends r+q+1 elements to q, valued 1000r + 100q + j.
   const counts = new Int32Array(size);
   const parts: number[] = [];

@@ -75,6 +75,7 @@ interface WorkerResult {
   f32: { head: number[]; at: [number, number] };
   f64: number[];
   i32: number[];
+  flushed: number[];
   alltoallv: { data: number[]; counts: number[]; type: string };
   intoBuffer: boolean;
   intoBufferData: number[];
@@ -120,6 +121,10 @@ function checkRanks(results: WorkerResult[], p: number): void {
     assert.deepEqual(w.f64.slice(0, 2), [half, neg]);
     assert.ok(Math.abs(w.f64[2]! - 1e300) <= 1e285);
     assert.deepEqual(w.i32, [(p * (p - 1)) / 2, p]);
+    assert.deepEqual(
+      w.flushed,
+      [0, 1, 2].map((k) => (p * (p - 1)) / 2 + p * k),
+    );
     const ex = expectedExchange(r, p);
     assert.deepEqual(w.alltoallv, { ...ex, type: 'Float32Array' });
     assert.equal(w.intoBuffer, true);
