@@ -5,6 +5,10 @@ import { parseArgs } from 'node:util';
 import { kernels, parsePrecision } from '../backend/index.js';
 import { DEFAULT_VOCAB_SIZE, defaultDataConfig } from '../data/config.js';
 import { type Dataset, openDataset, toBatch, validatePosition } from '../data/dataset.js';
+import type { Communicator } from '../dist/comm.js';
+import { launchInfo, openCommunicator } from '../dist/launch.js';
+import type { ParallelMode } from '../dist/parallel.js';
+import { launchLocalRanks, parseParallelMode, type RankSetup, setupRank, shareCores } from '../dist/run.js';
 import { loadCheckpointConfig } from '../model/checkpoint.js';
 import type { GlamConfig } from '../model/config.js';
 import { type Batch, GlamModel } from '../model/glam.js';
@@ -60,8 +64,20 @@ options:
   --keep N              checkpoints kept (default 3)
   --eval-every N        steps between validation runs (default 100)
   --eval-batches N      validation batches per run (default 8; 0: no validation)
-  --threads N           compute threads (default: all cores, or GLAM_THREADS)
-  -h, --help            this help`;
+  --threads N           compute threads (default: all cores, or GLAM_THREADS; under mpirun the
+                        host's cores shared by its ranks)
+  --parallel MODE       under mpirun: 'data' (every rank holds the model and trains on its rows of
+                        each batch; the default there) or 'expert' (GShard: each rank holds E/R of
+                        every MoE layer's experts, tokens travel to them by all-to-all)
+  --ranks R             start R ranks on this host through mpirun (Open MPI), --parallel data unless
+                        given; across hosts run mpirun yourself (docs/distributed.md)
+  -h, --help            this help
+
+Parallel runs: mpirun -np R npx glam train --parallel data|expert ... (as root add
+--allow-run-as-root, more ranks than cores --oversubscribe, TCP only --mca btl self,tcp).
+--batch-size stays the global batch: each rank trains on batch/R of its rows, so the losses do
+not depend on R. Rank 0 writes metrics and checkpoints; every rank reads them (--out must be on
+a file system all ranks see).`;
 
 /**
  * Prepare the default dataset: the bundled corpus with the default data config, whose
@@ -86,12 +102,14 @@ class DatasetSource implements BatchSource {
     private readonly batch: number,
     private readonly seqLen: number,
     private readonly evalBatches: number,
+    /** In a parallel run: this rank's rows [from, to) of every batch. */
+    private readonly share?: { from: number; to: number },
   ) {
     this.position = ds.initialPosition(seed);
   }
 
   next(): Batch {
-    return toBatch(this.ds.nextBatch(this.position, this.batch, this.seqLen));
+    return toBatch(this.ds.nextBatch(this.position, this.batch, this.seqLen, this.share));
   }
 
   getState(): unknown {
@@ -112,9 +130,21 @@ class DatasetSource implements BatchSource {
   }
 
   validation(): Batch[] {
-    return [...this.ds.validationBatches(this.batch, this.seqLen, { maxBatches: this.evalBatches })].map(
-      toBatch,
-    );
+    const all = [...this.ds.validationBatches(this.batch, this.seqLen, { maxBatches: this.evalBatches })];
+    const share = this.share;
+    if (share === undefined) return all.map(toBatch);
+    // Each rank its rows of every full batch (a short last batch cannot be split evenly: left out).
+    const n = this.seqLen + 1;
+    return all
+      .filter((b) => b.rows === this.batch)
+      .map((b) =>
+        toBatch({
+          ...b,
+          rows: share.to - share.from,
+          tokens: b.tokens.subarray(share.from * n, share.to * n),
+          categories: b.categories.slice(share.from, share.to),
+        }),
+      );
   }
 }
 
@@ -141,6 +171,8 @@ const OPTIONS = {
   'eval-every': { type: 'string', default: '100' },
   'eval-batches': { type: 'string', default: '8' },
   threads: { type: 'string' },
+  parallel: { type: 'string' },
+  ranks: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -155,6 +187,25 @@ export async function run(args: string[]): Promise<void> {
   if (v.help) {
     console.log(HELP);
     return;
+  }
+  if (v.ranks !== undefined) {
+    const ranks = intOption('ranks', v.ranks, 1, 4096);
+    if (launchInfo() !== null) throw new Error('--ranks starts mpirun itself: under mpirun, leave it out');
+    if (ranks > 1) {
+      const mode = parseParallelMode(v.parallel ?? 'data');
+      const rest = withoutOptions(args, ['--ranks', '--parallel']);
+      process.exitCode = await launchLocalRanks(ranks, rest, mode);
+      return;
+    }
+  }
+  // Started by an MPI launcher: one rank of a parallel run.
+  const launched = launchInfo();
+  let comm: Communicator | undefined;
+  let mode: ParallelMode | undefined;
+  if (launched !== null || v.parallel !== undefined) {
+    mode = parseParallelMode(v.parallel ?? 'data');
+    comm = openCommunicator();
+    if (v.threads === undefined) shareCores();
   }
   if (v.threads !== undefined) kernels().setThreads(intOption('threads', v.threads, 1, 1024));
   const configName = v.config ?? DEFAULT_CONFIG;
@@ -182,15 +233,33 @@ export async function run(args: string[]): Promise<void> {
   if (v.resume && v.overwrite)
     throw new Error('--resume continues a run and --overwrite starts it afresh: pass one of them');
   // Hold the run's lock from the checks on (the trainer takes it again, shared); a run
-  // directory that does not exist yet is locked by the trainer when it creates it.
-  const lock = existsSync(outDir)
-    ? lockRun(outDir, 'glam train', (m) => console.error(`note: ${m}`))
-    : undefined;
+  // directory that does not exist yet is locked by the trainer when it creates it. In a parallel
+  // run rank 0 holds it for all ranks.
+  const root = (comm?.rank ?? 0) === 0;
+  const lock =
+    root && existsSync(outDir)
+      ? lockRun(outDir, 'glam train', (m) => console.error(`note: ${m}`))
+      : undefined;
   try {
-    await trainCommand(v, configName, outDir, seed, optimizerKind, lr, limits);
+    const dist = comm === undefined || mode === undefined ? undefined : { comm, mode };
+    await trainCommand(v, configName, outDir, seed, optimizerKind, lr, limits, dist);
   } finally {
     lock?.release();
   }
+  // Every rank finalises MPI after a clean run (a failed rank exits without: mpirun ends the job).
+  await comm?.close();
+}
+
+/** args without the given options and their values. */
+function withoutOptions(args: string[], names: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const name = names.find((n) => a === n || a.startsWith(`${n}=`));
+    if (name === undefined) out.push(a);
+    else if (a === name) i++;
+  }
+  return out;
 }
 
 async function trainCommand(
@@ -201,19 +270,25 @@ async function trainCommand(
   optimizerKind: 'adafactor' | 'adamw',
   lr: number,
   limits: Pick<TrainSettings, 'maxSteps' | 'maxTokens' | 'timeMinutes'>,
+  dist?: { comm: Communicator; mode: ParallelMode },
 ): Promise<void> {
+  const rank = dist?.comm.rank ?? 0;
+  const ranks = dist?.comm.size ?? 1;
   if (v.resume && listCheckpointSteps(outDir).length === 0)
     throw new Error(`--resume: no checkpoint in ${outDir}/checkpoints`);
-  if (!v.resume) checkFreshRun(outDir, v.overwrite);
+  if (!v.resume && rank === 0) checkFreshRun(outDir, v.overwrite);
 
   // Model config: from the checkpoint when resuming, else the preset/file (vocab from the data).
   let config: GlamConfig = v.resume
     ? loadNewestUsable(outDir, loadCheckpointConfig).value
     : resolveConfig(configName);
-  if (!existsSync(path.join(v.data, 'manifest.json'))) {
-    if (v.data !== DEFAULT_DATA)
+  if (!existsSync(path.join(v.data, 'manifest.json')) || dist !== undefined) {
+    const missing = !existsSync(path.join(v.data, 'manifest.json'));
+    if (missing && v.data !== DEFAULT_DATA)
       throw new Error(`--data ${v.data}: no prepared dataset (run glam prepare --out ${v.data})`);
-    await prepareDefaultDataset(v.data);
+    if (missing && rank === 0) await prepareDefaultDataset(v.data);
+    // The other ranks wait for rank 0's preparation.
+    await dist?.comm.barrier();
   }
   const dataset = openDataset(v.data);
   const vocab = dataset.tokenizer.vocabSize;
@@ -234,6 +309,8 @@ async function trainCommand(
     config = { ...config, vocab_size: vocab };
   }
   const batch = intOption('batch-size', v['batch-size'], 1);
+  if (batch % ranks !== 0)
+    throw new Error(`--batch-size ${batch} is the global batch: it must be a multiple of the ${ranks} ranks`);
   const seqLen =
     v['seq-len'] === undefined ? Math.min(128, config.max_seq_len) : intOption('seq-len', v['seq-len'], 1);
   if (seqLen > config.max_seq_len)
@@ -260,19 +337,33 @@ async function trainCommand(
     batch,
     seqLen,
     intOption('eval-batches', v['eval-batches'], 0),
+    dist === undefined ? undefined : { from: (rank * batch) / ranks, to: ((rank + 1) * batch) / ranks },
   );
 
   const tokensPerStep = batch * seqLen * settings.gradAccum;
   const total =
     limits.maxSteps ?? (limits.maxTokens !== undefined ? Math.ceil(limits.maxTokens / tokensPerStep) : 0);
+  // In a parallel run, rank 0 alone reports.
+  const quiet = rank !== 0;
   const bar = new TrainProgress({
     totalSteps: total,
     timeBudget: limits.timeMinutes === undefined ? 0 : limits.timeMinutes * 60,
   });
-  console.error(
-    `training ${configName} (${config.n_experts > 0 ? `${config.n_experts} experts` : 'dense'}) on ${v.data}: ` +
-      `${batch}x${seqLen} tokens x ${settings.gradAccum} per step, ${optimizerKind}, lr ${lr}; ${kernels().describe()}${settings.precision === 'bf16' ? ', bf16 products' : ''}; out ${outDir}`,
-  );
+  let setup: RankSetup | undefined;
+  if (dist !== undefined) {
+    setup = setupRank(dist.comm, config, dist.mode);
+    if (config.n_experts > 0 && config.num_groups % ranks !== 0 && !quiet)
+      console.error(
+        `note: routing groups never span ranks: each of the ${ranks} ranks routes its tokens in one group ` +
+          `(num_groups ${config.num_groups} -> ${ranks} in all)`,
+      );
+  }
+  if (!quiet)
+    console.error(
+      `training ${configName} (${config.n_experts > 0 ? `${config.n_experts} experts` : 'dense'}) on ${v.data}: ` +
+        `${batch}x${seqLen} tokens x ${settings.gradAccum} per step, ${optimizerKind}, lr ${lr}; ${kernels().describe()}${settings.precision === 'bf16' ? ', bf16 products' : ''}; out ${outDir}` +
+        (setup === undefined ? '' : `; ${setup.parallel.description}`),
+    );
 
   const stopSignal = { stop: false };
   const onSignal = (sig: string) => {
@@ -285,10 +376,12 @@ async function trainCommand(
   process.on('SIGINT', sigint);
   process.on('SIGTERM', sigterm);
   try {
-    const weights = initParams(config, seed);
+    const full = initParams(config, seed);
+    const weights = setup === undefined ? full : setup.weights(full);
     const res = await train({
-      model: new GlamModel(config),
+      model: setup?.model ?? new GlamModel(config),
       weights,
+      ...(setup === undefined ? {} : { parallel: setup.parallel }),
       optimizer: createOptimizer(weights, { kind: optimizerKind }),
       data: source,
       outDir,
@@ -300,11 +393,14 @@ async function trainCommand(
       ),
       resume: v.resume,
       stopSignal,
-      hooks: {
-        onStep: (r) => bar.step(r),
-        onEvent: (m) => bar.log(m),
-      },
+      hooks: quiet
+        ? {}
+        : {
+            onStep: (r) => bar.step(r),
+            onEvent: (m) => bar.log(m),
+          },
     });
+    if (quiet) return;
     bar.finish(res.step, res.lastLoss, res.stoppedBySignal);
     const val = bar.validation;
     console.log(

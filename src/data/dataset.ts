@@ -148,16 +148,27 @@ export class Dataset {
 
   /**
    * The next batch of `rows` sequences of seqLen + 1 tokens; advances `position` in place
-   * (save a copy, e.g. JSON.stringify(position), to resume exactly from here).
+   * (save a copy, e.g. JSON.stringify(position), to resume exactly from here). With `keep`, only
+   * rows [keep.from, keep.to) of that batch are read and returned (one process's share of a batch
+   * split between processes); the position advances past the whole batch all the same.
    */
-  nextBatch(position: DataPosition, rows: number, seqLen: number): TokenRows {
+  nextBatch(
+    position: DataPosition,
+    rows: number,
+    seqLen: number,
+    keep?: { from: number; to: number },
+  ): TokenRows {
     if (!Number.isInteger(rows) || rows < 1)
       throw new DataError(`batch size must be a positive integer, got ${rows}`);
     if (!Number.isInteger(seqLen) || seqLen < 1)
       throw new DataError(`sequence length must be a positive integer, got ${seqLen}`);
+    const from = keep?.from ?? 0;
+    const to = keep?.to ?? rows;
+    if (!(Number.isInteger(from) && Number.isInteger(to) && 0 <= from && from < to && to <= rows))
+      throw new DataError(`rows to keep [${from}, ${to}) must be a non-empty part of the batch's ${rows}`);
     const rng = Rng.fromState(position.rng);
     const n = seqLen + 1;
-    const tokens = new Int32Array(rows * n);
+    const tokens = new Int32Array((to - from) * n);
     const categories: Category[] = [];
     for (let r = 0; r < rows; r++) {
       const c = pickCategory(this.weights, rng.uniform());
@@ -168,17 +179,19 @@ export class Dataset {
           `data position: cursor of '${c}' at token ${cur.offset}, but its stream has ${stream.length} tokens; the position belongs to another dataset`,
         );
       }
-      stream.readCyclic(cur.offset, n, tokens, r * n);
+      if (r >= from && r < to) {
+        stream.readCyclic(cur.offset, n, tokens, (r - from) * n);
+        categories.push(c);
+      }
       const next = cur.offset + n;
       position.cursors[c] = {
         offset: next % stream.length,
         epoch: cur.epoch + Math.floor(next / stream.length),
       };
-      categories.push(c);
     }
     position.rng = rng.getState();
     position.rows += rows;
-    return { tokens, rows, seqLen, categories };
+    return { tokens, rows: to - from, seqLen, categories };
   }
 
   /** Endless batches from `position` (advanced as they are drawn). */

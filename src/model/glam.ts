@@ -3,7 +3,8 @@ import type { Rng } from '../util/rng.js';
 import type { GlamConfig } from './config.js';
 import type { AttentionWeights } from './layers/attention.js';
 import type { GatedFfnWeights } from './layers/ffn.js';
-import type { MoeStats, MoeWeights } from './layers/moe.js';
+import type { ExpertExchange, MoeStats, MoeWeights } from './layers/moe.js';
+import type { ExpertRange } from './params.js';
 import { type Grads, type ParamBuffer, ParamLayout, type Weights } from './weights.js';
 import { Workspace } from './workspace.js';
 
@@ -44,6 +45,47 @@ export interface ForwardOptions {
   rng?: Rng;
 }
 
+export interface BackwardOptions {
+  /**
+   * Scale of the aux-loss gradient (default: the loss scale). They differ under data parallelism:
+   * a process's LM and z losses are a token-weighted share of the global batch's, its aux loss an
+   * equal share of the mean over routing groups.
+   */
+  auxScale?: number;
+  /**
+   * Called as soon as layer l's gradients are complete (l from n_layers − 1 down to 0), so their
+   * reduction between processes can start while backward goes on.
+   */
+  onLayerGrads?(layer: number): void;
+}
+
+/**
+ * How this process's model is part of a larger one (src/dist sets it up; absent: one process).
+ * `ranks` processes share every global batch, each with its own rows of it. Routing groups never span
+ * processes: each routes its own tokens in `groupsPerRank(num_groups, ranks)` groups.
+ */
+export interface ModelShard {
+  ranks: number;
+  /**
+   * Expert parallelism: the experts this process holds (its weights hold only those) and, per MoE
+   * layer of each workspace, the exchange that moves tokens to their experts' processes and back.
+   */
+  experts?: ExpertRange & { exchange(layer: number): ExpertExchange };
+}
+
+/**
+ * Routing groups per process when `ranks` processes split each batch: num_groups / ranks when ranks
+ * divides it, and one when num_groups is a divisor of ranks (the run then routes in `ranks` groups
+ * in all: a group never spans processes).
+ */
+export function groupsPerRank(numGroups: number, ranks: number): number {
+  if (numGroups % ranks === 0) return numGroups / ranks;
+  if (ranks % numGroups === 0) return 1;
+  throw new Error(
+    `num_groups (${numGroups}) and the number of processes (${ranks}) must divide one another: routing groups never span processes`,
+  );
+}
+
 /**
  * The GLaM decoder stack (docs/model.md "Model") with hand-written backward passes. The model holds
  * no weights and no activations: `forward(weights, ws, batch)` reads the weights and keeps in the
@@ -54,13 +96,21 @@ export class GlamModel {
   readonly layout: ParamLayout;
   private readonly checked = new WeakSet<ParamBuffer>();
 
-  constructor(readonly config: GlamConfig) {
-    this.layout = ParamLayout.of(config);
+  /** Routing groups of this process's tokens. */
+  private readonly groups: number;
+
+  constructor(
+    readonly config: GlamConfig,
+    readonly shard: ModelShard = { ranks: 1 },
+  ) {
+    this.layout = ParamLayout.of(config, shard.experts);
+    this.groups = config.n_experts > 0 ? groupsPerRank(config.num_groups, shard.ranks) : 1;
   }
 
   /** A fresh workspace for this model's passes. */
   workspace(): Workspace {
-    return new Workspace(this.config);
+    const ex = this.shard.experts;
+    return new Workspace(this.config, ex === undefined ? undefined : (l) => ex.exchange(l));
   }
 
   /** Returns the loss parts and keeps in `ws` the activations backward() needs. */
@@ -139,7 +189,7 @@ export class GlamModel {
   }
 
   /** Accumulates d(total·scale)/dθ into `grads`; consumes the workspace's last forward(). */
-  backward(weights: Weights, grads: Grads, ws: Workspace, scale = 1): void {
+  backward(weights: Weights, grads: Grads, ws: Workspace, scale = 1, opts: BackwardOptions = {}): void {
     this.checkBuffers(weights, ws);
     this.checkBuffers(grads, ws);
     const st = ws.pass;
@@ -167,7 +217,7 @@ export class GlamModel {
     }
     ws.finalNorm.backward(w('final_norm.scale'), dh, g('final_norm.scale'));
 
-    const auxGrad = scale * cfg.aux_loss_weight;
+    const auxGrad = (opts.auxScale ?? scale) * cfg.aux_loss_weight;
     for (let l = cfg.n_layers - 1; l >= 0; l--) {
       const b = ws.blocks[l]!;
       const p = `layers.${l}`;
@@ -191,6 +241,7 @@ export class GlamModel {
       b.attn.backward(ws.scratch, attnWeights(weights, l), attnWeights(grads, l), dh, da);
       b.attnNorm.backward(w(`${p}.attn_norm.scale`), da, g(`${p}.attn_norm.scale`));
       K.add(dh, da, dh);
+      opts.onLayerGrads?.(l);
     }
     ws.embed.lookupBackward(ws.scratch, dh, dTable);
   }
@@ -228,8 +279,11 @@ export class GlamModel {
     const cfg = this.config;
     const N = batch * seqLen;
     const D = cfg.d_model;
-    if (cfg.n_experts > 0 && N % cfg.num_groups !== 0) {
-      throw new Error(`num_groups (${cfg.num_groups}) must divide the number of tokens batch·seqLen = ${N}`);
+    const groups = this.groups;
+    if (cfg.n_experts > 0 && N % groups !== 0) {
+      const what =
+        groups === cfg.num_groups ? `num_groups (${groups})` : `the routing groups per process (${groups})`;
+      throw new Error(`${what} must divide the number of tokens batch·seqLen = ${N}`);
     }
     const w = (name: string) => weights.get(name).data;
     ws.arena.reset();
@@ -247,7 +301,7 @@ export class GlamModel {
       const hOut = ws.arena.alloc([N, D]).data;
       hOut.set(hMid);
       if (b.moe !== null) {
-        const opts = { capacityFactor, numGroups: cfg.num_groups, policy: cfg.second_expert_policy, rng };
+        const opts = { capacityFactor, numGroups: groups, policy: cfg.second_expert_policy, rng };
         moe.push(b.moe.forward(ws.arena, f, moeWeights(weights, l, cfg.expert_gated), N, opts, hOut));
       } else {
         b.ffn!.forward(ws.arena, f, ffnWeights(weights, l), N, hOut);

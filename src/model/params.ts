@@ -16,8 +16,27 @@ export interface ParamSpec {
   kind: ParamKind;
 }
 
-/** Every parameter of a config, in canonical (checkpoint) order. */
-export function paramSpecs(cfg: GlamConfig): ParamSpec[] {
+/**
+ * Under expert parallelism, the experts of every MoE layer a process holds: [first, first + count)
+ * of the n_experts (its expert tensors are [count, ...] slices of the full ones).
+ */
+export interface ExpertRange {
+  first: number;
+  count: number;
+}
+
+/**
+ * Every parameter of a config, in canonical (checkpoint) order; with `experts`, the expert tensors
+ * of a process that holds only that range of them.
+ */
+export function paramSpecs(cfg: GlamConfig, experts?: ExpertRange): ParamSpec[] {
+  if (experts !== undefined) {
+    const { first, count } = experts;
+    if (!(Number.isInteger(first) && Number.isInteger(count) && first >= 0 && count >= 1))
+      throw new Error(`expert range must be integers first >= 0, count >= 1, got ${first}, ${count}`);
+    if (first + count > cfg.n_experts)
+      throw new Error(`expert range [${first}, ${first + count}) exceeds the ${cfg.n_experts} experts`);
+  }
   const D = cfg.d_model;
   const HD = cfg.n_heads * cfg.d_head;
   const specs: ParamSpec[] = [{ name: 'embed.weight', shape: [cfg.vocab_size, D], kind: 'embedding' }];
@@ -36,15 +55,16 @@ export function paramSpecs(cfg: GlamConfig): ParamSpec[] {
       const E = cfg.n_experts;
       const F = cfg.d_ff_expert;
       specs.push({ name: `${p}.moe.router`, shape: [D, E], kind: 'router' });
+      const held = experts?.count ?? E;
       if (cfg.expert_gated) {
         specs.push(
-          { name: `${p}.moe.wi_0`, shape: [E, D, F], kind: 'expert' },
-          { name: `${p}.moe.wi_1`, shape: [E, D, F], kind: 'expert' },
+          { name: `${p}.moe.wi_0`, shape: [held, D, F], kind: 'expert' },
+          { name: `${p}.moe.wi_1`, shape: [held, D, F], kind: 'expert' },
         );
       } else {
-        specs.push({ name: `${p}.moe.wi`, shape: [E, D, F], kind: 'expert' });
+        specs.push({ name: `${p}.moe.wi`, shape: [held, D, F], kind: 'expert' });
       }
-      specs.push({ name: `${p}.moe.wo`, shape: [E, F, D], kind: 'expert' });
+      specs.push({ name: `${p}.moe.wo`, shape: [held, F, D], kind: 'expert' });
     } else {
       specs.push(
         { name: `${p}.ffn.wi_0`, shape: [D, cfg.d_ff], kind: 'projection' },

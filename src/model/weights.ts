@@ -14,7 +14,7 @@
 import { alignedFloat32, kernels, loadNative } from '../backend/index.js';
 import { type Shape, sameShape, shapeString, Tensor } from '../tensor/tensor.js';
 import type { GlamConfig } from './config.js';
-import { type ParamSpec, type Params, paramSpecs } from './params.js';
+import { type ExpertRange, type ParamSpec, type Params, paramSpecs } from './params.js';
 
 const ALIGN_FLOATS = 16;
 
@@ -48,8 +48,9 @@ export class ParamLayout {
     if (this.byName.size !== slots.length) throw new Error('ParamLayout: a parameter name appears twice');
   }
 
-  static of(cfg: GlamConfig): ParamLayout {
-    return new ParamLayout(paramSpecs(cfg));
+  /** The layout of a config's parameters; with `experts`, of a process holding only those experts. */
+  static of(cfg: GlamConfig, experts?: ExpertRange): ParamLayout {
+    return new ParamLayout(paramSpecs(cfg, experts));
   }
 
   slot(name: string): ParamSlot | undefined {
@@ -159,13 +160,13 @@ function checkSameSet(layout: ParamLayout, src: Params, source: string): void {
   }
 }
 
-/** A model's parameters. */
+/** A model's parameters (under expert parallelism, with only this process's experts: `opts.experts`). */
 export class Weights extends ParamBuffer {
   constructor(
     readonly config: GlamConfig,
-    opts: BufferOptions = {},
+    opts: BufferOptions & { experts?: ExpertRange } = {},
   ) {
-    super(ParamLayout.of(config), opts);
+    super(ParamLayout.of(config, opts.experts), opts);
   }
 
   /** Weights holding a copy of `params` (checked: exactly the config's names and shapes). */

@@ -12,7 +12,7 @@ import { AttentionLayer } from './layers/attention.js';
 import { TiedEmbedding } from './layers/embedding.js';
 import { GatedFfnLayer } from './layers/ffn.js';
 import { LossLayer } from './layers/loss.js';
-import { MoeLayer } from './layers/moe.js';
+import { type ExpertExchange, MoeLayer } from './layers/moe.js';
 import { RmsNormLayer } from './layers/rmsnorm.js';
 
 /** The layers of one transformer block, each holding its saved activations. */
@@ -47,7 +47,14 @@ export class Workspace {
   validIdx = new Int32Array(0);
   validTargets = new Int32Array(0);
 
-  constructor(readonly config: GlamConfig) {
+  /**
+   * `exchange(l)`, under expert parallelism: the expert exchange of MoE layer l for this workspace's
+   * passes (it keeps the layout of the last forward for the backward).
+   */
+  constructor(
+    readonly config: GlamConfig,
+    exchange?: (layer: number) => ExpertExchange,
+  ) {
     const c = config;
     this.embed = new TiedEmbedding(c.vocab_size, c.d_model);
     for (let l = 0; l < c.n_layers; l++) {
@@ -67,6 +74,7 @@ export class Workspace {
           ? new MoeLayer(
               { dModel: c.d_model, dFf: c.d_ff_expert, experts: c.n_experts, gated: c.expert_gated },
               l,
+              exchange?.(l) ?? null,
             )
           : null,
       });

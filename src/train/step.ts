@@ -9,6 +9,7 @@ import type { Grads, Weights } from '../model/weights.js';
 import type { Workspace } from '../model/workspace.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { type LrSchedule, learningRate } from '../optim/schedule.js';
+import type { StepParallel } from './parallel.js';
 
 /** What a step works on; the caller owns all of it. */
 export interface StepContext {
@@ -18,6 +19,8 @@ export interface StepContext {
   ws: Workspace;
   optimizer: Optimizer;
   schedule: LrSchedule;
+  /** Set when this process is one of several sharing each batch (data or expert parallelism). */
+  parallel?: StepParallel;
 }
 
 export interface StepOptions {
@@ -30,7 +33,7 @@ export interface StepOptions {
 }
 
 export interface StepResult {
-  /** One per micro-batch. */
+  /** One per micro-batch (of the global batch when the step is parallel). */
   parts: LossParts[];
   /** Σ g² over every gradient (float64): finite exactly when every gradient is. */
   gradSumSquares: number;
@@ -55,17 +58,30 @@ export function trainStep(ctx: StepContext, batches: readonly Batch[], opts: Ste
     t = now;
     return dt;
   };
+  const par = ctx.parallel;
   grads.zero();
-  const parts: LossParts[] = [];
-  for (const b of batches) {
-    parts.push(model.forward(weights, ws, b, opts.forward));
+  let parts: LossParts[] = [];
+  for (let i = 0; i < batches.length; i++) {
+    const local = model.forward(weights, ws, batches[i]!, opts.forward);
+    parts.push(local);
     ms.forward += lap();
-    model.backward(weights, grads, ws, 1 / batches.length);
+    if (par === undefined) {
+      model.backward(weights, grads, ws, 1 / batches.length);
+    } else {
+      const { scale, auxScale } = par.backwardScales(local, batches.length);
+      const last = i === batches.length - 1;
+      model.backward(weights, grads, ws, scale, {
+        auxScale,
+        ...(last ? { onLayerGrads: (l: number) => par.onLayerGrads(l, grads) } : {}),
+      });
+    }
     ms.backward += lap();
   }
+  par?.finishGradients(grads);
   opts.afterBackward?.(grads);
-  const gradSumSquares = grads.sumSquares();
+  const gradSumSquares = par === undefined ? grads.sumSquares() : par.globalSumSquares(grads);
   const finite = Number.isFinite(gradSumSquares);
+  if (par !== undefined) parts = par.reduceParts(parts);
   ms.gradCheck = lap();
   opts.beforeUpdate?.(parts, finite);
   const lr = learningRate(ctx.schedule, optimizer.stepCount + 1);

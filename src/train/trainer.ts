@@ -14,16 +14,21 @@ import type { Optimizer } from '../optim/optimizer.js';
 import type { LrSchedule } from '../optim/schedule.js';
 import { Rng } from '../util/rng.js';
 import {
+  type LoadedTrainingCheckpoint,
   loadNewestUsable,
   loadTrainingCheckpoint,
   saveTrainingCheckpoint,
   TRAINER_STATE_FILE,
   type TrainerState,
 } from './checkpoints.js';
+import type { TrainParallel } from './parallel.js';
 import { appendMetrics, clearForFreshRun, lockRun, METRICS_FILE, truncateMetrics } from './run-dir.js';
 import { trainStep } from './step.js';
 
 export { METRICS_FILE } from './run-dir.js';
+
+/** Steps between checks that every rank of a parallel run holds the same replicated weights. */
+export const REPLICA_CHECK_EVERY = 50;
 
 /** Where training batches come from; its position must be saveable for exact resume. */
 export interface BatchSource {
@@ -84,6 +89,8 @@ export interface StepRecord {
   /** Mean over MoE layers of max expert load / mean expert load (1 = balanced). */
   load_balance: number;
   dropped_fraction: number;
+  /** Expert parallelism: per MoE layer, the share of kept assignments each rank's experts processed. */
+  rank_load?: number[][];
   router_entropy: number;
   /** Per MoE layer (the two above are their means). */
   layer_dropped_fraction: number[];
@@ -114,6 +121,12 @@ export interface TrainRun {
   hooks?: TrainHooks;
   /** Set to true (e.g. from a signal handler) to stop after the current step with a checkpoint. */
   stopSignal?: { stop: boolean };
+  /**
+   * This process is one rank of a data- or expert-parallel run (src/dist): it trains on its rows of
+   * each global batch (`data` yields them), rank 0 alone writes metrics and checkpoints, every rank
+   * reads them. Hooks run on every rank.
+   */
+  parallel?: TrainParallel;
 }
 
 export interface TrainResult {
@@ -184,11 +197,24 @@ function moeSummary(
   };
 }
 
+/** Per MoE layer, the share of kept assignments each rank's experts processed (expert parallelism). */
+function rankLoads(parts: LossParts, ranks: number): number[][] {
+  return parts.moe.map((m) => {
+    const total = m.load.reduce((s, v) => s + v, 0);
+    const per = m.load.length / ranks;
+    return Array.from({ length: ranks }, (_, q) => {
+      const mine = m.load.slice(q * per, (q + 1) * per).reduce((s, v) => s + v, 0);
+      return Number((total > 0 ? mine / total : 0).toFixed(5));
+    });
+  });
+}
+
 function evaluate(
   model: GlamModel,
   weights: Weights,
   ws: Workspace,
   batches: Batch[],
+  parallel: TrainParallel | undefined,
 ): { loss: number; lm: number } {
   let loss = 0;
   let lm = 0;
@@ -197,7 +223,8 @@ function evaluate(
   // Validation is inference: MoE layers route at eval_capacity_factor (dropless by default).
   const capacityFactor = model.config.eval_capacity_factor;
   for (const b of batches) {
-    const parts = model.forward(weights, ws, b, { rng, capacityFactor });
+    const local = model.forward(weights, ws, b, { rng, capacityFactor });
+    const parts = parallel === undefined ? local : parallel.reduceParts([local])[0]!;
     loss += parts.total;
     lm += parts.lm;
   }
@@ -221,6 +248,8 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     throw new Error('train: set at least one of maxSteps, maxTokens or timeMinutes');
   }
   mkdirSync(run.outDir, { recursive: true });
+  // Ranks of a parallel run share the run directory; rank 0 holds the lock for all of them.
+  if ((run.parallel?.rank ?? 0) !== 0) return trainLocked(run);
   const lock = lockRun(run.outDir, 'glam train', (m) => run.hooks?.onEvent?.(m));
   // The model's products run on the kernels in use; bf16 precision swaps in the bf16-operand ones for the run.
   const base = kernels();
@@ -236,7 +265,8 @@ export async function train(run: TrainRun): Promise<TrainResult> {
 async function trainLocked(run: TrainRun): Promise<TrainResult> {
   const { settings: s, data, outDir, hooks = {} } = run;
   const metricsFile = path.join(outDir, METRICS_FILE);
-  const { model, weights, optimizer } = run;
+  const { model, weights, optimizer, parallel } = run;
+  const isRoot = (parallel?.rank ?? 0) === 0;
   const grads = Grads.like(weights);
   const ws = model.workspace();
   let state: TrainerState = {
@@ -251,8 +281,12 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
   };
 
   const restore = (dir: string, keepDataPosition: boolean): void => {
-    const ck = loadTrainingCheckpoint(dir, optimizer);
-    weights.copyFrom(ck.weights, dir);
+    let ck: LoadedTrainingCheckpoint;
+    if (parallel !== undefined) ck = parallel.loadCheckpoint(dir, weights, optimizer);
+    else {
+      ck = loadTrainingCheckpoint(dir, optimizer);
+      weights.copyFrom(ck.weights, dir);
+    }
     const dataState = data.getState();
     state = { ...ck.state };
     if (keepDataPosition) state.data = dataState;
@@ -273,9 +307,11 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
       (dir) => restore(dir, false),
       (dir, why) => hooks.onEvent?.(`skipping checkpoint ${dir}: ${why}`),
     ).dir;
-    truncateMetrics(metricsFile, state.step);
+    if (isRoot) truncateMetrics(metricsFile, state.step);
+    // Every rank chose its newest loadable checkpoint on its own: they must agree.
+    parallel?.checkReplicas(weights, state.step);
     hooks.onEvent?.(`resumed from ${lastCheckpoint} at step ${state.step}`);
-  } else {
+  } else if (isRoot) {
     // A fresh run replaces what an earlier run left in OUT, only what glam wrote (the CLI asks
     // for --overwrite first).
     clearForFreshRun(outDir);
@@ -286,7 +322,7 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
   const checkpoint = (): string => {
     state.rng = rng.getState();
     state.data = data.getState();
-    return saveTrainingCheckpoint({
+    const c = {
       outDir,
       config: model.config,
       params: weights,
@@ -294,7 +330,8 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
       state,
       keepLast: s.keepLast,
       ...(run.tokenizer === undefined ? {} : { tokenizer: run.tokenizer }),
-    });
+    };
+    return parallel === undefined ? saveTrainingCheckpoint(c) : parallel.saveCheckpoint(c);
   };
   // The newest state known to be good: a roll-back target, kept on disk. A fresh run writes
   // none at step 0 (nothing to lose there); one is written at the first sign of trouble.
@@ -311,8 +348,15 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
   let badSteps = 0;
   let stoppedBySignal = false;
 
-  while (!isDone(s, state.step, state.tokensSeen, state.elapsedSeconds)) {
-    if (run.stopSignal?.stop) {
+  // Ranks of a parallel run see the clock and signals at different moments: they stop together.
+  const agreed = (flags: boolean[]): boolean[] => (parallel === undefined ? flags : parallel.anyRank(flags));
+  for (;;) {
+    const [finished, stop] = agreed([
+      isDone(s, state.step, state.tokensSeen, state.elapsedSeconds),
+      run.stopSignal?.stop === true,
+    ]);
+    if (finished) break;
+    if (stop) {
       stoppedBySignal = true;
       break;
     }
@@ -322,7 +366,7 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
     for (let micro = 0; micro < s.gradAccum; micro++) batches.push(data.next());
     let diverged = false;
     const { parts, finite, gradNorm, lr } = trainStep(
-      { model, weights, grads, ws, optimizer, schedule: s.schedule },
+      { model, weights, grads, ws, optimizer, schedule: s.schedule, ...(parallel ? { parallel } : {}) },
       batches,
       {
         forward: { rng },
@@ -361,6 +405,9 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
       skipped: !finite,
       skipped_steps: state.skippedSteps,
       ...moeSummary(parts[parts.length - 1]!),
+      ...(parallel !== undefined && parallel.expertRanks > 1
+        ? { rank_load: rankLoads(parts[parts.length - 1]!, parallel.expertRanks) }
+        : {}),
     };
     if (!finite) {
       record.event = 'skipped: non-finite gradients';
@@ -371,13 +418,13 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
     if (!diverged && finite)
       state.emaLoss = state.emaLoss === null ? m.total : 0.9 * state.emaLoss + 0.1 * m.total;
 
-    const done = isDone(s, state.step, state.tokensSeen, state.elapsedSeconds);
+    const [done] = agreed([isDone(s, state.step, state.tokensSeen, state.elapsedSeconds)]);
     if (validation.length > 0 && (step % s.evalEvery === 0 || done)) {
-      const v = evaluate(model, weights, ws, validation);
+      const v = evaluate(model, weights, ws, validation, parallel);
       record.val_loss = v.loss;
       record.val_lm_loss = v.lm;
     }
-    appendMetrics(metricsFile, record);
+    if (isRoot) appendMetrics(metricsFile, record);
     hooks.onStep?.(record);
 
     if (badSteps >= s.divergencePatience && lastCheckpoint !== undefined) {
@@ -396,10 +443,11 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
       state.rollbacks = rollbacks;
       state.skippedSteps = skipped;
       badSteps = 0;
-      appendMetrics(metricsFile, { step: state.step, event: `rollback to ${lastCheckpoint}` });
+      if (isRoot) appendMetrics(metricsFile, { step: state.step, event: `rollback to ${lastCheckpoint}` });
       continue;
     }
     if (step % s.checkpointEvery === 0 && badSteps === 0) keepGoodState();
+    if (parallel !== undefined && step % REPLICA_CHECK_EVERY === 0) parallel.checkReplicas(weights, step);
     // Let signal handlers run between steps.
     await new Promise((resolve) => setImmediate(resolve));
   }

@@ -18,12 +18,33 @@ export interface MoeDims {
 export interface MoeWeights {
   /** [D, E]. */
   router: Float32Array;
-  /** [E, D, F]: wi, or wi_0 when gated. */
+  /** [E, D, F]: wi, or wi_0 when gated (E: the experts this process holds, see ExpertExchange). */
   wi: Float32Array;
   /** [E, D, F]: wi_1 when gated, else null. */
   wi1: Float32Array | null;
   /** [E, F, D]. */
   wo: Float32Array;
+}
+
+/**
+ * Expert parallelism (GShard): the layer's experts are spread over processes, this one holding
+ * experts [first, first + count). After routing, the kept assignments' rows (grouped by expert, as the
+ * counting sort lays them out) travel to the processes holding their experts and the results come
+ * back; backward sends the output gradients the same way. Every process of the group must call these
+ * in the same order (they are collective).
+ */
+export interface ExpertExchange {
+  readonly first: number;
+  readonly count: number;
+  /**
+   * Learns the layout of an exchange from this process's routing (offsets [E+1] of its assignments
+   * by expert) and returns the offsets [count+1], by local expert, of the rows it will receive.
+   */
+  plan(offsets: Int32Array): Int32Array;
+  /** Sends this process's assignment rows [A, cols] to their experts; receives its experts' rows. */
+  toExperts(src: Float32Array, cols: number, dst: Float32Array): void;
+  /** The reverse: sends rows back in the order they came and receives this process's [A, cols]. */
+  fromExperts(src: Float32Array, cols: number, dst: Float32Array): void;
 }
 
 /** What an MoE layer reports of one forward pass (docs/model.md "Load and drop statistics"). */
@@ -58,18 +79,28 @@ export class MoeLayer {
   private act: Float32Array = new Float32Array(0);
   private y: Float32Array = new Float32Array(0);
   private rows = 0;
+  /** Rows the experts processed (local assignments, or what the exchange brought) and their offsets. */
+  private expertRows = 0;
+  private expertOffsets: Int32Array;
   private readonly auxCoef: Float64Array;
 
   constructor(
     readonly dims: MoeDims,
     /** The layer's index in the stack, for its stats. */
     readonly layer = 0,
+    /** Set under expert parallelism; null when this process holds every expert. */
+    readonly exchange: ExpertExchange | null = null,
   ) {
+    this.expertOffsets = new Int32Array(dims.experts + 1);
     this.routing = new Top2Routing(dims.experts);
     this.auxCoef = new Float64Array(dims.experts);
   }
 
-  /** out += MoE(f) (adds into the residual stream). Buffers are sized for 2 assignments per token so arena use is stable. */
+  /**
+   * out += MoE(f) (adds into the residual stream). Without an exchange, buffers are sized for 2
+   * assignments per token so arena use is stable; with one, the rows this process's experts receive
+   * vary from step to step.
+   */
   forward(
     arena: Arena,
     f: Float32Array,
@@ -78,7 +109,7 @@ export class MoeLayer {
     opts: RoutingOptions,
     out: Float32Array,
   ): MoeStats {
-    const { dModel: D, dFf: F, experts: E, gated } = this.dims;
+    const { dModel: D, experts: E } = this.dims;
     const K = kernels();
     this.f = f;
     this.rows = rows;
@@ -89,24 +120,30 @@ export class MoeLayer {
     const r = this.routing.route(this.p, rows, opts, logits);
 
     const cap = 2 * rows;
-    this.x = arena.alloc([cap, D]).data;
-    this.h0 = arena.alloc([cap, F]).data;
-    this.h1 = gated ? arena.alloc([cap, F]).data : this.h1;
-    this.act = arena.alloc([cap, F]).data;
-    this.y = arena.alloc([cap, D]).data;
     const A = r.assignments;
     const token = r.token.subarray(0, A);
-    const x = mat(this.x, A, D);
-    K.gatherRows(mat(f, rows, D), token, x);
-    // One grouped product per weight matrix: every expert's rows at once.
-    const off = this.routing.offsets;
-    K.sgemmGrouped(off, 1, x, mat(w.wi, D, F), D * F, 0, mat(this.h0, A, F), 0);
-    if (gated) K.sgemmGrouped(off, 1, x, mat(w.wi1!, D, F), D * F, 0, mat(this.h1, A, F), 0);
-    const h0 = this.h0.subarray(0, A * F);
-    const act = this.act.subarray(0, A * F);
-    if (gated) K.gatedGelu(h0, this.h1.subarray(0, A * F), act);
-    else K.gelu(h0, act);
-    K.sgemmGrouped(off, 1, mat(this.act, A, F), mat(w.wo, F, D), F * D, 0, mat(this.y, A, D), 0);
+    const assigned = arena.alloc([cap, D]).data;
+    K.gatherRows(mat(f, rows, D), token, mat(assigned, A, D));
+    // The experts' side: these rows, or those the exchange brings from every process to the experts here.
+    const ex = this.exchange;
+    let M = A;
+    if (ex === null) {
+      this.x = assigned;
+      this.expertOffsets.set(r.offsets);
+    } else {
+      this.expertOffsets = ex.plan(r.offsets);
+      M = this.expertOffsets[ex.count]!;
+      this.x = arena.alloc([M, D]).data;
+      ex.toExperts(assigned, D, this.x);
+    }
+    this.expertRows = M;
+    const ye = this.expertsForward(arena, w, ex === null ? cap : M);
+    if (ex === null) {
+      this.y = ye;
+    } else {
+      this.y = arena.alloc([cap, D]).data;
+      ex.fromExperts(ye, D, this.y);
+    }
     K.scatterAddRows(mat(this.y, A, D), token, r.gate.subarray(0, A), mat(out, rows, D));
 
     return {
@@ -118,6 +155,75 @@ export class MoeLayer {
       routerEntropy: r.entropy,
       aux: r.aux,
     };
+  }
+
+  /**
+   * The experts' products on the rows in this.x (grouped by expert: this.expertOffsets), keeping
+   * h0, h1 and act for backward; returns the output rows [M, D]. One grouped product per weight
+   * matrix: every expert's rows at once.
+   */
+  private expertsForward(arena: Arena, w: MoeWeights, capRows: number): Float32Array {
+    const { dModel: D, dFf: F, gated } = this.dims;
+    const K = kernels();
+    const M = this.expertRows;
+    const off = this.expertOffsets;
+    this.h0 = arena.alloc([capRows, F]).data;
+    this.h1 = gated ? arena.alloc([capRows, F]).data : this.h1;
+    this.act = arena.alloc([capRows, F]).data;
+    const y = arena.alloc([capRows, D]).data;
+    const x = mat(this.x, M, D);
+    K.sgemmGrouped(off, 1, x, mat(w.wi, D, F), D * F, 0, mat(this.h0, M, F), 0);
+    if (gated) K.sgemmGrouped(off, 1, x, mat(w.wi1!, D, F), D * F, 0, mat(this.h1, M, F), 0);
+    const h0 = this.h0.subarray(0, M * F);
+    const act = this.act.subarray(0, M * F);
+    if (gated) K.gatedGelu(h0, this.h1.subarray(0, M * F), act);
+    else K.gelu(h0, act);
+    K.sgemmGrouped(off, 1, mat(this.act, M, F), mat(w.wo, F, D), F * D, 0, mat(y, M, D), 0);
+    return y;
+  }
+
+  /**
+   * Backward of expertsForward: from the output rows' gradient dy [M, D] accumulates the expert
+   * weight grads and overwrites dy with the input rows' gradient.
+   */
+  private expertsBackward(
+    scratch: Arena,
+    w: MoeWeights,
+    g: MoeWeights,
+    dy: Float32Array,
+    capRows: number,
+  ): void {
+    const { dModel: D, dFf: F, gated } = this.dims;
+    const K = kernels();
+    const M = this.expertRows;
+    const off = this.expertOffsets;
+    const dyM = mat(dy, M, D);
+    const dAct = scratch.alloc([capRows, F]).data;
+    // g.wo_e += act_eᵀ·dy_e; dAct_e = dy_e·wo_eᵀ (grouped over the experts).
+    K.sgemmGrouped(off, 1, transpose(mat(this.act, M, F)), dyM, 0, 1, mat(g.wo, F, D), F * D);
+    K.sgemmGrouped(off, 1, dyM, transpose(mat(w.wo, F, D)), F * D, 0, mat(dAct, M, F), 0);
+    let dh0 = dAct;
+    const dh1 = gated ? scratch.alloc([capRows, F]).data : dAct;
+    if (gated) {
+      dh0 = scratch.alloc([capRows, F]).data;
+      K.gatedGeluBackward(
+        this.h0.subarray(0, M * F),
+        this.h1.subarray(0, M * F),
+        dAct.subarray(0, M * F),
+        dh0.subarray(0, M * F),
+        dh1.subarray(0, M * F),
+      );
+    } else {
+      K.geluBackward(this.h0.subarray(0, M * F), dAct.subarray(0, M * F), dAct.subarray(0, M * F));
+    }
+    const dx = dyM; // dy is spent: reuse its rows for the expert input grads
+    const xT = transpose(mat(this.x, M, D));
+    K.sgemmGrouped(off, 1, xT, mat(dh0, M, F), 0, 1, mat(g.wi, D, F), D * F);
+    K.sgemmGrouped(off, 1, mat(dh0, M, F), transpose(mat(w.wi, D, F)), D * F, 0, dx, 0);
+    if (gated) {
+      K.sgemmGrouped(off, 1, xT, mat(dh1, M, F), 0, 1, mat(g.wi1!, D, F), D * F);
+      K.sgemmGrouped(off, 1, mat(dh1, M, F), transpose(mat(w.wi1!, D, F)), D * F, 1, dx, 0);
+    }
   }
 
   /**
@@ -133,7 +239,7 @@ export class MoeLayer {
     df: Float32Array,
     auxGrad: number,
   ): void {
-    const { dModel: D, dFf: F, experts: E, gated } = this.dims;
+    const { dModel: D, experts: E } = this.dims;
     const K = kernels();
     const r = this.routing;
     const rows = this.rows;
@@ -148,32 +254,17 @@ export class MoeLayer {
     K.gatherRows(mat(dOut, rows, D), token, dyA);
     K.rowDotScale(dyA, mat(this.y, A, D), r.gate, dGate);
 
-    const dAct = scratch.alloc([cap, F]).data;
-    const off = r.offsets;
-    // g.wo_e += act_eᵀ·dy_e; dAct_e = dy_e·wo_eᵀ (grouped over the experts).
-    K.sgemmGrouped(off, 1, transpose(mat(this.act, A, F)), dyA, 0, 1, mat(g.wo, F, D), F * D);
-    K.sgemmGrouped(off, 1, dyA, transpose(mat(w.wo, F, D)), F * D, 0, mat(dAct, A, F), 0);
-    let dh0 = dAct;
-    const dh1 = gated ? scratch.alloc([cap, F]).data : dAct;
-    if (gated) {
-      dh0 = scratch.alloc([cap, F]).data;
-      K.gatedGeluBackward(
-        this.h0.subarray(0, A * F),
-        this.h1.subarray(0, A * F),
-        dAct.subarray(0, A * F),
-        dh0.subarray(0, A * F),
-        dh1.subarray(0, A * F),
-      );
+    // Through the experts, here or where the exchange sends the rows.
+    const ex = this.exchange;
+    let dx = dyA;
+    if (ex === null) {
+      this.expertsBackward(scratch, w, g, dy, cap);
     } else {
-      K.geluBackward(this.h0.subarray(0, A * F), dAct.subarray(0, A * F), dAct.subarray(0, A * F));
-    }
-    const dx = dyA; // dy is spent: reuse its rows for the expert input grads
-    const xT = transpose(mat(this.x, A, D));
-    K.sgemmGrouped(off, 1, xT, mat(dh0, A, F), 0, 1, mat(g.wi, D, F), D * F);
-    K.sgemmGrouped(off, 1, mat(dh0, A, F), transpose(mat(w.wi, D, F)), D * F, 0, dx, 0);
-    if (gated) {
-      K.sgemmGrouped(off, 1, xT, mat(dh1, A, F), 0, 1, mat(g.wi1!, D, F), D * F);
-      K.sgemmGrouped(off, 1, mat(dh1, A, F), transpose(mat(w.wi1!, D, F)), D * F, 1, dx, 0);
+      const dye = scratch.alloc([this.expertRows, D]).data;
+      ex.toExperts(dy, D, dye);
+      this.expertsBackward(scratch, w, g, dye, this.expertRows);
+      dx = mat(scratch.alloc([cap, D]).data, A, D);
+      ex.fromExperts(dye, D, dx.data);
     }
 
     // Router: the gates g1 = p1/(p1+p2), g2 = p2/(p1+p2) (a dropped choice has
