@@ -32,6 +32,12 @@ export function mpiSkipReason(): string | null {
   return null;
 }
 
+/**
+ * Open MPI's TCP on the loopback interface only: other tests add and remove network interfaces
+ * (the multi-host test's bridge) while these run, and a rank that picked one up fails to connect.
+ */
+export const LOOPBACK_ENV = { OMPI_MCA_btl_tcp_if_include: 'lo', OMPI_MCA_oob_tcp_if_include: 'lo' };
+
 /** mpirun options for np local ranks: root needs --allow-run-as-root, more ranks than cores --oversubscribe. */
 export function mpirunArgs(np: number, extra: string[] = []): string[] {
   const args = ['-np', String(np)];
@@ -87,7 +93,13 @@ export async function mpirunNode(
 ): Promise<RunResult> {
   const r = await runCommand('mpirun', [...mpirunArgs(np, opts.mpiArgs), process.execPath, script, ...args], {
     timeoutMs: opts.timeoutMs ?? 60_000,
-    env: { GLAM_THREADS: '1', ...process.env, ...opts.env },
+    env: {
+      GLAM_THREADS: '1',
+      // Runs that name their interfaces (the multi-host test) keep them.
+      ...(opts.mpiArgs?.some((a) => a.endsWith('_if_include')) ? {} : LOOPBACK_ENV),
+      ...process.env,
+      ...opts.env,
+    },
   });
   if (r.code !== 0) {
     throw new Error(`mpirun -np ${np} ${script} failed (${r.code ?? r.signal}):\n${r.stdout}\n${r.stderr}`);

@@ -1,0 +1,131 @@
+/**
+ * Data- and expert-parallel training under mpirun reproduce one-process training of the same global
+ * batch (relative 1e-5 per step over 20 steps), and a 4-rank run survives kill -9 of a rank.
+ */
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadCheckpoint } from '../../src/model/checkpoint.js';
+import { mpiSkipReason } from './helpers.js';
+import {
+  glam,
+  maxRelativeDifference,
+  moeConfig,
+  preparedDataset,
+  processesWith,
+  startGlam,
+  stepLines,
+  trainArgs,
+} from './train-helpers.js';
+
+const TOLERANCE = 1e-5;
+
+describe('parallel training under mpirun', () => {
+  const skip = mpiSkipReason();
+  let root = '';
+  let data = '';
+  before(() => {
+    if (skip !== null) return;
+    ({ root, data } = preparedDataset());
+  });
+  after(() => {
+    if (root !== '') rmSync(root, { recursive: true, force: true });
+  });
+
+  it('data parallel on 2 ranks reproduces one process, capacity drops included', {
+    skip: skip ?? false,
+    timeout: 120_000,
+  }, async () => {
+    // Two routing groups, one per rank; capacity factor 1 drops assignments in both.
+    const config = moeConfig(root, 'dp', { num_groups: 2, capacity_factor: 1 });
+    const one = path.join(root, 'dp-1');
+    const two = path.join(root, 'dp-2');
+    await glam(trainArgs(config, data, one));
+    const r = await glam(trainArgs(config, data, two, ['--ranks', '2']));
+    assert.match(r.stderr, /data parallel over 2 ranks/);
+    const a = stepLines(one);
+    const b = stepLines(two);
+    assert.equal(a.length, 20);
+    assert.ok(maxRelativeDifference(a, b) <= TOLERANCE, `losses differ by ${maxRelativeDifference(a, b)}`);
+    assert.ok(maxRelativeDifference(a, b, 'val_loss') <= TOLERANCE);
+    // A run that drops nothing would not test the per-rank capacity.
+    const dropped = a.map((s) => (s as { dropped_fraction?: number }).dropped_fraction ?? 0);
+    assert.ok(Math.max(...dropped) > 0, 'assignments were dropped');
+  });
+
+  it('expert parallel on 2 ranks (dropless) reproduces one process; its checkpoint is the full model', {
+    skip: skip ?? false,
+    timeout: 120_000,
+  }, async () => {
+    const config = moeConfig(root, 'ep', { num_groups: 2, capacity_factor: 0 });
+    const one = path.join(root, 'ep-1');
+    const two = path.join(root, 'ep-2');
+    await glam(trainArgs(config, data, one));
+    const r = await glam(trainArgs(config, data, two, ['--ranks', '2', '--parallel', 'expert']));
+    assert.match(r.stderr, /expert parallel over 2 ranks/);
+    const a = stepLines(one);
+    const b = stepLines(two);
+    assert.ok(maxRelativeDifference(a, b) <= TOLERANCE, `losses differ by ${maxRelativeDifference(a, b)}`);
+    assert.ok(maxRelativeDifference(a, b, 'val_loss') <= TOLERANCE);
+    // Each rank's experts' share of the kept assignments is logged, and they add up.
+    for (const s of b) {
+      const shares = s.rank_load![0]!;
+      assert.equal(shares.length, 2);
+      assert.ok(Math.abs(shares[0]! + shares[1]! - 1) < 1e-4);
+    }
+    // Rank 0 gathered every expert: the checkpoint is the one-process model, to float32 rounding.
+    const wa = loadCheckpoint(path.join(one, 'checkpoints/step-000020')).weights;
+    const wb = loadCheckpoint(path.join(two, 'checkpoints/step-000020')).weights;
+    for (const [name, t] of wa) {
+      const u = wb.get(name).data;
+      let scale = 0;
+      let diff = 0;
+      for (let i = 0; i < t.data.length; i++) {
+        scale = Math.max(scale, Math.abs(t.data[i]!));
+        diff = Math.max(diff, Math.abs(t.data[i]! - u[i]!));
+      }
+      assert.ok(diff <= 1e-4 * scale, `${name}: max difference ${diff} of max ${scale}`);
+    }
+  });
+
+  it('4 ranks on 2 cores (expert parallel) resume after kill -9 of a rank and match one process', {
+    skip: skip ?? false,
+    timeout: 240_000,
+  }, async () => {
+    const config = moeConfig(root, 'ep4', { num_groups: 4, capacity_factor: 0 });
+    const one = path.join(root, 'ep4-1');
+    const four = path.join(root, 'ep4-4');
+    // Rounding differences between 1 and 4 ranks grow with the steps (tiny batches, high learning
+    // rate): 20 steps are compared, the run goes on to 40.
+    const steps = ['--max-steps', '40', '--checkpoint-every', '4'];
+    await glam(trainArgs(config, data, one));
+    const run = startGlam(trainArgs(config, data, four, [...steps, '--ranks', '4', '--parallel', 'expert']));
+    // Once a few checkpoints exist, kill -9 one rank (not rank 0's launcher: a rank process itself).
+    const deadline = Date.now() + 120_000;
+    while (stepLines(four).length < 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 30));
+    const ranks = processesWith([four, '--parallel', 'expert']).filter((p) => p !== run.pid);
+    assert.ok(ranks.length >= 4, `rank processes found: ${ranks.length}`);
+    const killedAt = stepLines(four).length;
+    process.kill(ranks[ranks.length - 1]!, 'SIGKILL');
+    const code = await run.exited;
+    assert.notEqual(code, 0, 'mpirun reports the killed rank');
+    // Killed before step 20: the steps after its last checkpoint, up to 20, come from the resumed run.
+    assert.ok(killedAt < 20, `the run was still early when a rank was killed (step ${killedAt})`);
+    await glam(
+      trainArgs(config, data, four, [...steps, '--ranks', '4', '--parallel', 'expert', '--resume']),
+      180_000,
+    );
+    const a = stepLines(one);
+    const b = stepLines(four);
+    assert.deepEqual(
+      b.map((s) => s.step),
+      Array.from({ length: 40 }, (_, i) => i + 1),
+    );
+    const first20 = b.slice(0, 20);
+    assert.ok(
+      maxRelativeDifference(a, first20) <= TOLERANCE,
+      `losses differ by ${maxRelativeDifference(a, first20)}`,
+    );
+  });
+});
