@@ -13,6 +13,7 @@ const COMMANDS: Record<string, string> = {
   convert: 'copy a checkpoint with its weights in bf16 (inference) or f32',
   generate: 'sample text from a checkpoint',
   eval: "GLaM's evaluation protocol on its 29 tasks",
+  serve: 'OpenAI-compatible completions server with a routing playground',
   plot: 'plot training curves of a run to SVG',
   sweep: "research sweeps: GLaM's claims at CPU scale (MoE vs dense, experts, capacity, filter)",
   bench: 'benchmarks (gemm, peak, moe, ...)',

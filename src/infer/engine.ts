@@ -130,6 +130,8 @@ export interface GenerationResult {
 }
 
 export type GenerationEvent =
+  /** The prompt is read (with `echo`: its tokens and logprobs, the first with logprob null). */
+  | { type: 'prompt'; info: TokenInfo[] }
   /** A choice's next token, with the newly released text (empty while text is held back). */
   | { type: 'token'; choice: number; info: TokenInfo; text: string }
   /** A choice finished; `text` is what was still held back. */
@@ -761,6 +763,7 @@ export class InferenceEngine {
     const req = job.req;
     const seq = job.prefillSeq!;
     job.state = 'decode';
+    job.listener?.({ type: 'prompt', info: req.echo ? job.promptInfo : [] });
     if (req.maxTokens === 0) {
       job.state = 'done';
       return;
