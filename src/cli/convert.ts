@@ -7,7 +7,8 @@ import { requireOption } from './args.js';
 const HELP = `usage: glam convert --model DIR --dtype bf16|f32 --out DIR2
 
 Write a copy of a checkpoint (config, tokenizer, weights) into DIR2 with its weights stored as:
-  bf16  every matrix rounded to bf16 (nearest even; half the bytes), the norm scales float32:
+  bf16  the weight matrices (embedding, projections, experts) rounded to bf16 (nearest even;
+        half the bytes), the norm scales, relative bias and router float32:
         for inference with the bf16 kernels (products of bf16 values summed in float32)
   f32   all float32 (a bf16 checkpoint's values widen exactly)
 Commands that compute in float32 (score, generate, train) load either kind; a bf16 checkpoint's

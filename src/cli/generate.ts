@@ -4,7 +4,7 @@ import { Tokenizer } from '../data/tokenizer.js';
 import { InferenceEngine } from '../infer/engine.js';
 import { validateSampling } from '../infer/sample.js';
 import { TOKENIZER_FILE } from '../model/checkpoint.js';
-import { loadModelCheckpoint } from '../train/checkpoints.js';
+import { loadModelCheckpointStored } from '../train/checkpoints.js';
 import { intOption, numberOption, requireOption } from './args.js';
 
 const HELP = `usage: glam generate --model DIR --prompt TEXT [--max-tokens N] [--temperature T]
@@ -52,7 +52,8 @@ export async function run(args: string[]): Promise<void> {
   const seed = intOption('seed', v.seed, 0);
   const beam = intOption('beam', v.beam, 1, 64);
   validateSampling({ temperature, topK, topP });
-  const ck = loadModelCheckpoint(requireOption('generate', 'model', v.model));
+  // As stored: a bf16 checkpoint generates with bf16 products (half the bytes per token).
+  const ck = loadModelCheckpointStored(requireOption('generate', 'model', v.model));
   const dir = ck.dir;
   if (ck.tokenizerPath === undefined)
     throw new Error(`${dir}: no ${TOKENIZER_FILE}; cannot turn text into tokens`);

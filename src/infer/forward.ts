@@ -16,23 +16,64 @@
  * whatever else runs in the step. The engine never depends on it for correctness, only for
  * reproducibility across batch compositions.
  */
-import { kernels, mat, transpose } from '../backend/index.js';
+import { bmat, fromBf16, type Kernels, kernels, type Mat, mat, transpose } from '../backend/index.js';
 import type { GlamConfig } from '../model/config.js';
 import { isMoeLayer } from '../model/config.js';
 import { relativeBucket } from '../model/layers/attention.js';
 import { paramSpecs } from '../model/params.js';
 import { Arena } from '../tensor/arena.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { type AnyTensor, Bf16Tensor } from '../tensor/bf16.js';
 import { sameShape, shapeString } from '../tensor/tensor.js';
 import type { KvCachePool, KvSequence } from './kv-cache.js';
 import { StepRouter } from './routing.js';
 
 /**
  * Read access to the weights by checkpoint name: today's `Params` map fits, and so does any store
- * with a `get(name)` returning a tensor (one shared weight buffer with named views).
+ * with a `get(name)` returning a tensor (one shared weight buffer with named views). The matrices may
+ * be bf16 (a bf16 checkpoint loaded as stored, `loadCheckpointStored`): their products then run on
+ * bf16 operands with float32 sums (`gemmBf16`), reading half the bytes; vectors, the relative bias
+ * and the router are used in float32 (widened if given in bf16).
  */
 export interface WeightSource {
-  get(name: string): Tensor | undefined;
+  get(name: string): AnyTensor | undefined;
+}
+
+/** A weight matrix as stored: float32, or bf16 bits. */
+type WeightData = Float32Array | Uint16Array;
+
+/** c = alpha·a·W + beta·c for W [rows, cols] (transposed: W stored [cols, rows]), float32 or bf16. */
+function product(
+  K: Kernels,
+  alpha: number,
+  a: Mat,
+  w: WeightData,
+  rows: number,
+  cols: number,
+  beta: number,
+  c: Mat,
+  trans = false,
+): void {
+  if (w instanceof Uint16Array) {
+    const v = trans ? transpose(bmat(w, cols, rows)) : bmat(w, rows, cols);
+    K.gemmBf16(alpha, a, v, beta, c);
+  } else {
+    const v = trans ? transpose(mat(w, cols, rows)) : mat(w, rows, cols);
+    K.sgemm(alpha, a, v, beta, c);
+  }
+}
+
+/** The per-expert products of an MoE layer: expert g's rows of a times W_g = w [rows, cols] moved g·rows·cols. */
+function groupedProduct(
+  K: Kernels,
+  offsets: Int32Array,
+  a: Mat,
+  w: WeightData,
+  rows: number,
+  cols: number,
+  c: Mat,
+): void {
+  if (w instanceof Uint16Array) K.gemmGroupedBf16(offsets, 1, a, bmat(w, rows, cols), rows * cols, 0, c, 0);
+  else K.sgemmGrouped(offsets, 1, a, mat(w, rows, cols), rows * cols, 0, c, 0);
 }
 
 /** One sequence's part of a step: the tokens it feeds at positions seq.length, seq.length + 1, ... */
@@ -66,22 +107,22 @@ export interface ExpertCounters {
 
 interface LayerWeights {
   attnNorm: Float32Array;
-  wq: Float32Array;
-  wk: Float32Array;
-  wv: Float32Array;
-  wo: Float32Array;
+  wq: WeightData;
+  wk: WeightData;
+  wv: WeightData;
+  wo: WeightData;
   relBias: Float32Array;
   ffnNorm: Float32Array;
   /** Dense layer: wi_0, wi_1, wo. */
-  dense: { wi0: Float32Array; wi1: Float32Array; wo: Float32Array } | null;
+  dense: { wi0: WeightData; wi1: WeightData; wo: WeightData } | null;
   /** MoE layer: router, wi (or wi_0), wi_1 when gated, wo. */
-  moe: { router: Float32Array; wi: Float32Array; wi1: Float32Array | null; wo: Float32Array } | null;
+  moe: { router: Float32Array; wi: WeightData; wi1: WeightData | null; wo: WeightData } | null;
 }
 
 export class IncrementalModel {
   readonly capacityFactor: number;
   readonly counters: ExpertCounters[] = [];
-  private readonly embed: Float32Array;
+  private readonly embed: WeightData;
   private readonly finalNorm: Float32Array;
   private readonly layers: LayerWeights[] = [];
   private readonly routers: (StepRouter | null)[] = [];
@@ -113,24 +154,29 @@ export class IncrementalModel {
     if (pool.layers !== c.n_layers || pool.width !== c.n_heads * c.d_head) {
       throw new Error('inference: the KV cache pool was made for another model shape');
     }
-    const w = (name: string) => weights.get(name)!.data;
+    // Matrices as stored; vectors, the relative bias and the router in float32.
+    const w = (name: string): WeightData => weights.get(name)!.data;
+    const f = (name: string): Float32Array => {
+      const t = weights.get(name)!;
+      return t instanceof Bf16Tensor ? t.toTensor().data : t.data;
+    };
     this.embed = w('embed.weight');
-    this.finalNorm = w('final_norm.scale');
+    this.finalNorm = f('final_norm.scale');
     for (let l = 0; l < c.n_layers; l++) {
       const p = `layers.${l}`;
       const moe = isMoeLayer(c, l);
       this.layers.push({
-        attnNorm: w(`${p}.attn_norm.scale`),
+        attnNorm: f(`${p}.attn_norm.scale`),
         wq: w(`${p}.attn.wq`),
         wk: w(`${p}.attn.wk`),
         wv: w(`${p}.attn.wv`),
         wo: w(`${p}.attn.wo`),
-        relBias: w(`${p}.attn.rel_bias`),
-        ffnNorm: w(`${p}.ffn_norm.scale`),
+        relBias: f(`${p}.attn.rel_bias`),
+        ffnNorm: f(`${p}.ffn_norm.scale`),
         dense: moe ? null : { wi0: w(`${p}.ffn.wi_0`), wi1: w(`${p}.ffn.wi_1`), wo: w(`${p}.ffn.wo`) },
         moe: moe
           ? {
-              router: w(`${p}.moe.router`),
+              router: f(`${p}.moe.router`),
               wi: w(c.expert_gated ? `${p}.moe.wi_0` : `${p}.moe.wi`),
               wi1: c.expert_gated ? w(`${p}.moe.wi_1`) : null,
               wo: w(`${p}.moe.wo`),
@@ -223,7 +269,12 @@ export class IncrementalModel {
     const arena = this.arena;
     arena.reset();
     const h = arena.alloc([R, D]).data;
-    K.gatherRows(mat(this.embed, c.vocab_size, D), ids, mat(h, R, D));
+    if (this.embed instanceof Uint16Array) {
+      for (let i = 0; i < R; i++)
+        fromBf16(this.embed.subarray(ids[i]! * D, (ids[i]! + 1) * D), h.subarray(i * D));
+    } else {
+      K.gatherRows(mat(this.embed, c.vocab_size, D), ids, mat(h, R, D));
+    }
     const a = arena.alloc([R, D]).data;
     const inv = arena.alloc([R]).data;
     const q = arena.alloc([R, HD]).data;
@@ -235,9 +286,9 @@ export class IncrementalModel {
       const w = this.layers[l]!;
       K.rmsnorm(mat(h, R, D), w.attnNorm, c.norm_eps, mat(a, R, D), inv);
       const am = mat(a, R, D);
-      K.sgemm(1, am, mat(w.wq, D, HD), 0, mat(q, R, HD));
-      K.sgemm(1, am, mat(w.wk, D, HD), 0, mat(k, R, HD));
-      K.sgemm(1, am, mat(w.wv, D, HD), 0, mat(v, R, HD));
+      product(K, 1, am, w.wq, D, HD, 0, mat(q, R, HD));
+      product(K, 1, am, w.wk, D, HD, 0, mat(k, R, HD));
+      product(K, 1, am, w.wv, D, HD, 0, mat(v, R, HD));
       const kc = pool.k[l]!;
       const vc = pool.v[l]!;
       for (let i = 0; i < R; i++) {
@@ -260,7 +311,7 @@ export class IncrementalModel {
         1 / Math.sqrt(Dh),
         mat(o, R, HD),
       );
-      K.sgemm(1, mat(o, R, HD), mat(w.wo, HD, D), 1, mat(h, R, D));
+      product(K, 1, mat(o, R, HD), w.wo, HD, D, 1, mat(h, R, D));
       K.rmsnorm(mat(h, R, D), w.ffnNorm, c.norm_eps, mat(a, R, D), inv);
       if (w.dense !== null) {
         this.denseFfn(w.dense, a, R, h);
@@ -282,15 +333,8 @@ export class IncrementalModel {
   logits(x: Float32Array, rows: number, out: Float32Array): Float32Array {
     const { d_model: D, vocab_size: V } = this.config;
     if (out.length < rows * V) throw new Error(`logits: out has ${out.length} elements, needs ${rows * V}`);
-    if (rows > 0) {
-      kernels().sgemm(
-        1 / Math.sqrt(D),
-        mat(x, rows, D),
-        transpose(mat(this.embed, V, D)),
-        0,
-        mat(out, rows, V),
-      );
-    }
+    if (rows > 0)
+      product(kernels(), 1 / Math.sqrt(D), mat(x, rows, D), this.embed, D, V, 0, mat(out, rows, V), true);
     return out.subarray(0, rows * V);
   }
 
@@ -310,7 +354,7 @@ export class IncrementalModel {
   }
 
   private denseFfn(
-    w: { wi0: Float32Array; wi1: Float32Array; wo: Float32Array },
+    w: { wi0: WeightData; wi1: WeightData; wo: WeightData },
     f: Float32Array,
     R: number,
     h: Float32Array,
@@ -320,17 +364,17 @@ export class IncrementalModel {
     const h0 = this.arena.alloc([R, F]).data;
     const h1 = this.arena.alloc([R, F]).data;
     const fm = mat(f, R, D);
-    K.sgemm(1, fm, mat(w.wi0, D, F), 0, mat(h0, R, F));
-    K.sgemm(1, fm, mat(w.wi1, D, F), 0, mat(h1, R, F));
+    product(K, 1, fm, w.wi0, D, F, 0, mat(h0, R, F));
+    product(K, 1, fm, w.wi1, D, F, 0, mat(h1, R, F));
     const act = this.arena.alloc([R, F]).data;
     K.gatedGelu(h0, h1, act);
-    K.sgemm(1, mat(act, R, F), mat(w.wo, F, D), 1, mat(h, R, D));
+    product(K, 1, mat(act, R, F), w.wo, F, D, 1, mat(h, R, D));
   }
 
   private moeFfn(
     layer: number,
     moeIndex: number,
-    w: { router: Float32Array; wi: Float32Array; wi1: Float32Array | null; wo: Float32Array },
+    w: { router: Float32Array; wi: WeightData; wi1: WeightData | null; wo: WeightData },
     f: Float32Array,
     R: number,
     groups: Int32Array,
@@ -369,15 +413,15 @@ export class IncrementalModel {
     const y = arena.alloc([A, D]).data;
     K.gatherRows(mat(f, R, D), token, mat(x, A, D));
     const off = router.offsets;
-    K.sgemmGrouped(off, 1, mat(x, A, D), mat(w.wi, D, F), D * F, 0, mat(h0, A, F), 0);
+    groupedProduct(K, off, mat(x, A, D), w.wi, D, F, mat(h0, A, F));
     if (w.wi1 !== null) {
       const h1 = arena.alloc([A, F]).data;
-      K.sgemmGrouped(off, 1, mat(x, A, D), mat(w.wi1, D, F), D * F, 0, mat(h1, A, F), 0);
+      groupedProduct(K, off, mat(x, A, D), w.wi1, D, F, mat(h1, A, F));
       K.gatedGelu(h0, h1, act);
     } else {
       K.gelu(h0, act);
     }
-    K.sgemmGrouped(off, 1, mat(act, A, F), mat(w.wo, F, D), F * D, 0, mat(y, A, D), 0);
+    groupedProduct(K, off, mat(act, A, F), w.wo, F, D, mat(y, A, D));
     K.scatterAddRows(mat(y, A, D), token, router.gate.subarray(0, A), mat(h, R, D));
   }
 }

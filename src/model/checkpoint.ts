@@ -3,8 +3,8 @@
  *
  *   config.json        the model config plus "format": "glam-moe/1"
  *   model.safetensors  every parameter, named and shaped as paramSpecs(config): F32, or in a bf16
- *                      checkpoint (`glam convert --dtype bf16`) the matrices BF16 and the vectors
- *                      (norm scales) F32
+ *                      checkpoint (`glam convert --dtype bf16`) the weight matrices (embedding,
+ *                      projections, experts) BF16 and the rest (norm scales, relative bias, router) F32
  *   tokenizer.json     optional
  *
  * Each file is written atomically. config.json is written last, so a directory
@@ -41,10 +41,17 @@ export const TOKENIZER_FILE = 'tokenizer.json';
 export type WeightsDtype = 'f32' | 'bf16';
 export const WEIGHTS_DTYPES: readonly WeightsDtype[] = ['f32', 'bf16'];
 
+/** The parameters a bf16 checkpoint stores in bf16. */
+const BF16_KINDS: ReadonlySet<string> = new Set(['embedding', 'projection', 'expert']);
+
 export interface SaveExtras {
   /** tokenizer.json contents: JSON text or a JSON-serialisable object. */
   tokenizer?: string | object;
-  /** 'bf16' stores every parameter of rank >= 2 rounded to bf16 (nearest even); default 'f32'. */
+  /**
+   * 'bf16' stores the weight matrices (embedding, projections, experts: the bytes decode streams) rounded
+   * to bf16 (nearest even), the rest float32 (the router too: routing decisions are sensitive to it and it
+   * is small); default 'f32'.
+   */
   dtype?: WeightsDtype;
 }
 
@@ -164,6 +171,17 @@ function requireDirectory(dir: string): void {
   if (!st.isDirectory()) throw new Error(`checkpoint '${dir}' is not a directory`);
 }
 
+/**
+ * The parameters as a checkpoint of `dtype` stores them, in paramSpecs order: bf16 rounds the weight
+ * matrices (BF16_KINDS) to bf16. What bf16 inference reads, also without a file in between.
+ */
+export function storedWeights(cfg: GlamConfig, params: Params, dtype: WeightsDtype): [string, AnyTensor][] {
+  return paramSpecs(cfg).map((s) => {
+    const t = params.get(s.name)!;
+    return [s.name, dtype === 'bf16' && BF16_KINDS.has(s.kind) ? Bf16Tensor.fromTensor(t) : t];
+  });
+}
+
 /** Save a checkpoint into `dir` (created if needed). Parameters are checked against the config first. */
 export function saveCheckpoint(dir: string, cfg: GlamConfig, params: Params, extras: SaveExtras = {}): void {
   validateParams(cfg, params, `saveCheckpoint(${dir})`);
@@ -178,14 +196,9 @@ export function saveCheckpoint(dir: string, cfg: GlamConfig, params: Params, ext
     }
   }
   mkdirSync(dir, { recursive: true });
-  const bf16 = extras.dtype === 'bf16';
-  const ordered = paramSpecs(cfg).map((s) => {
-    const t = params.get(s.name)!;
-    return [s.name, bf16 && t.rank >= 2 ? Bf16Tensor.fromTensor(t) : t] as const;
-  });
   const metadata: Record<string, string> = { format: CHECKPOINT_FORMAT };
-  if (bf16) metadata.dtype = 'bf16';
-  writeSafetensors(path.join(dir, MODEL_FILE), ordered, metadata);
+  if (extras.dtype === 'bf16') metadata.dtype = 'bf16';
+  writeSafetensors(path.join(dir, MODEL_FILE), storedWeights(cfg, params, extras.dtype ?? 'f32'), metadata);
   if (tokenizerText !== undefined) atomicWriteFileSync(path.join(dir, TOKENIZER_FILE), tokenizerText);
   atomicWriteJsonSync(path.join(dir, CONFIG_FILE), configToJson(cfg));
 }

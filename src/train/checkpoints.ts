@@ -14,7 +14,9 @@ import {
   checkFinite,
   type LoadedCheckpoint,
   loadCheckpoint,
+  loadCheckpointStored,
   MODEL_FILE,
+  type StoredCheckpoint,
   saveCheckpoint,
   TOKENIZER_FILE,
 } from '../model/checkpoint.js';
@@ -255,9 +257,21 @@ function runOf(dir: string): string | undefined {
  * checkpoint of the run that does, so the user can pass it instead.
  */
 export function loadModelCheckpoint(dirOrRun: string): LoadedCheckpoint & { dir: string } {
+  return loadModelWith(dirOrRun, loadCheckpoint);
+}
+
+/**
+ * The same, with the weights as stored: a bf16 checkpoint's matrices stay bf16, for the inference
+ * engine's bf16 products.
+ */
+export function loadModelCheckpointStored(dirOrRun: string): StoredCheckpoint & { dir: string } {
+  return loadModelWith(dirOrRun, loadCheckpointStored);
+}
+
+function loadModelWith<T>(dirOrRun: string, load: (dir: string) => T): T & { dir: string } {
   const dir = resolveModelDir(dirOrRun);
   try {
-    return { dir, ...loadCheckpoint(dir) };
+    return { dir, ...load(dir) };
   } catch (err) {
     const run = runOf(dir);
     if (run === undefined) throw err;
@@ -268,7 +282,7 @@ export function loadModelCheckpoint(dirOrRun: string): LoadedCheckpoint & { dir:
       .reverse();
     for (const d of earlier) {
       try {
-        loadCheckpoint(d);
+        load(d);
       } catch {
         continue;
       }

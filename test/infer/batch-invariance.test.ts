@@ -9,10 +9,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { kernels, referenceKernels, useKernels } from '../../src/backend/index.js';
 import type { Kernels } from '../../src/backend/ops.js';
-import { IncrementalModel, type StepSegment } from '../../src/infer/forward.js';
+import { IncrementalModel, type StepSegment, type WeightSource } from '../../src/infer/forward.js';
 import { KvCachePool, type KvSequence } from '../../src/infer/kv-cache.js';
+import { storedWeights } from '../../src/model/checkpoint.js';
 import type { GlamConfig } from '../../src/model/config.js';
-import type { Weights } from '../../src/model/weights.js';
 import { forEachPath, native, nativeMissing } from '../backend/helpers.js';
 import { randomTokens, testConfig, testWeights } from './helpers.js';
 
@@ -30,7 +30,7 @@ interface Companion {
  */
 function subjectLogits(
   cfg: GlamConfig,
-  params: Weights,
+  params: WeightSource,
   subject: number[],
   companions: Companion[],
   subjectSlot: 'first' | 'middle' | 'last',
@@ -72,7 +72,7 @@ function subjectLogits(
   return out;
 }
 
-function checkInvariance(k: Kernels, label: string): void {
+function checkInvariance(k: Kernels, label: string, dtype: 'f32' | 'bf16' = 'f32'): void {
   const previous = kernels();
   useKernels(k);
   try {
@@ -84,7 +84,8 @@ function checkInvariance(k: Kernels, label: string): void {
         testConfig('tiny-moe', { expert_gated: true, moe_layer_interval: 1, d_ff_expert: 264 }),
       ],
     ] as const) {
-      const params = testWeights(cfg, 3);
+      // bf16: the weight matrices in bf16, their products on bf16 operands (gemmBf16).
+      const params: WeightSource = new Map(storedWeights(cfg, testWeights(cfg, 3), dtype));
       const subject = randomTokens(44, cfg.vocab_size, 1);
       const alone = subjectLogits(cfg, params, subject, [], 'first');
       const crowd: Companion[] = [
@@ -132,5 +133,22 @@ describe('a sequence gets bitwise the same logits alone and in any batch', () =>
   test('TypeScript reference kernels', () => checkInvariance(referenceKernels, 'reference'));
   test('native kernels, on every instruction-set path the CPU has', { skip: nativeMissing }, () => {
     forEachPath((isa) => checkInvariance(native!, `native ${isa}`));
+  });
+  test('bf16 weights: reference kernels, and native on every path and bf16 kernel', () => {
+    checkInvariance(referenceKernels, 'reference bf16', 'bf16');
+    if (!native) return;
+    forEachPath((isa) => {
+      try {
+        native!.setBf16Widening(false);
+        const own = native!.info().bf16;
+        checkInvariance(native!, `native ${isa} ${own} bf16`, 'bf16');
+        if (own !== 'widening') {
+          native!.setBf16Widening(true);
+          checkInvariance(native!, `native ${isa} widening bf16`, 'bf16');
+        }
+      } finally {
+        native!.setBf16Widening(false);
+      }
+    });
   });
 });
