@@ -7,8 +7,8 @@ written for speed rather than for reading the rules off the code:
   - the MoE layer routes with vectorised top-2 + GShard capacity (cumulative sums over a
     one-hot of the choices), then runs one dense product per expert on the tokens gathered
     for it (index_select -> matmul -> index_add_), so compute follows the activated parameters.
-The optimizer is Adafactor as docs/model.md's training recipe states it, written by hand because
-Debian's torch 1.13 has none built in (see `Adafactor` below).
+The optimizer is Adafactor as docs/model.md's training recipe states it, tools/torch_glam.py's
+(written by hand there because Debian's torch 1.13 has none built in).
 
 A timed step is what glam's trainer does: forward, backward, the global gradient norm (a step
 with a non-finite one is skipped, as docs/model.md's recipe asks), Adafactor. One run prints a single
@@ -58,100 +58,50 @@ _pin_threads(sys.argv[1:])
 import torch  # noqa: E402  (after the thread pools are pinned)
 import torch.nn.functional as F  # noqa: E402
 
-# Defaults of the optional config keys (docs/model.md); a dumped config normally has them all.
-CONFIG_DEFAULTS = {
-    "moe_layer_interval": 2,
-    "top_k": 2,
-    "expert_gated": False,
-    "capacity_factor": 2.0,
-    "num_groups": 1,
-    "rel_buckets": 32,
-    "rel_max_distance": 128,
-    "norm_eps": 1e-6,
-    "aux_loss_weight": 0.01,
-    "z_loss_weight": 1e-4,
-}
+# The one PyTorch oracle: configuration defaults, parameter names and shapes, the bucket function,
+# RMSNorm, Adafactor and GLaM's schedule come from there; this file only adds a model fast enough to
+# time. (torch_glam computes in float64 by default; the peer trains in float32.)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import torch_glam  # noqa: E402
+from torch_glam import Adafactor, bucket_table, glam_lr, is_moe_layer, param_specs, rms_norm  # noqa: E402
+
+torch.set_default_dtype(torch.float32)
 
 
 def load_config(path: str) -> dict:
     """Read a config JSON (a preset dumped by the driver, or a checkpoint's config.json)."""
     with open(path, encoding="utf-8") as fh:
         raw = json.load(fh)
-    cfg = dict(CONFIG_DEFAULTS)
-    cfg.update(raw)
-    cfg.setdefault("d_ff_expert", cfg["d_ff"])
+    cfg = torch_glam.full_config({k: v for k, v in raw.items() if k not in ("format", "name")})
     if cfg["n_experts"] > 0 and cfg["top_k"] != 2:
         raise SystemExit("train_torch.py: only top_k = 2 is implemented")
     return cfg
 
 
-def is_moe_layer(cfg: dict, layer: int) -> bool:
-    return cfg["n_experts"] > 0 and layer % cfg["moe_layer_interval"] == 0
-
-
-# --------------------------------------------------------------------------------------
-# Parameters (names and shapes as docs/model.md "Checkpoint format"; GShard-style init)
-# --------------------------------------------------------------------------------------
-
-
 def init_params(cfg: dict, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """Every parameter, float32, requires_grad. Init: projections N(0, 1/fan_in), embedding
-    N(0, 1), router N(0, 1/d_model), norm scales 1, rel_bias 0 (values differ from ours, the
-    distributions do not, which is what matters for timing)."""
-    D, H, Dh, F_ = cfg["d_model"], cfg["n_heads"], cfg["d_head"], cfg["d_ff"]
-    HD = H * Dh
+    """Every parameter (names and shapes from the oracle), float32, requires_grad, with the
+    distributions of docs/model.md "Initialisation" (the values differ from ours; for timing only
+    the distributions matter): projections N(0, 1/fan_in), embedding N(0, 1), router N(0, 1/d_model),
+    norm scales 1, rel_bias 0."""
     P: dict[str, torch.Tensor] = {}
-
-    def normal(name: str, shape: list[int], std: float) -> None:
-        P[name] = torch.randn(shape, generator=gen) * std
-
-    normal("embed.weight", [cfg["vocab_size"], D], 1.0)
-    for l in range(cfg["n_layers"]):
-        p = f"layers.{l}"
-        P[f"{p}.attn_norm.scale"] = torch.ones(D)
-        for w in ("wq", "wk", "wv"):
-            normal(f"{p}.attn.{w}", [D, HD], D ** -0.5)
-        normal(f"{p}.attn.wo", [HD, D], HD ** -0.5)
-        P[f"{p}.attn.rel_bias"] = torch.zeros(cfg["rel_buckets"], H)
-        P[f"{p}.ffn_norm.scale"] = torch.ones(D)
-        if is_moe_layer(cfg, l):
-            E, Fe = cfg["n_experts"], cfg["d_ff_expert"]
-            normal(f"{p}.moe.router", [D, E], D ** -0.5)
-            if cfg["expert_gated"]:
-                normal(f"{p}.moe.wi_0", [E, D, Fe], D ** -0.5)
-                normal(f"{p}.moe.wi_1", [E, D, Fe], D ** -0.5)
-            else:
-                normal(f"{p}.moe.wi", [E, D, Fe], D ** -0.5)
-            normal(f"{p}.moe.wo", [E, Fe, D], Fe ** -0.5)
+    for name, shape in param_specs(cfg):
+        if name.endswith(".scale"):
+            t = torch.ones(shape)
+        elif name.endswith(".rel_bias"):
+            t = torch.zeros(shape)
+        elif name == "embed.weight":
+            t = torch.randn(shape, generator=gen)
+        elif name.endswith(".router"):
+            t = torch.randn(shape, generator=gen) * cfg["d_model"] ** -0.5
         else:
-            normal(f"{p}.ffn.wi_0", [D, F_], D ** -0.5)
-            normal(f"{p}.ffn.wi_1", [D, F_], D ** -0.5)
-            normal(f"{p}.ffn.wo", [F_, D], F_ ** -0.5)
-    P["final_norm.scale"] = torch.ones(D)
-    for t in P.values():
-        t.requires_grad_(True)
+            t = torch.randn(shape, generator=gen) * shape[-2] ** -0.5
+        P[name] = t.requires_grad_(True)
     return P
 
 
 # --------------------------------------------------------------------------------------
 # Model
 # --------------------------------------------------------------------------------------
-
-
-def rms_norm(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
-    """x / sqrt(mean(x^2) + eps) * scale over the last dimension."""
-    return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps) * scale
-
-
-def rel_bucket(n: int, num_buckets: int, max_distance: int) -> int:
-    """T5 unidirectional bucket of a distance n = i - j >= 0 (docs/model.md)."""
-    max_exact = num_buckets // 2
-    if n < max_exact:
-        return n
-    v = max_exact + math.floor(
-        math.log(n / max_exact) / math.log(max_distance / max_exact) * (num_buckets - max_exact)
-    )
-    return min(num_buckets - 1, v)
 
 
 class Glam:
@@ -163,7 +113,7 @@ class Glam:
         T = seq_len
         # Bucket index of every (i, j) pair (computed once; masked pairs get bucket 0) and the
         # additive causal mask (-inf above the diagonal).
-        table = [rel_bucket(n, cfg["rel_buckets"], cfg["rel_max_distance"]) for n in range(T)]
+        table = bucket_table(T, cfg)
         i = torch.arange(T).unsqueeze(1)
         j = torch.arange(T).unsqueeze(0)
         dist = (i - j).clamp(min=0)
@@ -290,63 +240,6 @@ class Glam:
 
 
 # --------------------------------------------------------------------------------------
-# Adafactor (docs/model.md "Adafactor"; the same rules as src/optim/adafactor.ts)
-# --------------------------------------------------------------------------------------
-
-
-class Adafactor:
-    """beta1 = 0; beta2_t = 1 - t^-0.8; eps1 = 1e-30 added to g^2; factored second moments for
-    every matrix whose two dimensions are >= 2 (a tensor of rank > 2 is a stack of matrices over
-    its last two dimensions, so an expert tensor [E, D, F] is E matrices, each factored on its
-    own); full second moments for vectors; update clipping at RMS 1.0 per matrix; absolute lr."""
-
-    def __init__(self, params: list[torch.Tensor], decay_exponent=0.8, eps1=1e-30, clip=1.0):
-        self.params = params
-        self.decay_exponent = decay_exponent
-        self.eps1 = eps1
-        self.clip = clip
-        self.t = 0
-        self.state: list[tuple[torch.Tensor, ...]] = []
-        for p in params:
-            if p.dim() >= 2 and p.shape[-1] >= 2 and p.shape[-2] >= 2:
-                # Row statistics [..., rows], column statistics [..., cols].
-                self.state.append((p.new_zeros(p.shape[:-1]), p.new_zeros(p.shape[:-2] + p.shape[-1:])))
-            else:
-                self.state.append((p.new_zeros(p.shape),))
-
-    @torch.no_grad()
-    def step(self, lr: float) -> None:
-        self.t += 1
-        mix = self.t ** -self.decay_exponent  # 1 - beta2_t
-        beta2 = 1.0 - mix
-        for p, st in zip(self.params, self.state):
-            g = p.grad
-            g2 = g * g + self.eps1
-            if len(st) == 2:
-                vr, vc = st
-                vr.mul_(beta2).add_(g2.sum(dim=-1), alpha=mix)
-                vc.mul_(beta2).add_(g2.sum(dim=-2), alpha=mix)
-                # V_ij = R_i C_j / sum(R): U = g * rsqrt(R_i / sum R) * rsqrt(C_j).
-                rf = torch.rsqrt(vr / vr.sum(dim=-1, keepdim=True)).unsqueeze(-1)
-                cf = torch.rsqrt(vc).unsqueeze(-2)
-                u = g * rf * cf
-                # Clip by the RMS of each matrix of the stack.
-                rms = u.pow(2).mean(dim=(-2, -1), keepdim=True).sqrt()
-            else:
-                (v,) = st
-                v.mul_(beta2).add_(g2, alpha=mix)
-                u = g * torch.rsqrt(v)
-                rms = u.pow(2).mean().sqrt()
-            u.div_((rms / self.clip).clamp_(min=1.0))
-            p.add_(u, alpha=-lr)
-
-
-def glam_lr(t: int) -> float:
-    """GLaM's schedule: 0.01 for the first 10k steps, then 0.01 * sqrt(10000 / t)."""
-    return 0.01 if t <= 10000 else 0.01 * math.sqrt(10000 / t)
-
-
-# --------------------------------------------------------------------------------------
 # Benchmark
 # --------------------------------------------------------------------------------------
 
@@ -378,7 +271,7 @@ def main(argv: list[str]) -> int:
     P = init_params(cfg, gen)
     model = Glam(cfg, P, args.seq)
     params = list(P.values())
-    opt = Adafactor(params)
+    opt = Adafactor()
     n_params = sum(p.numel() for p in params)
 
     # A few synthetic batches of uniform random tokens, cycled (targets: the next token).
@@ -409,7 +302,7 @@ def main(argv: list[str]) -> int:
             finite = bool(torch.isfinite(grad_norm))
         t2b = time.perf_counter()
         if finite:
-            opt.step(glam_lr(opt.t + 1))
+            opt.step(P, {n: p.grad for n, p in P.items()}, glam_lr(opt.t + 1))
         t3 = time.perf_counter()
         losses.append(float(loss))
         if i >= args.warmup:

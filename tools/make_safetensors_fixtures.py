@@ -23,6 +23,11 @@ import sys
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_glam  # noqa: E402
+
+torch.set_default_dtype(torch.float32)  # torch_glam computes in float64; these fixtures are float32
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "safetensors")
 
 DTYPES = {
@@ -141,34 +146,14 @@ MICRO_CONFIG = {
 }
 
 
-def micro_specs(c: dict) -> list:
-    """Checkpoint names and shapes (docs/model.md "Checkpoint format"), independent of the TypeScript code."""
-    D, HD, E, Fe, F = c["d_model"], c["n_heads"] * c["d_head"], c["n_experts"], c["d_ff_expert"], c["d_ff"]
-    specs = [("embed.weight", [c["vocab_size"], D])]
-    for l in range(c["n_layers"]):
-        p = f"layers.{l}"
-        specs += [
-            (f"{p}.attn_norm.scale", [D]),
-            (f"{p}.attn.wq", [D, HD]),
-            (f"{p}.attn.wk", [D, HD]),
-            (f"{p}.attn.wv", [D, HD]),
-            (f"{p}.attn.wo", [HD, D]),
-            (f"{p}.attn.rel_bias", [c["rel_buckets"], c["n_heads"]]),
-            (f"{p}.ffn_norm.scale", [D]),
-        ]
-        if E > 0 and l % 2 == 0:
-            specs += [(f"{p}.moe.router", [D, E]), (f"{p}.moe.wi", [E, D, Fe]), (f"{p}.moe.wo", [E, Fe, D])]
-        else:
-            specs += [(f"{p}.ffn.wi_0", [D, F]), (f"{p}.ffn.wi_1", [D, F]), (f"{p}.ffn.wo", [F, D])]
-    specs.append(("final_norm.scale", [D]))
-    return specs
-
-
 def micro_checkpoint() -> None:
     d = os.path.join(ROOT, "micro_checkpoint")
     os.makedirs(d, exist_ok=True)
     g = torch.Generator().manual_seed(3)
-    tensors = {name: torch.randn(*shape, generator=g) for name, shape in micro_specs(MICRO_CONFIG)}
+    # Names and shapes from the one PyTorch oracle (docs/model.md "Checkpoint format"), independent of
+    # the TypeScript code.
+    specs = torch_glam.param_specs(torch_glam.full_config({k: v for k, v in MICRO_CONFIG.items() if k != "format"}))
+    tensors = {name: torch.randn(*shape, generator=g) for name, shape in specs}
     write_safetensors(os.path.join(d, "model.safetensors"), tensors, {"format": "pt"})
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(MICRO_CONFIG, f, indent=2)

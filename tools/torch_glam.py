@@ -15,6 +15,7 @@ values with tolerances (see test/model/parity.test.ts).
 Commands (run with the Debian interpreter, /usr/bin/python3, which has torch):
 
     /usr/bin/python3 tools/torch_glam.py make-fixtures test/fixtures/parity
+    /usr/bin/python3 tools/torch_glam.py make-trajectory test/fixtures/trajectory
     /usr/bin/python3 tools/torch_glam.py check
     /usr/bin/python3 tools/torch_glam.py eval CHECKPOINT_DIR TOKENS_JSON [--capacity-factor X]
 
@@ -659,6 +660,137 @@ def make_fixtures(outdir: str) -> None:
 
 
 # --------------------------------------------------------------------------------------
+# Adafactor and the training trajectory
+# --------------------------------------------------------------------------------------
+
+
+class Adafactor:
+    """Adafactor as docs/model.md "Adafactor" states GLaM's: no first moment, beta2_t = 1 - t^-0.8,
+    eps1 = 1e-30 added to g^2, factored statistics for every matrix of a stack whose two dimensions
+    are both >= 2 (leading dimensions index the stack: an expert tensor [E, D, F] is E matrices),
+    a full second moment otherwise, update clipping at RMS 1 per matrix, an absolute learning rate.
+    Written from the page, not from the TypeScript; in place, in the parameters' dtype (float64 for
+    the trajectory fixture, float32 in bench/train_torch.py)."""
+
+    def __init__(self, decay_exponent: float = 0.8, eps1: float = 1e-30, clip: float = 1.0):
+        self.decay_exponent, self.eps1, self.clip = decay_exponent, eps1, clip
+        self.t = 0
+        self.state: dict[str, tuple[torch.Tensor, ...]] = {}
+
+    @staticmethod
+    def factored(shape) -> bool:
+        return len(shape) >= 2 and shape[-1] >= 2 and shape[-2] >= 2
+
+    def _state(self, name: str, p: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if name not in self.state:
+            if self.factored(p.shape):  # row statistics [..., rows], column statistics [..., cols]
+                self.state[name] = (p.new_zeros(p.shape[:-1]), p.new_zeros(p.shape[:-2] + p.shape[-1:]))
+            else:
+                self.state[name] = (p.new_zeros(p.shape),)
+        return self.state[name]
+
+    @torch.no_grad()
+    def step(self, P: dict, grads: dict, lr: float) -> None:
+        """P[name] <- P[name] - lr * U for every parameter, in place."""
+        self.t += 1
+        mix = self.t ** (-self.decay_exponent)  # 1 - beta2_t
+        beta2 = 1.0 - mix
+        for name, p in P.items():
+            g = grads[name]
+            q = g * g + self.eps1
+            st = self._state(name, p)
+            if len(st) == 2:
+                r, c = st
+                r.mul_(beta2).add_(q.sum(dim=-1), alpha=mix)
+                c.mul_(beta2).add_(q.sum(dim=-2), alpha=mix)
+                # V_ij = R_i C_j / sum(R), so U = g * rsqrt(R_i / sum(R)) * rsqrt(C_j).
+                u = g * torch.rsqrt(r / r.sum(dim=-1, keepdim=True)).unsqueeze(-1) * torch.rsqrt(c).unsqueeze(-2)
+                rms = u.pow(2).mean(dim=(-2, -1), keepdim=True).sqrt()  # per matrix of the stack
+            else:
+                (v,) = st
+                v.mul_(beta2).add_(q, alpha=mix)
+                u = g * torch.rsqrt(v)
+                rms = (u.pow(2).mean(dim=(-2, -1), keepdim=True) if p.dim() >= 2 else u.pow(2).mean()).sqrt()
+            u.div_((rms / self.clip).clamp_(min=1.0))
+            p.sub_(u, alpha=lr)
+
+
+def glam_lr(t: int, peak: float = 0.01, decay_start: int = 10000) -> float:
+    """GLaM's schedule (docs/model.md "Training recipe"): peak until decay_start, then peak*sqrt(ds/t)."""
+    return peak if t <= decay_start else peak * math.sqrt(decay_start / t)
+
+
+TRAJECTORY = {
+    "description": "10 Adafactor steps of GLaM's recipe on an MoE model (layers 0 and 2 of 4, 4 experts, "
+                   "capacity_factor 2.0 with drops), a fresh batch each step, from the float32 weights in "
+                   "model.safetensors",
+    "config": {"n_experts": 4, "capacity_factor": 2.0},
+    "batch": 2, "seq_len": 16, "steps": 10, "seed": 606,
+}
+
+
+def run_trajectory(P: dict, cfg: dict, batches: list, dtype=torch.float64) -> tuple[list, dict, float]:
+    """Train P (copied) for len(batches) steps; returns (per-step losses, final P, min router gap)."""
+    Pt = {k: v.detach().to(dtype).clone() for k, v in P.items()}  # plain tensors: the optimiser's
+    opt = Adafactor()
+    losses, gap = [], math.inf
+    cf = cfg["capacity_factor"]
+    for rows in batches:
+        out, grads = loss_and_grads(Pt, cfg, rows, cf, dtype=dtype)
+        gap = min([gap] + [s.min_logit_gap for s in out.moe])
+        losses.append({"total": float(out.total), "lm": float(out.lm), "z": float(out.z),
+                       "aux": float(out.aux), "dropped": sum(s.dropped for s in out.moe)})
+        norm2 = sum(float((g * g).sum()) for g in grads.values())
+        if not math.isfinite(norm2):
+            raise RuntimeError("non-finite gradients in the trajectory")
+        opt.step(Pt, grads, glam_lr(opt.t + 1))
+    return losses, Pt, gap
+
+
+def make_trajectory(outdir: str) -> None:
+    """The llm.c-style trajectory fixture: initial weights, batches, per-step losses, final checksums."""
+    tr = TRAJECTORY
+    cfg = full_config({**BASE, **tr["config"]})
+    B, T, steps = tr["batch"], tr["seq_len"], tr["steps"]
+    for attempt in range(50):
+        seed = tr["seed"] + 1000 * attempt
+        gen = torch.Generator().manual_seed(seed)
+        P = random_params(cfg, gen)
+        batches = [torch.randint(0, cfg["vocab_size"], (B, T + 1), generator=gen) for _ in range(steps)]
+        P = {k: v.to(torch.float32).to(torch.float64) for k, v in P.items()}  # as stored
+        losses, final, gap = run_trajectory(P, cfg, batches)
+        if gap >= MIN_LOGIT_GAP and all(l["dropped"] > 0 for l in losses[:1]):
+            break
+    else:
+        raise RuntimeError("trajectory: no seed gave robust routing over every step")
+    os.makedirs(outdir, exist_ok=True)
+    with open(os.path.join(outdir, "config.json"), "w") as fh:
+        json.dump({"format": FORMAT, **{k: cfg[k] for k in CONFIG_KEYS}}, fh, indent=2)
+        fh.write("\n")
+    specs = param_specs(cfg)
+    write_safetensors(os.path.join(outdir, "model.safetensors"), [(n, P[n]) for n, _ in specs])
+    with open(os.path.join(outdir, "batches.json"), "w") as fh:
+        fh.write("[\n" + ",\n".join("  " + json.dumps(b.tolist()) for b in batches) + "\n]\n")
+    checksums = {n: {"sum": float(final[n].sum()), "l2": float(final[n].norm()),
+                     "abs_sum": float(final[n].abs().sum())} for n, _ in specs}
+    expected = {
+        "description": tr["description"],
+        "generator": "/usr/bin/python3 tools/torch_glam.py make-trajectory test/fixtures/trajectory",
+        "torch_version": torch.__version__,
+        "seed": seed,
+        "dtype": "float64 model and Adafactor, from the float32 weights in model.safetensors",
+        "batch": B, "seq_len": T, "steps": steps,
+        "min_router_logit_gap": gap,
+        "losses": losses,
+        "final_checksums": checksums,
+    }
+    with open(os.path.join(outdir, "expected.json"), "w") as fh:
+        fh.write(format_expected(expected))
+    print(f"trajectory seed {seed}: loss {losses[0]['total']:.6f} -> {losses[-1]['total']:.6f}, "
+          f"dropped {[l['dropped'] for l in losses]}, min gap {gap:.4f}")
+
+
+# --------------------------------------------------------------------------------------
 # Self-checks
 # --------------------------------------------------------------------------------------
 
@@ -774,6 +906,8 @@ def main(argv: list[str]) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     mk = sub.add_parser("make-fixtures", help="write the parity fixtures")
     mk.add_argument("outdir")
+    mt = sub.add_parser("make-trajectory", help="write the 10-step Adafactor trajectory fixture")
+    mt.add_argument("outdir")
     sub.add_parser("check", help="run the self-checks")
     ev = sub.add_parser("eval", help="loss parts of a checkpoint on a tokens.json")
     ev.add_argument("checkpoint")
@@ -782,6 +916,9 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     if args.cmd == "make-fixtures":
         make_fixtures(args.outdir)
+        return 0
+    if args.cmd == "make-trajectory":
+        make_trajectory(args.outdir)
         return 0
     if args.cmd == "check":
         return 1 if check() else 0
