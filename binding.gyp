@@ -56,6 +56,7 @@
         "native/core/grouped.cc",
         "native/core/infer.cc",
         "native/core/isa.cc",
+        "native/core/moe.cc",
         "native/core/ops.cc",
         "native/core/optim.cc",
         "native/core/peak.cc",

@@ -9,6 +9,7 @@
 #include "gemm_bf16.h"
 #include "grouped.h"
 #include "infer.h"
+#include "moe.h"
 #include "optim.h"
 #include "rows.h"
 
@@ -129,12 +130,16 @@ class Check {
     return fail(msg);
   }
 
-  // Every index in [0, limit); `what` is "index" or "target", `at` names the position ("at 3", "at row 3").
-  bool indices(const IVec& idx, int64_t count, int64_t limit, const char* what, const char* at) {
+  // Every index in [0, limit) (or negative, when `negativeOk`: an ignored row); `what` is "index" or
+  // "target", `at` names the position ("at 3", "at row 3").
+  bool indices(const IVec& idx, int64_t count, int64_t limit, const char* what, const char* at,
+               bool negativeOk = false) {
     if (!ok()) return false;
     for (int64_t i = 0; i < count; i++) {
       const int32_t v = idx.data[i];
-      if (v < 0 || v >= limit) return fail(fmt("%s %d %s %lld outside [0, %lld)", what, v, at, (ll)i, (ll)limit));
+      if ((v < 0 && !negativeOk) || v >= limit) {
+        return fail(fmt("%s %d %s %lld outside [0, %lld)", what, v, at, (ll)i, (ll)limit));
+      }
     }
     return true;
   }
@@ -413,7 +418,7 @@ Status crossEntropy(const Mat& logits, const IVec& targets, const Vec& losses, c
   Check ck("crossEntropy");
   if (ck.rowMajor("logits", logits) && ck.holds("targets", targets.size, logits.rows) &&
       ck.holds("losses", losses.size, logits.rows) && ck.holds("lse", lse.size, logits.rows) &&
-      ck.indices(targets, logits.rows, logits.cols, "target", "at row")) {
+      ck.indices(targets, logits.rows, logits.cols, "target", "at row", true)) {
     glam::crossEntropy(at(logits), targets.data, logits.rows, logits.cols, losses.data, lse.data);
   }
   return ck.status();
@@ -424,7 +429,8 @@ Status crossEntropyBackward(const Mat& logits, const Vec& lse, const IVec& targe
   Check ck("crossEntropyBackward");
   if (ck.rowMajor("logits", logits) && ck.rowMajor("dlogits", dlogits) &&
       ck.sameShape("logits", logits, "dlogits", dlogits) && ck.holds("targets", targets.size, logits.rows) &&
-      ck.holds("lse", lse.size, logits.rows) && ck.indices(targets, logits.rows, logits.cols, "target", "at row")) {
+      ck.holds("lse", lse.size, logits.rows) &&
+      ck.indices(targets, logits.rows, logits.cols, "target", "at row", true)) {
     glam::crossEntropyBackward(at(logits), lse.data, targets.data, logits.rows, logits.cols,
                                static_cast<float>(ceScale), static_cast<float>(zScale), at(dlogits));
   }
@@ -528,6 +534,95 @@ Status topkRows(const Mat& x, int64_t k, const IVec& idx, const Vec& val) {
   if (ck.holds("idx", idx.size, n) && ck.holds("val", val.size, n)) {
     glam::topkRows(at(x), x.rows, x.cols, k, idx.data, val.data);
   }
+  return ck.status();
+}
+
+Status top2Route(const Mat& p, const Mat& logits, int64_t groups, int64_t capacity, const DVec& coins,
+                 const IVec& first, const IVec& second, const Vec& gate1, const Vec& gate2, const IVec& slot1,
+                 const IVec& slot2, const IVec& offsets, const IVec& token, const Vec& gate, const IVec& load,
+                 const IVec& routed, const IVec& firstCounts, const DVec& stats) {
+  Check ck("top2Route");
+  const int64_t N = p.rows, E = p.cols;
+  int64_t ge = 0;
+  if (!ck.rowMajor("p", p) || !ck.rowMajor("logits", logits) || !ck.sameShape("p", p, "logits", logits)) {
+    return ck.status();
+  }
+  if (E < 2) return ck.fail(fmt("p has %lld columns: top-2 routing needs at least 2 experts", (ll)E)), ck.status();
+  if (groups < 1 || N % groups != 0) {
+    return ck.fail(fmt("groups=%lld must be >= 1 and divide the %lld rows", (ll)groups, (ll)N)), ck.status();
+  }
+  if (!mulFits(groups, E, &ge)) return ck.fail("sizes overflow"), ck.status();
+  if (coins.size != 0 && coins.size < N) {
+    return ck.fail(fmt("coins has %lld elements, needs 0 or %lld", (ll)coins.size, (ll)N)), ck.status();
+  }
+  if (ck.holds("first", first.size, N) && ck.holds("second", second.size, N) && ck.holds("gate1", gate1.size, N) &&
+      ck.holds("gate2", gate2.size, N) && ck.holds("slot1", slot1.size, N) && ck.holds("slot2", slot2.size, N) &&
+      ck.holds("offsets", offsets.size, E + 1) && ck.holds("token", token.size, 2 * N) &&
+      ck.holds("gate", gate.size, 2 * N) && ck.holds("load", load.size, E) && ck.holds("routed", routed.size, E) &&
+      ck.holds("firstCounts", firstCounts.size, ge) && ck.holds("stats", stats.size, 4)) {
+    glam::top2Route(at(p), at(logits), N, E, groups, capacity, coins.size == 0 ? nullptr : coins.data, first.data,
+                    second.data, gate1.data, gate2.data, slot1.data, slot2.data, offsets.data, token.data, gate.data,
+                    load.data, routed.data, firstCounts.data, stats.data);
+  }
+  return ck.status();
+}
+
+Status routerGrad(const Mat& p, const IVec& first, const IVec& second, const IVec& slot1, const IVec& slot2,
+                  const Vec& dGate, const IVec& firstCounts, int64_t groups, double auxGrad, const Mat& dp) {
+  Check ck("routerGrad");
+  const int64_t N = p.rows, E = p.cols;
+  int64_t ge = 0;
+  if (!ck.rowMajor("p", p) || !ck.rowMajor("dp", dp) || !ck.sameShape("p", p, "dp", dp)) return ck.status();
+  if (groups < 1 || N % groups != 0) {
+    return ck.fail(fmt("groups=%lld must be >= 1 and divide the %lld rows", (ll)groups, (ll)N)), ck.status();
+  }
+  if (!mulFits(groups, E, &ge)) return ck.fail("sizes overflow"), ck.status();
+  if (ck.holds("first", first.size, N) && ck.holds("second", second.size, N) && ck.holds("slot1", slot1.size, N) &&
+      ck.holds("slot2", slot2.size, N) && ck.holds("firstCounts", firstCounts.size, ge) &&
+      ck.indices(first, N, E, "expert", "in first at") && ck.indices(second, N, E, "expert", "in second at") &&
+      ck.indices(slot1, N, dGate.size, "slot", "in slot1 at", true) &&
+      ck.indices(slot2, N, dGate.size, "slot", "in slot2 at", true)) {
+    glam::routerGrad(at(p), N, E, first.data, second.data, slot1.data, slot2.data, dGate.data, firstCounts.data,
+                     groups, auxGrad, at(dp));
+  }
+  return ck.status();
+}
+
+Status lossSums(const Vec& losses, const Vec& lse, const IVec& targets, const DVec& sums) {
+  Check ck("lossSums");
+  const int64_t n = losses.size;
+  if (ck.holds("lse", lse.size, n) && ck.holds("targets", targets.size, n) && ck.holds("sums", sums.size, 3)) {
+    glam::lossSums(losses.data, lse.data, targets.data, n, sums.data);
+  }
+  return ck.status();
+}
+
+Status relBiasGrad(const Mat& dBias, const IVec& bucketOf, const Vec& dRelBias) {
+  Check ck("relBiasGrad");
+  if (!ck.rowMajor("dBias", dBias)) return ck.status();
+  const int64_t t = dBias.cols;
+  if (t == 0 ? dBias.rows != 0 : dBias.rows % t != 0) {
+    return ck.fail(fmt("dBias.rows=%lld must be a multiple of dBias.cols=%lld", (ll)dBias.rows, (ll)t)), ck.status();
+  }
+  const int64_t heads = t == 0 ? 0 : dBias.rows / t;
+  int64_t tt = 0;
+  if (!mulFits(t, t, &tt)) return ck.fail("sizes overflow"), ck.status();
+  if (heads > 0 && dRelBias.size % heads != 0) {
+    return ck.fail(fmt("dRelBias has %lld elements, not a multiple of the %lld heads", (ll)dRelBias.size,
+                       (ll)heads)),
+           ck.status();
+  }
+  const int64_t buckets = heads == 0 ? 0 : dRelBias.size / heads;
+  if (!ck.holds("bucketOf", bucketOf.size, tt)) return ck.status();
+  for (int64_t i = 0; i < t; i++) {  // only the entries j <= i are read
+    for (int64_t j = 0; j <= i; j++) {
+      const int32_t b = bucketOf.data[i * t + j];
+      if (b < 0 || b >= buckets) {
+        return ck.fail(fmt("bucket %d at %lld outside [0, %lld)", b, (ll)(i * t + j), (ll)buckets)), ck.status();
+      }
+    }
+  }
+  glam::relBiasGrad(at(dBias), bucketOf.data, heads, t, dRelBias.data);
   return ck.status();
 }
 

@@ -130,6 +130,24 @@ Status pagedAttention(const Mat& q, const Mat& kCache, const Mat& vCache, const 
 // val [x.rows, k].
 Status topkRows(const Mat& x, int64_t k, const IVec& idx, const Vec& val);
 
+// The step's bookkeeping (moe.h): top-2 routing with GShard capacity over p and logits [rows, E] in `groups`
+// groups, `capacity` slots per expert and group, `coins` the uniforms of policy 'random' (rows of them, or
+// none: keep every second choice); per-token first, second, gate1, gate2, slot1, slot2 [rows]; offsets
+// [E+1]; token and gate [2·rows]; load and routed [E]; firstCounts [groups·E]; stats {entropy, aux,
+// dropped, assignments}.
+Status top2Route(const Mat& p, const Mat& logits, int64_t groups, int64_t capacity, const DVec& coins,
+                 const IVec& first, const IVec& second, const Vec& gate1, const Vec& gate2, const IVec& slot1,
+                 const IVec& slot2, const IVec& offsets, const IVec& token, const Vec& gate, const IVec& load,
+                 const IVec& routed, const IVec& firstCounts, const DVec& stats);
+// The router probabilities' gradient dp [rows, E] from the gates' gradients dGate (by assignment) and
+// the aux loss (auxGrad = d objective / d aux), for the routing top2Route wrote.
+Status routerGrad(const Mat& p, const IVec& first, const IVec& second, const IVec& slot1, const IVec& slot2,
+                  const Vec& dGate, const IVec& firstCounts, int64_t groups, double auxGrad, const Mat& dp);
+// sums = {Σ losses, Σ lse², rows} over the rows whose target is >= 0 (float64, row order).
+Status lossSums(const Vec& losses, const Vec& lse, const IVec& targets, const DVec& sums);
+// dRelBias [buckets, heads] += the bias gradient dBias [heads·t, t] gathered by bucket (j <= i of each row).
+Status relBiasGrad(const Mat& dBias, const IVec& bucketOf, const Vec& dRelBias);
+
 // Σ x² in float64 over all of x (NaN and ±Inf propagate; finite iff every element is).
 Status sumSquares(const Vec& x, double* result);
 Status fill(const Vec& x, double value);

@@ -166,6 +166,11 @@ void causalSoftmaxKernel(float* scores, const float* bias, int64_t rowBegin, int
 void crossEntropyKernel(const float* logits, const int32_t* targets, int64_t rows, int64_t cols, float* losses,
                         float* lse) {
   for (int64_t r = 0; r < rows; r++) {
+    if (targets[r] < 0) {  // padding: no loss, no z-loss term
+      lse[r] = 0.0f;
+      losses[r] = 0.0f;
+      continue;
+    }
     const float* xr = logits + r * cols;
     const float m = rowMax(xr, cols);
     const double l = static_cast<double>(m) + ::log(expShiftSumOnly(xr, m, cols));
@@ -179,6 +184,10 @@ void crossEntropyBackwardKernel(const float* logits, const float* lse, const int
   for (int64_t r = 0; r < rows; r++) {
     const float* xr = logits + r * cols;
     float* dr = dlogits + r * cols;
+    if (targets[r] < 0) {  // padding: no gradient
+      for (int64_t j = 0; j < cols; j++) dr[j] = 0.0f;
+      continue;
+    }
     const float l = lse[r];
     const float coef = static_cast<float>(static_cast<double>(ceScale) + 2.0 * zScale * l);
     GLAM_SIMD

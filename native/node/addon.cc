@@ -165,6 +165,12 @@ std::vector<Op>& opTable() {
       GLAM_OP(rowDotScale, "a b scale dot"),
       GLAM_OP(pagedAttention, "q kCache vCache blockTable maxBlocks blockSize rowSeq rowPos relBias bucketOf scale out"),
       GLAM_OP(topkRows, "x k idx val"),
+      GLAM_OP(top2Route,
+              "p logits groups capacity coins first second gate1 gate2 slot1 slot2 offsets token gate load routed "
+              "firstCounts stats"),
+      GLAM_OP(routerGrad, "p first second slot1 slot2 dGate firstCounts groups auxGrad dp"),
+      GLAM_OP(lossSums, "losses lse targets sums"),
+      GLAM_OP(relBiasGrad, "dBias bucketOf dRelBias"),
       GLAM_OP(sumSquares, "x"),
       GLAM_OP(fill, "x value"),
       GLAM_OP(adafactorFactoredStats, "g vRow vCol slices rows cols beta2 mix eps1 sumSq"),

@@ -91,7 +91,10 @@ export function checkHolds(op: string, name: string, size: number, need: number,
     fail(op, `${name} has ${size} elements, needs ${need}${where === '' ? '' : ` (${where})`}`);
 }
 
-/** Every idx[i] (i < count) in [0, limit); `what` is "index" or "target", `at` names the position. */
+/**
+ * Every idx[i] (i < count) in [0, limit), or negative when `negativeOk` (an ignored row); `what` is
+ * "index" or "target", `at` names the position.
+ */
 export function checkIndices(
   op: string,
   idx: Int32Array,
@@ -99,11 +102,18 @@ export function checkIndices(
   limit: number,
   what: string,
   at: string,
+  negativeOk = false,
 ): void {
   for (let i = 0; i < count; i++) {
     const v = idx[i]!;
-    if (!(v >= 0 && v < limit)) fail(op, `${what} ${v} ${at} ${i} outside [0, ${limit})`);
+    if ((v < 0 && !negativeOk) || v >= limit) fail(op, `${what} ${v} ${at} ${i} outside [0, ${limit})`);
   }
+}
+
+/** groups >= 1 dividing `rows` (top2Route, routerGrad). */
+export function checkGroups(op: string, groups: number, rows: number): void {
+  if (!(groups >= 1 && rows % groups === 0))
+    fail(op, `groups=${groups} must be >= 1 and divide the ${rows} rows`);
 }
 
 /** The product checks shared by sgemm and sgemmStridedBatched. */

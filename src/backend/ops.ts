@@ -146,9 +146,15 @@ export const OPS = {
    * softmax_j(scale·s + bias[h·t + i, j]) for j <= i and 0 for j > i, h = bh mod heads, bias [heads·t, t].
    */
   causalSoftmax: op(['scores:mat', 'bias:mat', 'heads:size', 'scale:num']),
-  /** losses[r] = lse[r] − logits[r, targets[r]], lse[r] = logsumexp of row r. Targets in [0, cols). */
+  /**
+   * losses[r] = lse[r] − logits[r, targets[r]], lse[r] = logsumexp of row r. Targets in [0, cols), or
+   * negative: a padding row, whose loss and lse are 0.
+   */
   crossEntropy: op(['logits:mat', 'targets:i32', 'losses:f32', 'lse:f32']),
-  /** dlogits (may alias logits) = (ceScale + 2·zScale·lse_r)·softmax_r − ceScale·onehot(targets[r]). */
+  /**
+   * dlogits (may alias logits) = (ceScale + 2·zScale·lse_r)·softmax_r − ceScale·onehot(targets[r]); a row
+   * whose target is negative (padding) gets zeros.
+   */
   crossEntropyBackward: op([
     'logits:mat',
     'lse:f32',
@@ -190,6 +196,59 @@ export const OPS = {
    * below every number) into idx and val [x.rows, k]. x has contiguous rows.
    */
   topkRows: op(['x:mat', 'k:size', 'idx:i32', 'val:f32']),
+  /**
+   * Top-2 routing with GShard capacity (docs/model.md "MoE routing and capacity") of p [rows, E] (router
+   * probabilities; logits the router logits, for the entropy) in `groups` equal groups, `capacity` slots
+   * per expert and group; `coins` holds one uniform per token for policy 'random' (empty: keep every
+   * second choice). Writes per token first, second, gate1, gate2 and slot1, slot2 (the assignment's index,
+   * -1 when not kept); the kept assignments sorted by expert (offsets [E+1]; token, gate [2·rows]); load
+   * (kept) and routed (before capacity) [E]; firstCounts [groups·E]; stats = {entropy (mean), aux (mean over
+   * groups), dropped, assignments}. Serial, float64: the same bits as the reference (entropy's log aside).
+   */
+  top2Route: op([
+    'p:mat',
+    'logits:mat',
+    'groups:size',
+    'capacity:size',
+    'coins:f64',
+    'first:i32',
+    'second:i32',
+    'gate1:f32',
+    'gate2:f32',
+    'slot1:i32',
+    'slot2:i32',
+    'offsets:i32',
+    'token:i32',
+    'gate:f32',
+    'load:i32',
+    'routed:i32',
+    'firstCounts:i32',
+    'stats:f64',
+  ]),
+  /**
+   * The router probabilities' gradient dp [rows, E] for the routing top2Route wrote: the aux loss's
+   * auxGrad·E·firstCounts[g, e]/(groups·S²) on every token of group g, plus the gates' normalisation,
+   * dp[e1] += p2·(dg1 − dg2)/(p1 + p2)², dp[e2] += p1·(dg2 − dg1)/(p1 + p2)², dg = dGate[slot] (0 if dropped).
+   */
+  routerGrad: op([
+    'p:mat',
+    'first:i32',
+    'second:i32',
+    'slot1:i32',
+    'slot2:i32',
+    'dGate:f32',
+    'firstCounts:i32',
+    'groups:size',
+    'auxGrad:num',
+    'dp:mat',
+  ]),
+  /** sums = {Σ losses, Σ lse², count} over the rows whose target is >= 0 (float64, row order). */
+  lossSums: op(['losses:f32', 'lse:f32', 'targets:i32', 'sums:f64']),
+  /**
+   * The relative-position bias gradient: dRelBias [buckets, heads] += dBias [heads·t, t] entry (h·t + i, j)
+   * at bucket bucketOf[i·t + j], for j <= i, each addition rounded to float32, in (h, i, j) order.
+   */
+  relBiasGrad: op(['dBias:mat', 'bucketOf:i32', 'dRelBias:f32']),
   /**
    * Σ x² in float64 (NaN or ±Infinity propagate; float32 squares cannot overflow float64, so the sum is
    * finite iff every element is): the trainer's finite check and gradient norm in one pass.

@@ -7,6 +7,7 @@ import { bf16Bits, bf16Value, roundToBf16 } from './bf16.js';
 import {
   checkArgKinds,
   checkEqual,
+  checkGroups,
   checkHolds,
   checkIndices,
   checkMat,
@@ -440,9 +441,14 @@ const ops: KernelOps = {
     checkHolds(op, 'targets', targets.length, rows);
     checkHolds(op, 'losses', losses.length, rows);
     checkHolds(op, 'lse', lse.length, rows);
-    checkIndices(op, targets, rows, cols, 'target', 'at row');
+    checkIndices(op, targets, rows, cols, 'target', 'at row', true);
     const d = logits.data;
     for (let r = 0; r < rows; r++) {
+      if (targets[r]! < 0) {
+        lse[r] = 0;
+        losses[r] = 0;
+        continue;
+      }
       const o = logits.offset + r * cols;
       let mx = -Infinity;
       for (let j = 0; j < cols; j++) mx = Math.max(mx, d[o + j]!);
@@ -462,10 +468,14 @@ const ops: KernelOps = {
     const { rows, cols } = logits;
     checkHolds(op, 'targets', targets.length, rows);
     checkHolds(op, 'lse', lse.length, rows);
-    checkIndices(op, targets, rows, cols, 'target', 'at row');
+    checkIndices(op, targets, rows, cols, 'target', 'at row', true);
     for (let r = 0; r < rows; r++) {
       const o = logits.offset + r * cols;
       const od = dlogits.offset + r * cols;
+      if (targets[r]! < 0) {
+        dlogits.data.fill(0, od, od + cols);
+        continue;
+      }
       const l = lse[r]!;
       const coef = ceScale + 2 * zScale * l;
       for (let j = 0; j < cols; j++) dlogits.data[od + j] = coef * Math.exp(logits.data[o + j]! - l);
@@ -606,6 +616,258 @@ const ops: KernelOps = {
         a.data[oa + j] = v * s;
       }
       dot[r] = sum;
+    }
+  },
+
+  top2Route(
+    p,
+    logits,
+    groups,
+    capacity,
+    coins,
+    first,
+    second,
+    gate1,
+    gate2,
+    slot1,
+    slot2,
+    offsets,
+    token,
+    gate,
+    load,
+    routed,
+    firstCounts,
+    stats,
+  ) {
+    const op = 'top2Route';
+    checkRowMajor(op, 'p', p);
+    checkRowMajor(op, 'logits', logits);
+    checkSameShape(op, 'p', p, 'logits', logits);
+    const { rows: N, cols: E } = p;
+    if (E < 2) throw new Error(`${op}: p has ${E} columns: top-2 routing needs at least 2 experts`);
+    checkGroups(op, groups, N);
+    if (coins.length !== 0 && coins.length < N) {
+      throw new Error(`${op}: coins has ${coins.length} elements, needs 0 or ${N}`);
+    }
+    for (const [name, b, n] of [
+      ['first', first, N],
+      ['second', second, N],
+      ['gate1', gate1, N],
+      ['gate2', gate2, N],
+      ['slot1', slot1, N],
+      ['slot2', slot2, N],
+      ['offsets', offsets, E + 1],
+      ['token', token, 2 * N],
+      ['gate', gate, 2 * N],
+      ['load', load, E],
+      ['routed', routed, E],
+      ['firstCounts', firstCounts, groups * E],
+      ['stats', stats, 4],
+    ] as const) {
+      checkHolds(op, name, b.length, n);
+    }
+    const PENDING = -2;
+    const S = N / groups;
+    const pd = p.data;
+    const ld = logits.data;
+    const meanP = new Float64Array(E);
+    const used = new Int32Array(E);
+    load.fill(0, 0, E);
+    routed.fill(0, 0, E);
+    firstCounts.fill(0, 0, groups * E);
+    let entropy = 0;
+    let aux = 0;
+    let dropped = 0;
+    for (let g = 0; g < groups; g++) {
+      const t0 = g * S;
+      const t1 = t0 + S;
+      // Top-2 in one scan (strict > keeps the lowest index on ties), with the group's mean probabilities
+      // and the entropy on the way: log p_e = (l_e − l_e1) + log p_e1, one log per token.
+      meanP.fill(0);
+      for (let t = t0; t < t1; t++) {
+        const o = p.offset + t * E;
+        let b1 = 0;
+        let v1 = pd[o]!;
+        let b2 = -1;
+        let v2 = -Infinity;
+        meanP[0] += v1;
+        for (let e = 1; e < E; e++) {
+          const v = pd[o + e]!;
+          meanP[e] += v;
+          if (v > v1) {
+            b2 = b1;
+            v2 = v1;
+            b1 = e;
+            v1 = v;
+          } else if (v > v2) {
+            b2 = e;
+            v2 = v;
+          }
+        }
+        if (b2 < 0) {
+          // NaN probabilities: any other expert, so every index stays valid.
+          b2 = b1 === 0 ? 1 : 0;
+          v2 = pd[o + b2]!;
+        }
+        const ol = logits.offset + t * E;
+        const l1 = ld[ol + b1]!;
+        const log1 = Math.log(v1);
+        for (let e = 0; e < E; e++) entropy -= pd[o + e]! * (ld[ol + e]! - l1 + log1);
+        first[t] = b1;
+        second[t] = b2;
+        gate1[t] = v1 / (v1 + v2);
+        gate2[t] = v2 / (v1 + v2);
+        firstCounts[g * E + b1]!++;
+      }
+      // aux_g = E · Σ_e mean_t(p_t[e]) · (fraction of first choices on e).
+      let s = 0;
+      for (let e = 0; e < E; e++) s += (meanP[e]! / S) * (firstCounts[g * E + e]! / S);
+      aux += E * s;
+      // Capacity: all first choices in token order, then the second choices.
+      used.fill(0);
+      for (let t = t0; t < t1; t++) {
+        const e = first[t]!;
+        routed[e]!++;
+        if (used[e]! < capacity) {
+          used[e]!++;
+          slot1[t] = PENDING;
+        } else {
+          slot1[t] = -1;
+          dropped++;
+        }
+      }
+      for (let t = t0; t < t1; t++) {
+        if (coins.length !== 0 && !(coins[t]! < 2 * gate2[t]!)) {
+          slot2[t] = -1;
+          continue;
+        }
+        const e = second[t]!;
+        routed[e]!++;
+        if (used[e]! < capacity) {
+          used[e]!++;
+          slot2[t] = PENDING;
+        } else {
+          slot2[t] = -1;
+          dropped++;
+        }
+      }
+      for (let e = 0; e < E; e++) load[e]! += used[e]!;
+    }
+    // Counting sort of the kept assignments by expert (tokens ascending within each).
+    offsets[0] = 0;
+    for (let e = 0; e < E; e++) offsets[e + 1] = offsets[e]! + load[e]!;
+    const cursor = used;
+    cursor.set(offsets.subarray(0, E));
+    for (let t = 0; t < N; t++) {
+      if (slot1[t] === PENDING) {
+        const a = cursor[first[t]!]!++;
+        token[a] = t;
+        gate[a] = gate1[t]!;
+        slot1[t] = a;
+      }
+      if (slot2[t] === PENDING) {
+        const a = cursor[second[t]!]!++;
+        token[a] = t;
+        gate[a] = gate2[t]!;
+        slot2[t] = a;
+      }
+    }
+    stats[0] = N > 0 ? entropy / N : 0;
+    stats[1] = aux / groups;
+    stats[2] = dropped;
+    stats[3] = offsets[E]!;
+  },
+
+  routerGrad(p, first, second, slot1, slot2, dGate, firstCounts, groups, auxGrad, dp) {
+    const op = 'routerGrad';
+    checkRowMajor(op, 'p', p);
+    checkRowMajor(op, 'dp', dp);
+    checkSameShape(op, 'p', p, 'dp', dp);
+    const { rows: N, cols: E } = p;
+    checkGroups(op, groups, N);
+    checkHolds(op, 'first', first.length, N);
+    checkHolds(op, 'second', second.length, N);
+    checkHolds(op, 'slot1', slot1.length, N);
+    checkHolds(op, 'slot2', slot2.length, N);
+    checkHolds(op, 'firstCounts', firstCounts.length, groups * E);
+    checkIndices(op, first, N, E, 'expert', 'in first at');
+    checkIndices(op, second, N, E, 'expert', 'in second at');
+    checkIndices(op, slot1, N, dGate.length, 'slot', 'in slot1 at', true);
+    checkIndices(op, slot2, N, dGate.length, 'slot', 'in slot2 at', true);
+    const S = N / groups;
+    const auxCoef = new Float64Array(E);
+    const pd = p.data;
+    const d = dp.data;
+    for (let g = 0; g < groups; g++) {
+      for (let e = 0; e < E; e++) auxCoef[e] = (auxGrad * E * firstCounts[g * E + e]!) / (groups * S * S);
+      for (let t = g * S; t < (g + 1) * S; t++) {
+        const o = dp.offset + t * E;
+        const op_ = p.offset + t * E;
+        for (let e = 0; e < E; e++) d[o + e] = auxCoef[e]!;
+        const e1 = first[t]!;
+        const e2 = second[t]!;
+        const dg1 = slot1[t]! >= 0 ? dGate[slot1[t]!]! : 0;
+        const dg2 = slot2[t]! >= 0 ? dGate[slot2[t]!]! : 0;
+        const p1 = pd[op_ + e1]!;
+        const p2 = pd[op_ + e2]!;
+        const s2 = (p1 + p2) * (p1 + p2);
+        d[o + e1] = d[o + e1]! + (p2 * (dg1 - dg2)) / s2;
+        d[o + e2] = d[o + e2]! + (p1 * (dg2 - dg1)) / s2;
+      }
+    }
+  },
+
+  lossSums(losses, lse, targets, sums) {
+    const op = 'lossSums';
+    const n = losses.length;
+    checkHolds(op, 'lse', lse.length, n);
+    checkHolds(op, 'targets', targets.length, n);
+    checkHolds(op, 'sums', sums.length, 3);
+    let ce = 0;
+    let lse2 = 0;
+    let count = 0;
+    for (let r = 0; r < n; r++) {
+      if (targets[r]! < 0) continue;
+      ce += losses[r]!;
+      lse2 += lse[r]! * lse[r]!;
+      count++;
+    }
+    sums[0] = ce;
+    sums[1] = lse2;
+    sums[2] = count;
+  },
+
+  relBiasGrad(dBias, bucketOf, dRelBias) {
+    const op = 'relBiasGrad';
+    checkRowMajor(op, 'dBias', dBias);
+    const t = dBias.cols;
+    if (t === 0 ? dBias.rows !== 0 : dBias.rows % t !== 0) {
+      throw new Error(`${op}: dBias.rows=${dBias.rows} must be a multiple of dBias.cols=${t}`);
+    }
+    const heads = t === 0 ? 0 : dBias.rows / t;
+    if (heads > 0 && dRelBias.length % heads !== 0) {
+      throw new Error(
+        `${op}: dRelBias has ${dRelBias.length} elements, not a multiple of the ${heads} heads`,
+      );
+    }
+    const buckets = heads === 0 ? 0 : dRelBias.length / heads;
+    checkHolds(op, 'bucketOf', bucketOf.length, t * t);
+    for (let i = 0; i < t; i++) {
+      for (let j = 0; j <= i; j++) {
+        const b = bucketOf[i * t + j]!;
+        if (!(b >= 0 && b < buckets))
+          throw new Error(`${op}: bucket ${b} at ${i * t + j} outside [0, ${buckets})`);
+      }
+    }
+    const d = dBias.data;
+    for (let h = 0; h < heads; h++) {
+      for (let i = 0; i < t; i++) {
+        const o = dBias.offset + (h * t + i) * t;
+        for (let j = 0; j <= i; j++) {
+          const k = bucketOf[i * t + j]! * heads + h;
+          dRelBias[k] = dRelBias[k]! + d[o + j]!;
+        }
+      }
     }
   },
 

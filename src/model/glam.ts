@@ -1,4 +1,4 @@
-import { kernels, mat } from '../backend/index.js';
+import { kernels } from '../backend/index.js';
 import type { Rng } from '../util/rng.js';
 import type { GlamConfig } from './config.js';
 import type { AttentionWeights } from './layers/attention.js';
@@ -128,7 +128,6 @@ export class GlamModel {
       throw new Error("forward: second_expert_policy 'random' needs opts.rng");
     }
     const N = batch * seqLen;
-    let valid = 0;
     for (let i = 0; i < N; i++) {
       const t = targets[i]!;
       if (t >= cfg.vocab_size) {
@@ -136,7 +135,6 @@ export class GlamModel {
           `forward: target id ${t} at position ${i} is outside the vocabulary [0, ${cfg.vocab_size})`,
         );
       }
-      if (t >= 0) valid++;
     }
 
     ws.pass = null;
@@ -150,31 +148,14 @@ export class GlamModel {
       opts.rng,
     );
 
-    // Padding rows (target < 0) are left out before the output projection. The
-    // targets are copied so callers may reuse their arrays before backward.
-    let xv = x;
-    if (ws.validIdx.length < N) {
-      ws.validIdx = new Int32Array(N);
-      ws.validTargets = new Int32Array(N);
-    }
-    const tv = ws.validTargets.subarray(0, valid);
-    let validIdx: Int32Array | null = null;
-    if (valid === N) {
-      tv.set(targets);
-    } else {
-      validIdx = ws.validIdx.subarray(0, valid);
-      for (let i = 0, k = 0; i < N; i++) {
-        if (targets[i]! >= 0) {
-          validIdx[k] = i;
-          tv[k++] = targets[i]!;
-        }
-      }
-      xv = ws.arena.alloc([valid, cfg.d_model]).data;
-      kernels().gatherRows(mat(x, N, cfg.d_model), validIdx, mat(xv, valid, cfg.d_model));
-    }
-    const logits = ws.embed.project(ws.arena, weights.get('embed.weight').data, xv, valid);
-    const sums = ws.loss.forward(ws.arena, logits, tv, valid);
-    ws.pass = { rows: N, validRows: valid, validIdx };
+    // Padding rows (target < 0) go through the output projection like the others; the loss kernels give
+    // them no loss and no gradient. The targets are copied so callers may reuse their arrays before backward.
+    if (ws.targets.length !== N) ws.targets = new Int32Array(N);
+    ws.targets.set(targets);
+    const logits = ws.embed.project(ws.arena, weights.get('embed.weight').data, x, N);
+    const sums = ws.loss.forward(ws.arena, logits, ws.targets, N);
+    const valid = sums.count;
+    ws.pass = { rows: N, validRows: valid };
 
     const lm = valid > 0 ? sums.ce / valid : 0;
     const z = valid > 0 ? sums.lse2 / valid : 0;
@@ -208,13 +189,7 @@ export class GlamModel {
       valid > 0 ? (scale * cfg.z_loss_weight) / valid : 0,
     );
     const dTable = g('embed.weight');
-    const dxv = ws.embed.projectBackward(ws.arena, w('embed.weight'), dlogits, dTable);
-    let dh = dxv;
-    if (st.validIdx !== null) {
-      dh = ws.arena.zeros([N, D]).data;
-      const ones = ws.arena.alloc([valid]).fill(1).data;
-      K.scatterAddRows(mat(dxv, valid, D), st.validIdx, ones, mat(dh, N, D));
-    }
+    const dh = ws.embed.projectBackward(ws.arena, w('embed.weight'), dlogits, dTable);
     ws.finalNorm.backward(w('final_norm.scale'), dh, g('final_norm.scale'));
 
     const auxGrad = (opts.auxScale ?? scale) * cfg.aux_loss_weight;

@@ -28,9 +28,8 @@ export interface BlockState {
 /** What backward needs from the last forward. */
 export interface PassState {
   rows: number;
+  /** Rows whose target is >= 0 (the loss is their mean). */
   validRows: number;
-  /** Token rows whose targets are >= 0, when some are padding; null when all count. */
-  validIdx: Int32Array | null;
 }
 
 export class Workspace {
@@ -44,8 +43,8 @@ export class Workspace {
   readonly loss: LossLayer;
   /** Set by forward, consumed by backward. */
   pass: PassState | null = null;
-  validIdx = new Int32Array(0);
-  validTargets = new Int32Array(0);
+  /** The last forward's targets (a copy: callers may reuse theirs before backward). */
+  targets = new Int32Array(0);
 
   /**
    * `exchange(l)`, under expert parallelism: the expert exchange of MoE layer l for this workspace's

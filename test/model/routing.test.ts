@@ -21,13 +21,18 @@ function probsFor(choices: [number, number][], E: number): Float32Array {
 
 const ALL = { capacityFactor: 0, numGroups: 1, policy: 'all' as const };
 
+/** Logits whose softmax is p (log p): what the router hands the routing kernel beside p, for the entropy. */
+function logOf(p: Float32Array): Float32Array {
+  return Float32Array.from(p, (v) => Math.log(v));
+}
+
 describe('top-2 routing', () => {
   test('ties go to the lowest index, for the first and the second choice', () => {
     const E = 4;
     const p = new Float32Array([
       0.25, 0.25, 0.25, 0.25, 0.1, 0.4, 0.4, 0.1, 0.3, 0.1, 0.3, 0.3, 0.2, 0.5, 0.15, 0.15,
     ]);
-    const r = new Top2Routing(E).route(p, 4, ALL);
+    const r = new Top2Routing(E).route(p, 4, ALL, logOf(p));
     assert.deepEqual(Array.from(r.first), [0, 1, 0, 1]);
     assert.deepEqual(Array.from(r.second), [1, 2, 2, 0]);
     assert.ok(Math.abs(r.gate1[1]! - 0.5) < 1e-7 && Math.abs(r.gate2[1]! - 0.5) < 1e-7);
@@ -44,7 +49,8 @@ describe('top-2 routing', () => {
       [1, 0],
       [2, 3],
     ];
-    const r = new Top2Routing(4).route(probsFor(choices, 4), 6, { ...ALL, capacityFactor: 1 });
+    const probs = probsFor(choices, 4);
+    const r = new Top2Routing(4).route(probs, 6, { ...ALL, capacityFactor: 1 }, logOf(probs));
     assert.equal(r.capacity, 2);
     const kept1 = Array.from(r.slot1, (s) => s >= 0);
     const kept2 = Array.from(r.slot2, (s) => s >= 0);
@@ -72,7 +78,7 @@ describe('top-2 routing', () => {
     ];
     const p = probsFor(choices, 4);
     // Two groups of 3: C = ceil(1.5·3/4) = 2 per group.
-    const r = new Top2Routing(4).route(p, 6, { capacityFactor: 1.5, numGroups: 2, policy: 'all' });
+    const r = new Top2Routing(4).route(p, 6, { capacityFactor: 1.5, numGroups: 2, policy: 'all' }, logOf(p));
     assert.equal(r.capacity, 2);
     assert.deepEqual(
       Array.from(r.slot1, (s) => s >= 0),
@@ -85,11 +91,11 @@ describe('top-2 routing', () => {
     assert.equal(r.dropped, 2);
     // aux per group = E·Σ_e mean p_e · frac_e; group 1: frac = [1,0,0,0], mean p_0 = 0.6.
     assert.ok(Math.abs(r.aux - 4 * 0.6) < 1e-6, `aux ${r.aux}`);
-    const free = new Top2Routing(4).route(p, 6, { capacityFactor: 0, numGroups: 2, policy: 'all' });
+    const free = new Top2Routing(4).route(p, 6, { capacityFactor: 0, numGroups: 2, policy: 'all' }, logOf(p));
     assert.equal(free.dropped, 0);
     assert.equal(free.assignments, 12);
     assert.throws(
-      () => new Top2Routing(4).route(p, 6, { ...ALL, numGroups: 4 }),
+      () => new Top2Routing(4).route(p, 6, { ...ALL, numGroups: 4 }, logOf(p)),
       /num_groups \(4\) must divide/,
     );
   });
@@ -105,7 +111,7 @@ describe('top-2 routing', () => {
       p.set([a, b, 1 - a - b], t * E);
     }
     const opts = { capacityFactor: 0, numGroups: 2, policy: 'random' as const };
-    const r1 = new Top2Routing(E).route(p, rows, { ...opts, rng: new Rng(5) });
+    const r1 = new Top2Routing(E).route(p, rows, { ...opts, rng: new Rng(5) }, logOf(p));
     const u = new Rng(5);
     let keptSecond = 0;
     for (let t = 0; t < rows; t++) {
@@ -115,9 +121,9 @@ describe('top-2 routing', () => {
     }
     assert.ok(keptSecond > 0 && keptSecond < rows, 'the policy must both keep and refuse some');
     assert.equal(r1.dropped, 0, 'policy refusals are not capacity drops');
-    const again = new Top2Routing(E).route(p, rows, { ...opts, rng: new Rng(5) });
+    const again = new Top2Routing(E).route(p, rows, { ...opts, rng: new Rng(5) }, logOf(p));
     assert.deepEqual(Array.from(again.slot2), Array.from(r1.slot2), 'same seed, same routing');
-    const other = new Top2Routing(E).route(p, rows, { ...opts, rng: new Rng(6) });
+    const other = new Top2Routing(E).route(p, rows, { ...opts, rng: new Rng(6) }, logOf(p));
     assert.notDeepEqual(Array.from(other.slot2), Array.from(r1.slot2), 'another seed routes differently');
   });
 
@@ -137,7 +143,7 @@ describe('top-2 routing', () => {
       });
     }
     direct /= rows;
-    const plain = new Top2Routing(E).route(p, rows, ALL).entropy;
+    const plain = new Top2Routing(E).route(p, rows, ALL, logOf(p)).entropy;
     const fast = new Top2Routing(E).route(p, rows, ALL, logits).entropy;
     assert.ok(Math.abs(plain - direct) < 1e-6 * direct, `${plain} vs ${direct}`);
     assert.ok(Math.abs(fast - direct) < 1e-6 * direct, `${fast} vs ${direct}`);

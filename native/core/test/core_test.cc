@@ -249,6 +249,25 @@ void testOps() {
   std::vector<float> out(2 * 4);
   const glam::Status s3 = glam::ops::gatherRows(bv, glam::IVec{idx.data(), 2}, glam::Mat{out.data(), 8, 0, 2, 4, 4, false});
   check(s3.error == "gatherRows: index 7 at 1 outside [0, 5)", "ops::gatherRows: an index out of range: " + s3.error);
+  // The step's bookkeeping: loss sums skip padding rows; a bucket out of range is refused by name.
+  std::vector<float> losses = {1.0f, 2.0f, 4.0f}, lse = {3.0f, 1.0f, 2.0f};
+  std::vector<int32_t> targets = {0, -1, 5};
+  std::vector<double> sums(3);
+  check(glam::ops::lossSums(glam::Vec{losses.data(), 3}, glam::Vec{lse.data(), 3}, glam::IVec{targets.data(), 3},
+                            glam::DVec{sums.data(), 3})
+                .ok() &&
+            sums[0] == 5.0 && sums[1] == 13.0 && sums[2] == 2.0,
+        "ops::lossSums: sums over the rows with a target");
+  std::vector<float> dBias = {1, 0, 2, 3}, dRel(2);
+  std::vector<int32_t> bucketOf = {0, 0, 1, 0};
+  const glam::Mat dB{dBias.data(), 4, 0, 2, 2, 2, false};
+  check(glam::ops::relBiasGrad(dB, glam::IVec{bucketOf.data(), 4}, glam::Vec{dRel.data(), 2}).ok() && dRel[0] == 4 &&
+            dRel[1] == 2,
+        "ops::relBiasGrad: the diagonal to bucket 0, distance 1 to bucket 1");
+  bucketOf[2] = 7;
+  const glam::Status s4 = glam::ops::relBiasGrad(dB, glam::IVec{bucketOf.data(), 4}, glam::Vec{dRel.data(), 2});
+  check(s4.error == "relBiasGrad: bucket 7 at 2 outside [0, 2)", "ops::relBiasGrad: a bad bucket: " + s4.error);
+
   double sum = 0;
   std::vector<float> v = {3.0f, 4.0f};
   check(glam::ops::sumSquares(glam::Vec{v.data(), 2}, &sum).ok() && sum == 25.0, "ops::sumSquares returns its result");

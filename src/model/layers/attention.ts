@@ -227,20 +227,11 @@ export class AttentionLayer {
     K.softmaxRowsBackward(mat(this.probs, batch * H * T, T), dSm, dSm);
 
     // The bias enters the scores unscaled: dRelBias[bucket(i-j), h] += Σ_b dS[b,h,i,j].
-    // The sum over the batch is a [1,B]·[B, H·T·T] product; the bucket scatter is per head.
+    // The sum over the batch is a [1,B]·[B, H·T·T] product; the bucket scatter is a kernel.
     const ones = scratch.alloc([batch]).fill(1).data;
     const dBias = scratch.alloc([H, T, T]).data;
     K.sgemm(1, mat(ones, 1, batch), mat(dS, batch, H * TT), 0, mat(dBias, 1, H * TT));
-    const table = this.bucketTable(T);
-    for (let h = 0; h < H; h++) {
-      const o = h * TT;
-      for (let i = 0; i < T; i++) {
-        for (let j = 0; j <= i; j++) {
-          const idx = table[i * T + j]! * H + h;
-          g.relBias[idx] = g.relBias[idx]! + dBias[o + i * T + j]!;
-        }
-      }
-    }
+    K.relBiasGrad(mat(dBias, H * T, T), this.bucketTable(T), g.relBias);
 
     const scale = 1 / Math.sqrt(Dh);
     for (let b = 0; b < batch; b++) {

@@ -2,21 +2,24 @@ import { kernels, mat } from '../../backend/index.js';
 import type { Arena } from '../../tensor/arena.js';
 
 export interface LossSums {
-  /** Σ over rows of cross-entropy. */
+  /** Σ over target rows of cross-entropy. */
   ce: number;
-  /** Σ over rows of logsumexp(logits)². */
+  /** Σ over target rows of logsumexp(logits)². */
   lse2: number;
+  /** Rows whose target is >= 0 (the rest are padding). */
+  count: number;
 }
 
 /**
- * Cross-entropy with the z-loss (logsumexp²) over rows whose targets are all
- * valid; the caller drops padding rows before the output projection.
+ * Cross-entropy with the z-loss (logsumexp²) over the rows whose target is >= 0; a padding row
+ * (target < 0) has no loss and no gradient. The sums are a kernel too (lossSums).
  */
 export class LossLayer {
   private logits: Float32Array = new Float32Array(0);
   private lse: Float32Array = new Float32Array(0);
   private targets: Int32Array = new Int32Array(0);
   private rows = 0;
+  private readonly sums = new Float64Array(3);
 
   constructor(readonly vocab: number) {}
 
@@ -26,15 +29,11 @@ export class LossLayer {
     this.logits = logits;
     this.targets = targets;
     this.rows = rows;
-    if (rows === 0) return { ce: 0, lse2: 0 };
-    kernels().crossEntropy(mat(logits, rows, this.vocab), targets, losses, this.lse);
-    let ce = 0;
-    let lse2 = 0;
-    for (let r = 0; r < rows; r++) {
-      ce += losses[r]!;
-      lse2 += this.lse[r]! * this.lse[r]!;
-    }
-    return { ce, lse2 };
+    if (rows === 0) return { ce: 0, lse2: 0, count: 0 };
+    const K = kernels();
+    K.crossEntropy(mat(logits, rows, this.vocab), targets, losses, this.lse);
+    K.lossSums(losses, this.lse, targets, this.sums);
+    return { ce: this.sums[0]!, lse2: this.sums[1]!, count: this.sums[2]! };
   }
 
   /**

@@ -82,7 +82,6 @@ export class MoeLayer {
   /** Rows the experts processed (local assignments, or what the exchange brought) and their offsets. */
   private expertRows = 0;
   private expertOffsets: Int32Array;
-  private readonly auxCoef: Float64Array;
 
   constructor(
     readonly dims: MoeDims,
@@ -93,7 +92,6 @@ export class MoeLayer {
   ) {
     this.expertOffsets = new Int32Array(dims.experts + 1);
     this.routing = new Top2Routing(dims.experts);
-    this.auxCoef = new Float64Array(dims.experts);
   }
 
   /**
@@ -267,32 +265,22 @@ export class MoeLayer {
       ex.fromExperts(dye, D, dx.data);
     }
 
-    // Router: the gates g1 = p1/(p1+p2), g2 = p2/(p1+p2) (a dropped choice has
-    // zero gate gradient but still shapes the other gate), plus the aux loss
-    // through p: d aux / d p_t[e] = E · firstCount_g[e] / (G · S²) for t in group g.
+    // Router: the gates g1 = p1/(p1+p2), g2 = p2/(p1+p2) (a dropped choice has zero gate gradient but
+    // still shapes the other gate), plus the aux loss through p only.
     const p = this.p;
     const dp = scratch.alloc([rows, E]).data;
-    const S = r.groupSize;
-    const G = r.groups;
-    const auxCoef = this.auxCoef;
-    for (let gi = 0; gi < G; gi++) {
-      for (let e = 0; e < E; e++) auxCoef[e] = (auxGrad * E * r.firstCounts[gi * E + e]!) / (G * S * S);
-      for (let t = gi * S; t < (gi + 1) * S; t++) {
-        const o = t * E;
-        for (let e = 0; e < E; e++) dp[o + e] = auxCoef[e]!;
-        const e1 = r.first[t]!;
-        const e2 = r.second[t]!;
-        const a1 = r.slot1[t]!;
-        const a2 = r.slot2[t]!;
-        const dg1 = a1 >= 0 ? dGate[a1]! : 0;
-        const dg2 = a2 >= 0 ? dGate[a2]! : 0;
-        const p1 = p[o + e1]!;
-        const p2 = p[o + e2]!;
-        const s2 = (p1 + p2) * (p1 + p2);
-        dp[o + e1] += (p2 * (dg1 - dg2)) / s2;
-        dp[o + e2] += (p1 * (dg2 - dg1)) / s2;
-      }
-    }
+    K.routerGrad(
+      mat(p, rows, E),
+      r.first,
+      r.second,
+      r.slot1,
+      r.slot2,
+      dGate.subarray(0, A),
+      r.firstCounts,
+      r.groups,
+      auxGrad,
+      mat(dp, rows, E),
+    );
     const dpm = mat(dp, rows, E);
     K.softmaxRowsBackward(mat(p, rows, E), dpm, dpm);
     linearWeightGrad(this.f, dp, rows, D, E, g.router);

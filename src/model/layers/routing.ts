@@ -1,7 +1,7 @@
+import { kernels, mat } from '../../backend/index.js';
 import type { Rng } from '../../util/rng.js';
 
-/** Marks a kept choice during the capacity pass, before it gets its assignment index. */
-const PENDING = -2;
+const NO_COINS = new Float64Array(0);
 
 export interface RoutingOptions {
   /** Capacity factor; <= 0 means no capacity limit (dropless). */
@@ -14,7 +14,7 @@ export interface RoutingOptions {
 
 /**
  * GShard/GLaM top-2 routing of `rows` tokens over E experts from router
- * probabilities p [rows, E]. Kept assignments come out grouped by expert
+ * probabilities p [rows, E] (the top2Route kernel does the work; this holds its buffers). Kept assignments come out grouped by expert
  * (counting sort, tokens ascending within an expert) so each expert's tokens
  * can be gathered into one contiguous block: expert e owns assignments
  * offsets[e] .. offsets[e+1]-1, each with its token and gate.
@@ -41,8 +41,6 @@ export class Top2Routing {
   assignments = 0;
   /** Assignments refused for lack of capacity (policy refusals not counted). */
   dropped = 0;
-  /** Assignments that reached the capacity check. */
-  attempted = 0;
   /** Kept assignments per expert. */
   load: Int32Array;
   /** Assignments that reached each expert's capacity check (kept or dropped). */
@@ -54,16 +52,14 @@ export class Top2Routing {
   /** Mean over tokens of -Σ p log p. */
   entropy = 0;
 
-  private readonly used: Int32Array;
-  private readonly meanP: Float64Array;
+  private coins = new Float64Array(0);
+  private readonly stats = new Float64Array(4);
 
   constructor(readonly experts: number) {
     if (experts < 2) throw new Error(`top-2 routing needs at least 2 experts, got ${experts}`);
     this.offsets = new Int32Array(experts + 1);
     this.load = new Int32Array(experts);
     this.routed = new Int32Array(experts);
-    this.used = new Int32Array(experts);
-    this.meanP = new Float64Array(experts);
   }
 
   private ensure(rows: number, groups: number): void {
@@ -83,11 +79,10 @@ export class Top2Routing {
   }
 
   /**
-   * Routes `rows` tokens from their router probabilities p [rows, E]. With the
-   * router logits too, the entropy takes one log per token instead of one per
-   * expert: log p_e = (l_e - l_e1) + log p_e1.
+   * Routes `rows` tokens from their router probabilities p [rows, E] and logits [rows, E] (for the
+   * entropy) with the top2Route kernel.
    */
-  route(p: Float32Array, rows: number, opts: RoutingOptions, logits?: Float32Array): this {
+  route(p: Float32Array, rows: number, opts: RoutingOptions, logits: Float32Array): this {
     const E = this.experts;
     const G = opts.numGroups;
     if (!Number.isInteger(G) || G < 1) throw new Error(`MoE: num_groups must be an integer >= 1, got ${G}`);
@@ -105,132 +100,38 @@ export class Top2Routing {
     this.groups = G;
     this.groupSize = S;
     this.capacity = C;
-    const first = this.first;
-    const second = this.second;
-    const gate1 = this.gate1;
-    const gate2 = this.gate2;
-    const slot1 = this.slot1;
-    const slot2 = this.slot2;
-    const firstCounts = this.firstCounts;
-    const used = this.used; // slots taken per expert in the current group
-    const load = this.load;
-    const routed = this.routed;
-    const meanP = this.meanP;
-    const rng = opts.policy === 'random' ? opts.rng : undefined;
-    load.fill(0);
-    routed.fill(0);
-    firstCounts.fill(0);
-    let entropy = 0;
-    let aux = 0;
-    let dropped = 0;
-    let attempted = 0;
-    for (let g = 0; g < G; g++) {
-      const t0 = g * S;
-      const t1 = t0 + S;
-      // Top-2 in one scan (strict > keeps the lowest index on ties), with the
-      // group's mean probabilities and the entropy on the way.
-      meanP.fill(0);
-      for (let t = t0; t < t1; t++) {
-        const o = t * E;
-        let b1 = 0;
-        let v1 = p[o]!;
-        let b2 = -1;
-        let v2 = -Infinity;
-        meanP[0] += v1;
-        for (let e = 1; e < E; e++) {
-          const v = p[o + e]!;
-          meanP[e] += v;
-          if (v > v1) {
-            b2 = b1;
-            v2 = v1;
-            b1 = e;
-            v1 = v;
-          } else if (v > v2) {
-            b2 = e;
-            v2 = v;
-          }
-        }
-        if (logits !== undefined) {
-          const l1 = logits[o + b1]!;
-          const log1 = Math.log(v1);
-          for (let e = 0; e < E; e++) entropy -= p[o + e]! * (logits[o + e]! - l1 + log1);
-        } else {
-          for (let e = 0; e < E; e++) {
-            const v = p[o + e]!;
-            if (v > 0) entropy -= v * Math.log(v);
-          }
-        }
-        first[t] = b1;
-        second[t] = b2;
-        gate1[t] = v1 / (v1 + v2);
-        gate2[t] = v2 / (v1 + v2);
-        firstCounts[g * E + b1]!++;
-      }
-      // aux_g = E · Σ_e mean_t(p_t[e]) · (fraction of first choices on e).
-      let s = 0;
-      for (let e = 0; e < E; e++) s += (meanP[e]! / S) * (firstCounts[g * E + e]! / S);
-      aux += E * s;
-
-      // Capacity: all first choices in token order, then the second choices.
-      used.fill(0);
-      for (let t = t0; t < t1; t++) {
-        const e = first[t]!;
-        attempted++;
-        routed[e]!++;
-        if (used[e]! < C) {
-          used[e]!++;
-          slot1[t] = PENDING;
-        } else {
-          slot1[t] = -1;
-          dropped++;
-        }
-      }
-      for (let t = t0; t < t1; t++) {
-        if (rng !== undefined && !(rng.uniform() < 2 * gate2[t]!)) {
-          slot2[t] = -1;
-          continue;
-        }
-        const e = second[t]!;
-        attempted++;
-        routed[e]!++;
-        if (used[e]! < C) {
-          used[e]!++;
-          slot2[t] = PENDING;
-        } else {
-          slot2[t] = -1;
-          dropped++;
-        }
-      }
-      for (let e = 0; e < E; e++) load[e]! += used[e]!;
+    // Policy 'random': one uniform per token, in token order (group after group).
+    let coins = NO_COINS;
+    if (opts.policy === 'random' && opts.rng !== undefined) {
+      if (this.coins.length !== rows) this.coins = new Float64Array(rows);
+      for (let t = 0; t < rows; t++) this.coins[t] = opts.rng.uniform();
+      coins = this.coins;
     }
-    this.entropy = rows > 0 ? entropy / rows : 0;
-    this.aux = aux / G;
-    this.dropped = dropped;
-    this.attempted = attempted;
-
-    // Counting sort of the kept assignments by expert (tokens ascending within each).
-    const offsets = this.offsets;
-    offsets[0] = 0;
-    for (let e = 0; e < E; e++) offsets[e + 1] = offsets[e]! + load[e]!;
-    this.assignments = offsets[E]!;
-    const cursor = used;
-    cursor.set(offsets.subarray(0, E));
-    const token = this.token;
-    const gate = this.gate;
-    for (let t = 0; t < rows; t++) {
-      if (slot1[t] === PENDING) {
-        const a = cursor[first[t]!]!++;
-        token[a] = t;
-        gate[a] = gate1[t]!;
-        slot1[t] = a;
-      }
-      if (slot2[t] === PENDING) {
-        const a = cursor[second[t]!]!++;
-        token[a] = t;
-        gate[a] = gate2[t]!;
-        slot2[t] = a;
-      }
-    }
+    const st = this.stats;
+    kernels().top2Route(
+      mat(p, rows, E),
+      mat(logits, rows, E),
+      G,
+      C,
+      coins,
+      this.first,
+      this.second,
+      this.gate1,
+      this.gate2,
+      this.slot1,
+      this.slot2,
+      this.offsets,
+      this.token,
+      this.gate,
+      this.load,
+      this.routed,
+      this.firstCounts,
+      st,
+    );
+    this.entropy = st[0]!;
+    this.aux = st[1]!;
+    this.dropped = st[2]!;
+    this.assignments = st[3]!;
     return this;
   }
 }
