@@ -7,9 +7,11 @@ import { parseArgs } from 'node:util';
 import { kernels, loadNative, parsePrecision } from '../backend/index.js';
 import type { IsaKey } from '../backend/native.js';
 import { benchGemm, benchPeak, parseTrans } from '../bench/gemm.js';
+import { benchLayers, formatLayerBench } from '../bench/layers.js';
 import { percent } from '../bench/stats.js';
 import { benchTrain, formatTrainBench } from '../bench/train.js';
 import { benchComm, COMM_OPS, type CommOp, defaultSizes, formatCommBench } from '../dist/bench.js';
+import { benchParallel, formatParallelBench } from '../dist/bench-parallel.js';
 import { openCommunicator } from '../dist/launch.js';
 import {
   type ConfigProjection,
@@ -19,6 +21,7 @@ import {
   projectionPanels,
   ratesFromFile,
 } from '../dist/projection.js';
+import { parseParallelMode, shareCores } from '../dist/run.js';
 import { benchMoe, formatMoeBench } from '../model/moe-bench.js';
 import { resolveConfig } from '../model/presets.js';
 import { renderSvg } from '../train/plot.js';
@@ -295,6 +298,122 @@ async function runComm(args: string[]): Promise<void> {
   await comm.close();
 }
 
+const PARALLEL_HELP = `usage: mpirun -np R glam bench parallel [--config NAME|FILE] [--parallel data|expert]
+                                     [--batch N] [--seq-len N] [--steps N] [--warmup N]
+                                     [--overlap on|off|both] [--json]
+
+Training steps of a data- or expert-parallel run on synthetic batches: step time, tokens/s, and the
+gradient all-reduce's busy time, the part of it the step waited for after backward (exposed), and
+the fraction hidden behind backward compute. Rank 0 prints.
+
+options:
+  --config NAME|FILE   model (default small-moe)
+  --parallel MODE      data (default) or expert
+  --batch N            global batch in sequences (default 8), --seq-len N (default 128)
+  --steps N            timed steps (default 10) after --warmup N (default 2)
+  --overlap WHICH      buckets posted as backward completes each layer (on), after backward (off),
+                       or both, one after the other (default both)
+  --json               print JSON (one object per overlap setting)
+  -h, --help           this help`;
+
+async function runParallel(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string', default: 'small-moe' },
+      parallel: { type: 'string', default: 'data' },
+      batch: { type: 'string', default: '8' },
+      'seq-len': { type: 'string', default: '128' },
+      steps: { type: 'string', default: '10' },
+      warmup: { type: 'string', default: '2' },
+      overlap: { type: 'string', default: 'both' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(PARALLEL_HELP);
+    return;
+  }
+  const which = values.overlap;
+  if (which !== 'on' && which !== 'off' && which !== 'both')
+    throw new Error(`--overlap must be on, off or both, got '${which}'`);
+  const comm = openCommunicator();
+  shareCores();
+  for (const overlap of which === 'both' ? [true, false] : [which === 'on']) {
+    const r = await benchParallel(comm, {
+      config: values.config,
+      mode: parseParallelMode(values.parallel),
+      batch: intOption('batch', values.batch, 1),
+      seqLen: intOption('seq-len', values['seq-len'], 1),
+      steps: intOption('steps', values.steps, 1),
+      warmup: intOption('warmup', values.warmup, 0),
+      overlap,
+    });
+    if (comm.rank === 0) console.log(values.json ? JSON.stringify(r) : formatParallelBench(r));
+  }
+  await comm.close();
+}
+
+const LAYERS_HELP = `usage: glam bench layers [--config NAME|FILE] [--experts N] [--vocab N] [--batch N]
+                        [--seq-len N] [--rounds N] [--threads T] [--json]
+
+Times forward + backward of each kind of layer (attention, dense FFN, MoE dropless top-2, output
+projection with the loss) at a config's shapes and reports the training FLOP/s each achieves: the
+--compute input of glam bench cluster.
+
+options:
+  --config NAME|FILE   shapes of the layers (default glam-0.1b-64e: d_model 768, d_ff 3072)
+  --experts N          experts of the MoE layer (default 16; the config's count needs more memory)
+  --vocab N            output vocabulary (default 32000)
+  --batch N, --seq-len N   tokens per pass (default 8 x 256)
+  --rounds N           timed passes per layer (default 3, after one untimed)
+  --threads T          kernel threads (default: all cores)
+  --json               print one JSON object
+  -h, --help           this help`;
+
+async function runLayers(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string', default: 'glam-0.1b-64e' },
+      experts: { type: 'string', default: '16' },
+      vocab: { type: 'string', default: '32000' },
+      batch: { type: 'string', default: '8' },
+      'seq-len': { type: 'string', default: '256' },
+      rounds: { type: 'string', default: '3' },
+      threads: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(LAYERS_HELP);
+    return;
+  }
+  if (values.threads !== undefined) kernels().setThreads(intOption('threads', values.threads, 1, 1024));
+  const c = resolveConfig(values.config);
+  const r = benchLayers(
+    {
+      dModel: c.d_model,
+      heads: c.n_heads,
+      dHead: c.d_head,
+      dFf: c.d_ff,
+      experts: intOption('experts', values.experts, 2),
+      dFfExpert: c.d_ff_expert,
+      vocab: intOption('vocab', values.vocab, 2),
+      batch: intOption('batch', values.batch, 1),
+      seqLen: intOption('seq-len', values['seq-len'], 1),
+    },
+    intOption('rounds', values.rounds, 1),
+  );
+  console.log(values.json ? JSON.stringify(r) : formatLayerBench(r));
+}
+
 const CLUSTER_HELP = `usage: glam bench cluster --comm FILE --compute FILE [--transport tcp] [--hidden F]
                          [--configs LIST] [--hosts LIST] [--tokens N] [--seq-len N]
                          [--host-speedup X] [--host-memory GIB] [--svg OUT] [--json]
@@ -390,6 +509,11 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
   moe: { doc: 'MoE layer vs dense layer of equal activated FLOPs (forward+backward)', run: runMoe },
   train: { doc: 'training tokens/s, phase times and MFU on synthetic batches', run: runTrain },
   comm: { doc: 'allreduce/alltoallv time and bandwidth between MPI ranks, alpha-beta fit', run: runComm },
+  parallel: {
+    doc: 'data/expert-parallel steps under mpirun: step time, all-reduce hidden behind backward',
+    run: runParallel,
+  },
+  layers: { doc: 'forward+backward time and FLOP/s of each kind of layer', run: runLayers },
   cluster: {
     doc: 'projected tokens/s and scaling efficiency on 8-512 hosts from measurements',
     run: runCluster,

@@ -94,11 +94,18 @@ export class RankParallel implements TrainParallel {
   private readonly layout: ParamLayout;
   private readonly expertRange: ExpertRange | undefined;
 
-  /** The hooks of this rank for `model`, built with modelShard(comm, config, mode). */
+  /** Busy seconds of the communication thread when this step's first gradient bucket was posted. */
+  private busyMark: number | null = null;
+
+  /**
+   * The hooks of this rank for `model`, built with modelShard(comm, config, mode). `overlap` false
+   * posts every gradient bucket after backward instead of as each layer completes (for measuring).
+   */
   constructor(
     private readonly comm: Communicator,
     private readonly model: GlamModel,
     readonly mode: ParallelMode,
+    private readonly overlap = true,
   ) {
     this.layout = model.layout;
     this.expertRange = model.shard.experts;
@@ -146,6 +153,7 @@ export class RankParallel implements TrainParallel {
   private post(layer: number, grads: Grads): void {
     if (this.posted.has(layer)) return;
     this.posted.add(layer);
+    this.busyMark ??= this.comm.stats().busySeconds;
     for (const [a, b] of this.buckets.get(layer) ?? []) {
       const p = this.comm.allreduce(grads.data.subarray(a, b));
       // Failures surface through flushSync; this only keeps the promise from going unhandled.
@@ -155,16 +163,17 @@ export class RankParallel implements TrainParallel {
   }
 
   onLayerGrads(layer: number, grads: Grads): void {
-    this.post(layer, grads);
+    if (this.overlap) this.post(layer, grads);
   }
 
   finishGradients(grads: Grads): void {
     for (const layer of this.buckets.keys()) this.post(layer, grads);
-    const before = this.comm.stats().busySeconds;
     const t0 = performance.now();
     this.comm.flushSync();
+    // Exposed: what the step waited after its backward; busy: the buckets' time on the MPI thread.
     this.times.waitMs += performance.now() - t0;
-    this.times.commMs += (this.comm.stats().busySeconds - before) * 1000;
+    this.times.commMs += (this.comm.stats().busySeconds - (this.busyMark ?? 0)) * 1000;
+    this.busyMark = null;
     this.pending = [];
     this.posted.clear();
   }

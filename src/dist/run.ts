@@ -33,27 +33,24 @@ export interface RankSetup {
 export function setupRank(comm: Communicator, config: GlamConfig, mode: ParallelMode): RankSetup {
   const model = new GlamModel(config, modelShard(comm, config, mode));
   const parallel = new RankParallel(comm, model, mode);
-  return {
-    model,
-    parallel,
-    weights(full: Weights): Weights {
-      const range = model.shard.experts;
-      if (range === undefined) return full;
-      const mine = new Weights(config, { experts: range });
-      for (const s of mine.layout.slots) {
-        const src = full.get(s.spec.name).data;
-        if (s.spec.kind !== 'expert') {
-          mine.get(s.spec.name).data.set(src);
-          continue;
-        }
-        const inner = s.size / range.count;
-        mine
-          .get(s.spec.name)
-          .data.set(src.subarray(range.first * inner, (range.first + range.count) * inner));
-      }
-      return mine;
-    },
-  };
+  return { model, parallel, weights: (full) => shardWeights(full, model) };
+}
+
+/** The weights a rank of `model` holds, from the full ones: all of them, or its experts' slices. */
+export function shardWeights(full: Weights, model: GlamModel): Weights {
+  const range = model.shard.experts;
+  if (range === undefined) return full;
+  const mine = new Weights(model.config, { experts: range });
+  for (const s of mine.layout.slots) {
+    const src = full.get(s.spec.name).data;
+    if (s.spec.kind !== 'expert') {
+      mine.get(s.spec.name).data.set(src);
+      continue;
+    }
+    const inner = s.size / range.count;
+    mine.get(s.spec.name).data.set(src.subarray(range.first * inner, (range.first + range.count) * inner));
+  }
+  return mine;
 }
 
 /**
