@@ -498,7 +498,9 @@ async function runCluster(args: string[]): Promise<void> {
     return { name: name.trim(), points: hosts.map((h) => projectCluster(inputs, h)) };
   });
   if (values.svg !== undefined) {
-    atomicWriteFileSync(values.svg, renderSvg(projectionPanels(results, 'Projection'), 2));
+    const hosts = speedup === 1 ? 'hosts like this one' : `hosts ${speedup}x this one`;
+    const title = `${hosts}, ${values.transport} links`;
+    atomicWriteFileSync(values.svg, renderSvg(projectionPanels(results, title), 2));
   }
   console.log(values.json ? JSON.stringify(results) : formatProjection(results));
 }
