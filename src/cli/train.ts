@@ -15,6 +15,7 @@ import { type Batch, GlamModel } from '../model/glam.js';
 import { initParams } from '../model/init.js';
 import { resolveConfig } from '../model/presets.js';
 import { createOptimizer } from '../optim/create.js';
+import { GLAM_SCHEDULE } from '../optim/schedule.js';
 import { listCheckpointSteps, loadNewestUsable } from '../train/checkpoints.js';
 import { checkFreshRun, lockRun } from '../train/run-dir.js';
 import { type BatchSource, DEFAULT_TRAIN_SETTINGS, type TrainSettings, train } from '../train/trainer.js';
@@ -28,6 +29,10 @@ import { TrainProgress } from './train-progress.js';
 const DEFAULT_CONFIG = 'small-moe';
 const DEFAULT_DATA = 'data/default';
 const DEFAULT_MINUTES = 10;
+// Every other default is the trainer's and GLaM's schedule (one place each): the parser and the help
+// text below read them.
+const D = DEFAULT_TRAIN_SETTINGS;
+const S = GLAM_SCHEDULE;
 
 const HELP = `usage: glam train [--config NAME|FILE] [--data DIR] [--max-steps N | --max-tokens N | --time MIN]
                   [--seed N] [--out DIR] [--resume] [options]
@@ -53,16 +58,16 @@ options:
                         checkpoints and metrics glam wrote there)
   --batch-size N        sequences per micro-batch (default 8)
   --seq-len N           tokens per sequence (default min(128, max_seq_len))
-  --grad-accum N        micro-batches per step (default 1)
+  --grad-accum N        micro-batches per step (default ${D.gradAccum})
   --precision P         matrix products in fp32 (default) or bf16 (operands rounded to bf16, float32
                         sums; weights and optimiser state stay float32)
   --optimizer NAME      adafactor (default) or adamw
-  --lr X                peak learning rate (default 0.01)
-  --warmup N            linear warm-up steps (default 0)
-  --decay-start N       constant-lr steps before inverse-sqrt decay (default 10000)
-  --checkpoint-every N  steps between checkpoints (default 200)
-  --keep N              checkpoints kept (default 3)
-  --eval-every N        steps between validation runs (default 100)
+  --lr X                peak learning rate (default ${S.peak_lr})
+  --warmup N            linear warm-up steps (default ${S.warmup_steps})
+  --decay-start N       constant-lr steps before inverse-sqrt decay (default ${S.decay_start})
+  --checkpoint-every N  steps between checkpoints (default ${D.checkpointEvery})
+  --keep N              checkpoints kept (default ${D.keepLast})
+  --eval-every N        steps between validation runs (default ${D.evalEvery})
   --eval-batches N      validation batches per run (default 8; 0: no validation)
   --threads N           compute threads (default: all cores, or GLAM_THREADS; under mpirun the
                         host's cores shared by its ranks)
@@ -160,15 +165,15 @@ const OPTIONS = {
   overwrite: { type: 'boolean', default: false },
   'batch-size': { type: 'string', default: '8' },
   'seq-len': { type: 'string' },
-  'grad-accum': { type: 'string', default: '1' },
+  'grad-accum': { type: 'string', default: String(D.gradAccum) },
   precision: { type: 'string', default: 'fp32' },
   optimizer: { type: 'string', default: 'adafactor' },
-  lr: { type: 'string', default: '0.01' },
-  warmup: { type: 'string', default: '0' },
-  'decay-start': { type: 'string', default: '10000' },
-  'checkpoint-every': { type: 'string', default: '200' },
-  keep: { type: 'string', default: '3' },
-  'eval-every': { type: 'string', default: '100' },
+  lr: { type: 'string', default: String(S.peak_lr) },
+  warmup: { type: 'string', default: String(S.warmup_steps) },
+  'decay-start': { type: 'string', default: String(S.decay_start) },
+  'checkpoint-every': { type: 'string', default: String(D.checkpointEvery) },
+  keep: { type: 'string', default: String(D.keepLast) },
+  'eval-every': { type: 'string', default: String(D.evalEvery) },
   'eval-batches': { type: 'string', default: '8' },
   threads: { type: 'string' },
   parallel: { type: 'string' },

@@ -23,7 +23,7 @@ import { sameShape, shapeString, Tensor } from '../tensor/tensor.js';
 import { atomicWriteFileSync, atomicWriteJsonSync } from '../util/atomic.js';
 import { READ_LIMITS, readJsonFile, readTextFile } from '../util/files.js';
 import { CHECKPOINT_FORMAT, configToJson, type GlamConfig, parseConfig } from './config.js';
-import { type Params, paramSpecs } from './params.js';
+import { checkTensorSet, type Params, paramSpecs, type TensorExpectation } from './params.js';
 import {
   type ReadOptions,
   readSafetensors,
@@ -69,43 +69,6 @@ export interface StoredCheckpoint {
   /** 'bf16' when any weight is stored in bf16. */
   dtype: WeightsDtype;
   tokenizerPath?: string;
-}
-
-/** Expected name and shape of one tensor of a tensor file. */
-export interface TensorExpectation {
-  name: string;
-  shape: readonly number[];
-}
-
-/** Names listed for an error message, at most `max` of them. */
-function listNames(names: string[], max = 5): string {
-  const shown = names.slice(0, max).map((n) => `'${n}'`);
-  if (names.length > max) shown.push(`and ${names.length - max} more`);
-  return shown.join(', ');
-}
-
-/**
- * Check a set of named tensors against expectations: every expected name present,
- * no other names, shapes equal. `source` and `what` phrase the errors.
- */
-export function checkTensorSet(
-  actual: Map<string, readonly number[]>,
-  expected: readonly TensorExpectation[],
-  source: string,
-): void {
-  const want = new Map(expected.map((e) => [e.name, e.shape]));
-  const missing = [...want.keys()].filter((n) => !actual.has(n));
-  if (missing.length > 0) throw new Error(`${source}: missing tensor ${listNames(missing)}`);
-  const unexpected = [...actual.keys()].filter((n) => !want.has(n));
-  if (unexpected.length > 0) throw new Error(`${source}: unexpected tensor ${listNames(unexpected)}`);
-  for (const [name, shape] of want) {
-    const got = actual.get(name)!;
-    if (!sameShape(got, shape)) {
-      throw new Error(
-        `${source}: tensor '${name}' has shape ${shapeString(got)}, expected ${shapeString(shape)}`,
-      );
-    }
-  }
 }
 
 /** Parameters must be exactly those of the config (names and shapes). */

@@ -1,4 +1,4 @@
-import type { Tensor } from '../tensor/tensor.js';
+import { sameShape, shapeString, type Tensor } from '../tensor/tensor.js';
 import { type GlamConfig, isMoeLayer } from './config.js';
 
 /**
@@ -75,4 +75,44 @@ export function paramSpecs(cfg: GlamConfig, experts?: ExpertRange): ParamSpec[] 
   }
   specs.push({ name: 'final_norm.scale', shape: [D], kind: 'norm' });
   return specs;
+}
+
+/** Expected name and shape of one tensor of a tensor file. */
+export interface TensorExpectation {
+  name: string;
+  shape: readonly number[];
+}
+
+/** Quoted names listed for an error message, at most `max` of them. */
+function listNames(names: string[], max = 5): string {
+  const shown = names.slice(0, max);
+  if (names.length > max) shown.push(`and ${names.length - max} more`);
+  return shown.join(', ');
+}
+
+/**
+ * The one check of a set of named tensors (a checkpoint file's header, parameters to save, parameters
+ * copied into Weights): every expected name present, no other names, shapes equal; `source` begins
+ * each message.
+ */
+export function checkTensorSet(
+  actual: Map<string, readonly number[]>,
+  expected: readonly TensorExpectation[],
+  source: string,
+): void {
+  const want = new Map(expected.map((e) => [e.name, e.shape]));
+  const missing = [...want]
+    .filter(([n]) => !actual.has(n))
+    .map(([n, shape]) => `'${n}' ${shapeString(shape)}`);
+  if (missing.length > 0) throw new Error(`${source}: missing tensor ${listNames(missing)}`);
+  const unexpected = [...actual.keys()].filter((n) => !want.has(n)).map((n) => `'${n}'`);
+  if (unexpected.length > 0) throw new Error(`${source}: unexpected tensor ${listNames(unexpected)}`);
+  for (const [name, shape] of want) {
+    const got = actual.get(name)!;
+    if (!sameShape(got, shape)) {
+      throw new Error(
+        `${source}: tensor '${name}' has shape ${shapeString(got)}, expected ${shapeString(shape)}`,
+      );
+    }
+  }
 }

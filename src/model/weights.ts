@@ -12,9 +12,9 @@
  * first) and read by the optimiser.
  */
 import { alignedFloat32, kernels, loadNative } from '../backend/index.js';
-import { type Shape, sameShape, shapeString, Tensor } from '../tensor/tensor.js';
+import { type Shape, Tensor } from '../tensor/tensor.js';
 import type { GlamConfig } from './config.js';
-import { type ExpertRange, type ParamSpec, type Params, paramSpecs } from './params.js';
+import { checkTensorSet, type ExpertRange, type ParamSpec, type Params, paramSpecs } from './params.js';
 
 const ALIGN_FLOATS = 16;
 
@@ -133,30 +133,13 @@ export class ParamBuffer implements Params {
 
   /** Copies every tensor of `src` (same names and shapes, nothing extra) into this buffer. */
   copyFrom(src: Params, source = 'parameters'): this {
-    checkSameSet(this.layout, src, source);
+    checkTensorSet(new Map([...src].map(([n, t]) => [n, t.shape])), this.layout.specs, source);
     if (src instanceof ParamBuffer && src.layout.size === this.layout.size) {
       this.data.set(src.data);
       return this;
     }
     for (const s of this.layout.slots) this.get(s.spec.name).data.set(src.get(s.spec.name)!.data);
     return this;
-  }
-}
-
-/** Throws unless `src` holds exactly the layout's names with its shapes. */
-function checkSameSet(layout: ParamLayout, src: Params, source: string): void {
-  for (const name of src.keys()) {
-    if (layout.slot(name) === undefined) throw new Error(`${source}: unexpected tensor '${name}'`);
-  }
-  for (const { spec } of layout.slots) {
-    const t = src.get(spec.name);
-    if (t === undefined)
-      throw new Error(`${source}: missing tensor '${spec.name}' ${shapeString(spec.shape)}`);
-    if (!sameShape(t.shape, spec.shape)) {
-      throw new Error(
-        `${source}: tensor '${spec.name}' has shape ${shapeString(t.shape)}, expected ${shapeString(spec.shape)}`,
-      );
-    }
   }
 }
 

@@ -9,4 +9,4 @@ export {
   type ParamShapes,
   restoreOptimizer,
 } from './optimizer.js';
-export { GLAM_SCHEDULE, type LrSchedule, learningRate, parseLrSchedule } from './schedule.js';
+export { GLAM_SCHEDULE, type LrSchedule, learningRate } from './schedule.js';

@@ -15,12 +15,12 @@ export type LrSchedule =
   | { kind: 'cosine'; peak_lr: number; warmup_steps: number; total_steps: number; min_lr: number };
 
 /** GLaM's recipe: 0.01 for the first 10k steps, then 0.01 · sqrt(10000 / t). */
-export const GLAM_SCHEDULE: LrSchedule = {
+export const GLAM_SCHEDULE = {
   kind: 'rsqrt',
   peak_lr: 0.01,
   warmup_steps: 0,
   decay_start: 10000,
-};
+} as const satisfies LrSchedule;
 
 export function learningRate(s: LrSchedule, t: number): number {
   if (!(Number.isFinite(t) && t >= 0))
@@ -37,56 +37,5 @@ export function learningRate(s: LrSchedule, t: number): number {
       const progress = span > 0 ? Math.min(1, (t - s.warmup_steps) / span) : 1;
       return s.min_lr + (s.peak_lr - s.min_lr) * 0.5 * (1 + Math.cos(Math.PI * progress));
     }
-  }
-}
-
-/**
- * Validate a schedule from JSON (trainer config). Missing keys take GLaM's
- * values (kind 'rsqrt', peak_lr 0.01, warmup_steps 0, decay_start 10000, min_lr 0);
- * unknown keys are refused so typos do not pass silently.
- */
-export function parseLrSchedule(raw: unknown, source = 'lr_schedule'): LrSchedule {
-  if (raw === undefined) return { ...GLAM_SCHEDULE };
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new Error(`${source}: expected a JSON object`);
-  }
-  const obj = raw as Record<string, unknown>;
-  const kind = obj.kind ?? 'rsqrt';
-  const keys: Record<string, readonly string[]> = {
-    rsqrt: ['decay_start'],
-    constant: [],
-    cosine: ['total_steps', 'min_lr'],
-  };
-  if (typeof kind !== 'string' || !(kind in keys)) {
-    throw new Error(
-      `${source}: 'kind' must be one of ${Object.keys(keys).join(', ')}, got ${briefValue(kind)}`,
-    );
-  }
-  const allowed = new Set(['kind', 'peak_lr', 'warmup_steps', ...keys[kind]!]);
-  for (const key of Object.keys(obj)) {
-    if (!allowed.has(key)) throw new Error(`${source}: unknown key '${key}' for kind '${kind}'`);
-  }
-  const num = (key: string, dflt: number | undefined, min: number, integer: boolean): number => {
-    const v = obj[key] ?? dflt;
-    if (v === undefined) throw new Error(`${source}: missing required key '${key}'`);
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
-      const what = integer ? 'an integer' : 'a finite number';
-      throw new Error(`${source}: '${key}' must be ${what} >= ${min}, got ${briefValue(v)}`);
-    }
-    return v;
-  };
-  const peak_lr = num('peak_lr', GLAM_SCHEDULE.peak_lr, 0, false);
-  const warmup_steps = num('warmup_steps', 0, 0, true);
-  switch (kind) {
-    case 'constant':
-      return { kind, peak_lr, warmup_steps };
-    case 'cosine': {
-      const total_steps = num('total_steps', undefined, warmup_steps, true);
-      const min_lr = num('min_lr', 0, 0, false);
-      if (min_lr > peak_lr) throw new Error(`${source}: min_lr ${min_lr} exceeds peak_lr ${peak_lr}`);
-      return { kind, peak_lr, warmup_steps, total_steps, min_lr };
-    }
-    default:
-      return { kind: 'rsqrt', peak_lr, warmup_steps, decay_start: num('decay_start', 10000, 1, true) };
   }
 }

@@ -58,46 +58,18 @@ export class Tensor {
     return this.data.length;
   }
 
-  get rank(): number {
-    return this.shape.length;
-  }
-
-  /** Dimension i; negative i counts from the end. */
-  dim(i: number): number {
-    const j = i < 0 ? this.shape.length + i : i;
-    const d = this.shape[j];
-    if (d === undefined) throw new Error(`dim ${i} out of range for shape ${shapeString(this.shape)}`);
-    return d;
-  }
-
-  /** Same storage, new shape (element count must match). */
-  view(shape: Shape): Tensor {
-    return new Tensor(this.data, shape);
-  }
-
-  /** Rows [start, end) along the first dimension, sharing storage. */
-  rows(start: number, end: number): Tensor {
-    const n0 = this.dim(0);
-    if (!(Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start <= end && end <= n0)) {
-      throw new Error(`rows(${start}, ${end}) out of range for shape ${shapeString(this.shape)}`);
-    }
-    const inner = n0 === 0 ? 0 : this.size / n0;
-    return new Tensor(this.data.subarray(start * inner, end * inner), [end - start, ...this.shape.slice(1)]);
-  }
-
-  /** Row i along the first dimension (rank drops by one), sharing storage. */
+  /** Row i along the first dimension (rank drops by one), sharing storage: one expert of a stack. */
   row(i: number): Tensor {
-    return this.rows(i, i + 1).view(this.shape.slice(1));
+    const n0 = this.shape[0] ?? 0;
+    if (!(Number.isInteger(i) && 0 <= i && i < n0)) {
+      throw new Error(`row ${i} out of range for shape ${shapeString(this.shape)}`);
+    }
+    const inner = this.size / n0;
+    return new Tensor(this.data.subarray(i * inner, (i + 1) * inner), this.shape.slice(1));
   }
 
   fill(value: number): this {
     this.data.fill(value);
-    return this;
-  }
-
-  copyFrom(src: Tensor): this {
-    assertSameShape('copyFrom', this, src);
-    this.data.set(src.data);
     return this;
   }
 
@@ -109,16 +81,4 @@ export class Tensor {
 
 export function sameShape(a: Shape, b: Shape): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-export function assertSameShape(op: string, a: Tensor, b: Tensor): void {
-  if (!sameShape(a.shape, b.shape)) {
-    throw new Error(`${op}: shape mismatch ${shapeString(a.shape)} vs ${shapeString(b.shape)}`);
-  }
-}
-
-export function assertShape(op: string, name: string, t: Tensor, shape: Shape): void {
-  if (!sameShape(t.shape, shape)) {
-    throw new Error(`${op}: ${name} has shape ${shapeString(t.shape)}, expected ${shapeString(shape)}`);
-  }
 }

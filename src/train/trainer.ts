@@ -11,7 +11,7 @@ import type { Batch, GlamModel, LossParts } from '../model/glam.js';
 import { Grads, type Weights } from '../model/weights.js';
 import type { Workspace } from '../model/workspace.js';
 import type { Optimizer } from '../optim/optimizer.js';
-import type { LrSchedule } from '../optim/schedule.js';
+import { GLAM_SCHEDULE, type LrSchedule } from '../optim/schedule.js';
 import { Rng } from '../util/rng.js';
 import {
   type LoadedTrainingCheckpoint,
@@ -58,12 +58,13 @@ export interface TrainSettings {
   precision?: Precision;
 }
 
-export const DEFAULT_TRAIN_SETTINGS: Omit<TrainSettings, 'seed'> = {
+/** The one place of the trainer's defaults; `glam train` takes its option defaults and help text from here. */
+export const DEFAULT_TRAIN_SETTINGS: Readonly<Omit<TrainSettings, 'seed'>> = {
   gradAccum: 1,
-  schedule: { kind: 'rsqrt', peak_lr: 0.01, warmup_steps: 0, decay_start: 10000 },
-  checkpointEvery: 100,
+  schedule: GLAM_SCHEDULE,
+  checkpointEvery: 200,
   keepLast: 3,
-  evalEvery: 50,
+  evalEvery: 100,
   divergenceFactor: 2,
   divergencePatience: 3,
   maxRollbacks: 5,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { GLAM_SCHEDULE, type LrSchedule, learningRate, parseLrSchedule } from '../../src/optim/schedule.js';
+import { GLAM_SCHEDULE, type LrSchedule, learningRate } from '../../src/optim/schedule.js';
 import { assertClose } from './helpers.js';
 
 describe('GLaM inverse square root schedule', () => {
@@ -43,40 +43,5 @@ describe('constant and cosine schedules', () => {
   it('refuses a negative or non-finite step', () => {
     assert.throws(() => learningRate(GLAM_SCHEDULE, -1), /step/);
     assert.throws(() => learningRate(GLAM_SCHEDULE, Number.NaN), /step/);
-  });
-});
-
-describe('parseLrSchedule', () => {
-  it("defaults to GLaM's schedule", () => {
-    assert.deepEqual(parseLrSchedule(undefined), GLAM_SCHEDULE);
-    assert.deepEqual(parseLrSchedule({}), GLAM_SCHEDULE);
-    assert.deepEqual(parseLrSchedule({ warmup_steps: 100, peak_lr: 0.02 }), {
-      kind: 'rsqrt',
-      peak_lr: 0.02,
-      warmup_steps: 100,
-      decay_start: 10000,
-    });
-    assert.deepEqual(parseLrSchedule({ kind: 'cosine', total_steps: 50 }), {
-      kind: 'cosine',
-      peak_lr: 0.01,
-      warmup_steps: 0,
-      total_steps: 50,
-      min_lr: 0,
-    });
-  });
-
-  it('refuses bad schedules with a clear message', () => {
-    assert.throws(() => parseLrSchedule([]), /expected a JSON object/);
-    assert.throws(() => parseLrSchedule({ kind: 'linear' }), /'kind' must be one of/);
-    assert.throws(() => parseLrSchedule({ decay_strat: 5 }), /unknown key 'decay_strat'/);
-    assert.throws(() => parseLrSchedule({ kind: 'constant', decay_start: 5 }), /unknown key 'decay_start'/);
-    assert.throws(() => parseLrSchedule({ kind: 'cosine' }), /missing required key 'total_steps'/);
-    assert.throws(() => parseLrSchedule({ warmup_steps: 1.5 }), /'warmup_steps' must be an integer/);
-    assert.throws(() => parseLrSchedule({ peak_lr: -1 }), /'peak_lr'/);
-    assert.throws(() => parseLrSchedule({ decay_start: 0 }), /'decay_start'/);
-    assert.throws(
-      () => parseLrSchedule({ kind: 'cosine', total_steps: 5, warmup_steps: 10 }),
-      /'total_steps'/,
-    );
   });
 });
