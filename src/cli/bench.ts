@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { kernels, loadNative, parsePrecision } from '../backend/index.js';
 import type { IsaKey } from '../backend/native.js';
+import { benchDecode, type DecodeDtype, formatDecodeBench } from '../bench/decode.js';
 import { benchGemm, benchPeak, parseTrans } from '../bench/gemm.js';
 import { benchLayers, formatLayerBench } from '../bench/layers.js';
 import { percent } from '../bench/stats.js';
@@ -24,6 +25,7 @@ import {
 import { parseParallelMode, shareCores } from '../dist/run.js';
 import { benchMoe, formatMoeBench } from '../model/moe-bench.js';
 import { resolveConfig } from '../model/presets.js';
+import { loadModelCheckpointStored } from '../train/checkpoints.js';
 import { renderSvg } from '../train/plot.js';
 import { atomicWriteFileSync } from '../util/atomic.js';
 import { intOption, numberOption } from './args.js';
@@ -182,6 +184,85 @@ options:
   --seed S            parameter and data seed (default 1)
   --json              print one JSON object
   -h, --help          this help`;
+
+const DECODE_HELP = `usage: glam bench decode (--config NAME|FILE | --model DIR) [--batch B] [--prompt-len P] [--new N]
+                         [--threads T] [--dtype f32|bf16] [--rounds R] [--json]
+
+Decode throughput of the inference engine (KV cache, continuous batching, expert-grouped MoE steps) against
+the memory-bandwidth bound: B greedy sequences of P random prompt tokens each generate N tokens; only the
+decode steps are timed. Reports aggregate tokens/s (median [min-max] over R rounds), the bytes of weights
+each generated token reads (non-expert weights once per step, plus each step's routed experts once each,
+over B), the memory read bandwidth measured in the same run, and the fraction of the bound (bandwidth /
+bytes per token). With --config the weights are random (built in memory: glam-0.1b-64e is 8.3 GB in f32);
+the command refuses a model that does not fit in the free memory.
+
+options:
+  --config NAME    a preset or config file (random weights)
+  --model DIR      a checkpoint or run directory instead
+  --batch B        sequences decoding together (default 1)
+  --prompt-len P   prompt tokens per sequence (default 32)
+  --new N          tokens to generate per sequence (default 32)
+  --threads T      kernel threads (default: GLAM_THREADS or all cores)
+  --dtype D        f32 (default) or bf16 (matrices stored in bf16: half the bytes)
+  --rounds R       timed rounds (default 5)
+  --json           print one JSON object
+  -h, --help       this help`;
+
+async function runDecode(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string' },
+      model: { type: 'string' },
+      batch: { type: 'string', default: '1' },
+      'prompt-len': { type: 'string', default: '32' },
+      new: { type: 'string', default: '32' },
+      threads: { type: 'string' },
+      dtype: { type: 'string', default: 'f32' },
+      rounds: { type: 'string', default: '5' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(DECODE_HELP);
+    return;
+  }
+  if ((values.config === undefined) === (values.model === undefined)) {
+    throw new Error('bench decode: give exactly one of --config NAME and --model DIR (see --help)');
+  }
+  if (values.dtype !== 'f32' && values.dtype !== 'bf16') {
+    throw new Error(`bench decode: --dtype must be f32 or bf16, got '${values.dtype}'`);
+  }
+  const batch = intOption('batch', values.batch, 1, 4096);
+  const promptLen = intOption('prompt-len', values['prompt-len'], 1);
+  const newTokens = intOption('new', values.new, 2);
+  const rounds = intOption('rounds', values.rounds, 1, 1000);
+  if (values.threads !== undefined) kernels().setThreads(intOption('threads', values.threads, 1, 1024));
+  let label: string;
+  let run: Parameters<typeof benchDecode>[0];
+  const log = values.json ? undefined : (line: string) => console.error(line);
+  const common = {
+    dtype: values.dtype as DecodeDtype,
+    batch,
+    promptLen,
+    newTokens,
+    rounds,
+    ...(log ? { log } : {}),
+  };
+  if (values.model !== undefined) {
+    const ck = loadModelCheckpointStored(values.model);
+    label = ck.dir;
+    run = { config: ck.config, weights: ck.weights, ...common };
+  } else {
+    label = values.config!;
+    run = { config: resolveConfig(values.config!), ...common };
+  }
+  const r = benchDecode(run);
+  console.log(values.json ? JSON.stringify({ model: label, ...r }) : formatDecodeBench(r, label));
+}
 
 async function runTrain(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -510,6 +591,7 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
   peak: { doc: 'FMA throughput of the machine per code path and thread count', run: runPeak },
   moe: { doc: 'MoE layer vs dense layer of equal activated FLOPs (forward+backward)', run: runMoe },
   train: { doc: 'training tokens/s, phase times and MFU on synthetic batches', run: runTrain },
+  decode: { doc: 'decode tokens/s against the memory-bandwidth bound (KV-cache engine)', run: runDecode },
   comm: { doc: 'allreduce/alltoallv time and bandwidth between MPI ranks, alpha-beta fit', run: runComm },
   parallel: {
     doc: 'data/expert-parallel steps under mpirun: step time, all-reduce hidden behind backward',

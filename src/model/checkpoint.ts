@@ -42,7 +42,7 @@ export type WeightsDtype = 'f32' | 'bf16';
 export const WEIGHTS_DTYPES: readonly WeightsDtype[] = ['f32', 'bf16'];
 
 /** The parameters a bf16 checkpoint stores in bf16. */
-const BF16_KINDS: ReadonlySet<string> = new Set(['embedding', 'projection', 'expert']);
+export const BF16_KINDS: ReadonlySet<string> = new Set(['embedding', 'projection', 'expert']);
 
 export interface SaveExtras {
   /** tokenizer.json contents: JSON text or a JSON-serialisable object. */

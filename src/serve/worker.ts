@@ -11,7 +11,7 @@ import {
   InferenceEngine,
   InvalidRequestError,
 } from '../infer/engine.js';
-import { loadModelCheckpoint } from '../train/checkpoints.js';
+import { loadModelCheckpointStored } from '../train/checkpoints.js';
 import type { FromWorker, ToWorker, WorkerOptions } from './messages.js';
 
 /** Seconds between stats messages while the engine is busy. */
@@ -24,7 +24,8 @@ function main(): void {
   const opts = workerData as WorkerOptions;
   let engine: InferenceEngine;
   try {
-    const ck = loadModelCheckpoint(opts.modelDir);
+    // As stored: a bf16 checkpoint's matrices stay bf16, so decoding reads half the bytes.
+    const ck = loadModelCheckpointStored(opts.modelDir);
     if (ck.tokenizerPath === undefined)
       throw new Error(`${opts.modelDir}: the checkpoint has no tokenizer.json`);
     const tokenizer = Tokenizer.load(ck.tokenizerPath);
@@ -41,7 +42,7 @@ function main(): void {
         vocabSize: ck.config.vocab_size,
         moeLayers: engine.model.moeLayers,
         experts: ck.config.n_experts,
-        parameters: ck.weights.layout.paramCount,
+        parameters: [...ck.weights.values()].reduce((a, t) => a + t.data.length, 0),
         kvCacheBytes: engine.pool.usage().bytesTotal,
       },
     });
