@@ -282,7 +282,7 @@ GemmKernel avx2GemmKernel() {
 }
 
 Bf16Kernel avx2Bf16Widening() {
-  return Bf16Kernel{"widening", MR, NR, NR, 0, blocking::kKC, 1, 4, packABf16, packBBf16, packBFloatBf16, microBf16, nullptr};
+  return Bf16Kernel{"widening", MR, NR, NR, 0, NR, blocking::kKC, 1, 4, packABf16, packBBf16, packBFloatBf16, microBf16, nullptr};
 }
 
 }  // namespace glam

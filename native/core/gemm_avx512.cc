@@ -318,6 +318,6 @@ GemmKernel avx512GemmKernel() {
   return GemmKernel{MR, NR, 16 * kWideNV, kWideRows, kKC, kMC, true, true, packA, packB, micro};
 }
 
-Bf16Kernel avx512Bf16Widening() { return Bf16Kernel{"widening", MR, NR, NR, 0, kKC, 1, 4, packABf16, packBBf16, packBFloatBf16, microBf16, nullptr}; }
+Bf16Kernel avx512Bf16Widening() { return Bf16Kernel{"widening", MR, NR, NR, 0, NR, kKC, 1, 4, packABf16, packBBf16, packBFloatBf16, microBf16, nullptr}; }
 
 }  // namespace glam

@@ -23,10 +23,11 @@ namespace {
 constexpr int MR = 6;
 constexpr int NV = 4;
 constexpr int NR = 16 * NV;
-// Tiles of one or two rows reading B in place are twice as wide: 256 contiguous bytes of each weight row
-// per page touched (what a memory-bound decode product needs).
+// Tiles of one or two rows reading B in place are wider, 256 and 128 columns: 512 and 256 contiguous
+// bytes of each weight row per page touched (what a memory-bound decode product needs).
 constexpr int kWideRows = 2;
-constexpr int kWideNV = 8;
+constexpr int kWideNV = 16;
+constexpr int wideVectors(int rows) { return rows == 1 ? 16 : rows <= kWideRows ? 8 : NV; }
 constexpr int64_t kKC = 512;  // the same k cuts as the float32 AVX-512 kernel (even: pairs never straddle)
 
 inline __mmask16 laneMask(int cols) {
@@ -75,7 +76,7 @@ void tile(int64_t kc, const void* aPacked, const void* bSrc, int64_t ldb, float*
   const __m512i lo = _mm512_load_si512(kInterleaveLo);
   const __m512i hi = _mm512_load_si512(kInterleaveHi);
   __mmask32 words[(V + 1) / 2];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int h = 0; h < (V + 1) / 2; h++) words[h] = wordMask(cols - 32 * h);
   const uint16_t* next = side != nullptr ? side->next : nullptr;
   const int64_t nextRows = side != nullptr ? (side->nextRows < 2 * pairs ? side->nextRows : 2 * pairs) : 0;
@@ -83,29 +84,44 @@ void tile(int64_t kc, const void* aPacked, const void* bSrc, int64_t ldb, float*
   int64_t due = 0;
   // One pair step: B's pair q (in registers), the side fetch, the R x V dot products.
   auto step = [&](int64_t q, bool second) __attribute__((always_inline)) {
-    __m512bh bv[V];
+    __m512bh av[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) av[r] = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[q * MR + r]));
     if (InPlace) {
-#pragma GCC unroll 4
+      // 32 columns at a time: two row segments interleaved into two vectors of pairs, used at once (so a
+      // 256-column tile needs no more than its accumulators and a few registers).
+#pragma GCC unroll 8
       for (int h = 0; h < (V + 1) / 2; h++) {
         const __m512i x0 = _mm512_maskz_loadu_epi16(words[h], row + 32 * h);
         const __m512i x1 = second ? _mm512_maskz_loadu_epi16(words[h], row + ldb + 32 * h) : _mm512_setzero_si512();
-        bv[2 * h] = (__m512bh)_mm512_permutex2var_epi16(x0, lo, x1);
-        if (2 * h + 1 < V) bv[2 * h + 1] = (__m512bh)_mm512_permutex2var_epi16(x0, hi, x1);
+        const __m512bh b0 = (__m512bh)_mm512_permutex2var_epi16(x0, lo, x1);
+        const __m512bh b1 = (__m512bh)_mm512_permutex2var_epi16(x0, hi, x1);
+        if (copyB != nullptr) {
+          _mm512_store_si512(copyB + q * NR + 32 * h, (__m512i)b0);
+          if (2 * h + 1 < V) _mm512_store_si512(copyB + q * NR + 32 * h + 16, (__m512i)b1);
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+          acc[r][2 * h] = _mm512_dpbf16_ps(acc[r][2 * h], av[r], b0);
+          if (2 * h + 1 < V) acc[r][2 * h + 1] = _mm512_dpbf16_ps(acc[r][2 * h + 1], av[r], b1);
+        }
       }
       // Rows 4 pairs ahead towards L1 (the side fetch of the previous block brought them towards L2).
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int h = 0; h < (V + 1) / 2; h++) {
         _mm_prefetch(reinterpret_cast<const char*>(row + 8 * ldb + 32 * h), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(row + 9 * ldb + 32 * h), _MM_HINT_T0);
       }
-      if (copyB != nullptr) {
-#pragma GCC unroll 4
-        for (int v = 0; v < V; v++) _mm512_store_si512(copyB + q * NR + 16 * v, (__m512i)bv[v]);
-      }
       row += 2 * ldb;
     } else {
+      __m512bh bv[V];
 #pragma GCC unroll 4
       for (int v = 0; v < V; v++) bv[v] = (__m512bh)_mm512_load_si512(b + q * NR + 16 * v);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++) {
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av[r], bv[v]);
+      }
     }
     _mm_prefetch(reinterpret_cast<const char*>(a + q * MR + 16 * MR), _MM_HINT_T0);
     if (nextRows > 0) {
@@ -113,16 +129,10 @@ void tile(int64_t kc, const void* aPacked, const void* bSrc, int64_t ldb, float*
       while (due >= pairs) {  // up to two source rows per pair step
         due -= pairs;
         // A row of the next source: 16·V bf16 columns, V/2 cache lines (rounded up).
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int l = 0; l < (V + 1) / 2; l++) _mm_prefetch(reinterpret_cast<const char*>(next + 32 * l), _MM_HINT_T1);
         next += nextLd;
       }
-    }
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++) {
-      const __m512bh av = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[q * MR + r]));
-#pragma GCC unroll 8
-      for (int v = 0; v < V; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);
     }
   };
   const int64_t full = kc / 2;
@@ -147,15 +157,18 @@ void tile(int64_t kc, const void* aPacked, const void* bSrc, int64_t ldb, float*
 using TileFn = void (*)(int64_t, const void*, const void*, int64_t, float*, int64_t, float, float, int,
                         const Bf16Side*, uint32_t*);
 
-// Instances per row count: V = 1..4, and up to kWideNV for the wide in-place tiles of at most kWideRows
-// rows (other rows map the wide slots to V = 4: the driver never asks them for more than NR columns).
+// Instances per row count: V = 1..4 for packed B, and in place up to wideVectors(R) (16 for one row, 8 for
+// two); slots past a row count's widest tile repeat it (the driver never asks for more columns).
 template <int R, bool InPlace>
 struct TileRow {
-  static constexpr bool kWide = InPlace && R <= kWideRows;
-  static constexpr TileFn fns[kWideNV] = {
-      tile<R, 1, InPlace>,          tile<R, 2, InPlace>,          tile<R, 3, InPlace>,
-      tile<R, 4, InPlace>,          tile<R, kWide ? 5 : 4, InPlace>, tile<R, kWide ? 6 : 4, InPlace>,
-      tile<R, kWide ? 7 : 4, InPlace>, tile<R, kWide ? 8 : 4, InPlace>};
+  static constexpr int kMax = InPlace ? wideVectors(R) : NV;
+  template <int V>
+  static constexpr TileFn at() {
+    return tile<R, (V < kMax ? V : kMax), InPlace>;
+  }
+  static constexpr TileFn fns[kWideNV] = {at<1>(),  at<2>(),  at<3>(),  at<4>(),  at<5>(),  at<6>(),
+                                          at<7>(),  at<8>(),  at<9>(),  at<10>(), at<11>(), at<12>(),
+                                          at<13>(), at<14>(), at<15>(), at<16>()};
 };
 template <int R, bool InPlace>
 constexpr TileFn TileRow<R, InPlace>::fns[kWideNV];
@@ -366,7 +379,7 @@ void packB(int64_t kc, int64_t nc, const uint16_t* b, int64_t rs, int64_t cs, vo
 }  // namespace
 
 Bf16Kernel avx512Bf16Dot() {
-  return Bf16Kernel{"vdpbf16ps", MR,    NR,         16 * kWideNV, kWideRows, kKC, 2, 2,
+  return Bf16Kernel{"vdpbf16ps", MR,    NR,         16 * wideVectors(kWideRows), kWideRows, 16 * wideVectors(1), kKC, 2, 2,
                     packA,       packB, packBFloat, micro,        microInPlace};
 }
 

@@ -48,7 +48,8 @@ bool readsInPlace(const Bf16Kernel& kern, const float* bf, int64_t csB) {
 
 // Columns per tile: wide when few rows read B in place.
 int64_t tileWidth(const Bf16Kernel& kern, int64_t m, bool inPlace) {
-  return inPlace && m <= kern.wideRows ? kern.nrWide : kern.nr;
+  if (!inPlace || m > kern.wideRows) return kern.nr;
+  return m == 1 ? kern.nrOneRow : kern.nrWide;
 }
 
 // Columns [j0, j1) (tiles of tileWidth columns from j0) of C[m x n] = alpha·A·B + beta·C, A packed by
@@ -193,7 +194,7 @@ void sgemmGroupedBf16(const GroupedCall& g) {
 void gemmGroupedBf16(const Bf16GroupedCall& g) {
   if (g.n == 0 || g.groups == 0) return;
   const Bf16Kernel& kern = currentBf16();
-  const int64_t tiles = ceilDiv(g.n, kern.nrWide);  // runs are whole wide tiles (wide tiles are whole tiles)
+  const int64_t tiles = ceilDiv(g.n, kern.nrOneRow);  // runs of the widest tiles (the others divide them)
   double flops = 0;
   for (int64_t e = 0; e < g.groups; e++) {
     flops += 2.0 * static_cast<double>(g.offsets[e + 1] - g.offsets[e]) * static_cast<double>(g.n * g.d);
@@ -207,7 +208,7 @@ void gemmGroupedBf16(const Bf16GroupedCall& g) {
     const int64_t row0 = g.offsets[e], rows = g.offsets[e + 1] - row0;
     if (rows == 0) return;
     float* c = g.c + e * g.strideC + row0 * g.ldc;
-    const int64_t j0 = r * run * kern.nrWide, j1 = minI(g.n, (r + 1) * run * kern.nrWide);
+    const int64_t j0 = r * run * kern.nrOneRow, j1 = minI(g.n, (r + 1) * run * kern.nrOneRow);
     if (g.d == 0 || g.alpha == 0.0f) {
       scaleRows(c + j0, rows, j1 - j0, g.ldc, g.beta);
       return;

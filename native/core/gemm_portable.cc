@@ -61,7 +61,7 @@ GemmKernel portableGemmKernel() {
 }
 
 Bf16Kernel portableBf16Widening() {
-  return Bf16Kernel{"widening", MR, NR, NR, 0, blocking::kKC, 1, 4, packABf16, packBBf16, packBFloatBf16, microBf16, nullptr};
+  return Bf16Kernel{"widening", MR, NR, NR, 0, NR, blocking::kKC, 1, 4, packABf16, packBBf16, packBFloatBf16, microBf16, nullptr};
 }
 
 }  // namespace glam

@@ -93,6 +93,7 @@ struct Bf16Kernel {
   int nr;
   int nrWide;       // columns of an in-place tile of at most wideRows rows (microInPlace), >= nr
   int wideRows;
+  int nrOneRow;     // columns of an in-place tile of one row, a multiple of nrWide
   int64_t kc;       // k cuts (even)
   int kStep;        // packed k granularity: 2 (pairs) or 1; a block of kc steps takes ceil(kc/kStep)·kStep
   int elemBytes;    // bytes per packed element (per row or column and k step)
@@ -106,7 +107,8 @@ struct Bf16Kernel {
   void (*micro)(int64_t kc, const void* a, const void* b, float* c, int64_t ldc, float alpha, float beta, int rows,
                 int cols, const Bf16Side* side);
   // The same with B a row-major bf16 matrix read in place (rows ldb apart, the first `cols` columns), or
-  // null when the kernel cannot. With copyB the block read is also stored there as a packed B panel.
+  // null when the kernel cannot (cols <= nrOneRow for one row, <= nrWide for at most wideRows rows, else
+  // <= nr). With copyB (only for cols <= nr) the block read is also stored there as a packed B panel.
   void (*microInPlace)(int64_t kc, const void* a, const uint16_t* b, int64_t ldb, float* c, int64_t ldc, float alpha,
                        float beta, int rows, int cols, const Bf16Side* side, void* copyB);
 };

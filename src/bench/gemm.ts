@@ -4,7 +4,7 @@
  * resolution never dominates. Results are medians over samples with their spread.
  */
 import { totalmem } from 'node:os';
-import { alignedFloat32, type Kernels, mat, transpose } from '../backend/index.js';
+import { alignedFloat32, bmat, type Kernels, mat, toBf16, transpose } from '../backend/index.js';
 import type { IsaKey, NativeKernels } from '../backend/native.js';
 import { type Summary, summarize, timeSeconds } from './stats.js';
 
@@ -22,10 +22,15 @@ export interface GemmBenchOptions {
   repeat?: number;
   /** Untimed seconds first, so clocks ramp up and caches and scratch buffers are warm (default 0.2). */
   warmupSeconds?: number;
+  /** B (the weights) in float32 (sgemm, default) or bf16 (gemmBf16: bf16 operands, float32 sums). */
+  dtype?: 'f32' | 'bf16';
 }
 
 export interface GemmBenchResult {
-  op: 'sgemm';
+  op: 'sgemm' | 'gemmBf16';
+  dtype: 'f32' | 'bf16';
+  /** Bytes of B (the weights) read per second at the median: what bounds few-row (decode) products. */
+  b_gbytes_per_s: number;
   m: number;
   n: number;
   k: number;
@@ -93,7 +98,10 @@ export function benchGemm(kern: Kernels, opts: GemmBenchOptions): GemmBenchResul
   const av = ta ? transpose(mat(a, k, m)) : mat(a, m, k);
   const bv = tb ? transpose(mat(b, n, k)) : mat(b, k, n);
   const cv = mat(c, m, n);
-  const call = () => kern.sgemm(1, av, bv, 0, cv);
+  const dtype = opts.dtype ?? 'f32';
+  const b16 = dtype === 'bf16' ? toBf16(b) : new Uint16Array(0);
+  const wv = tb ? transpose(bmat(b16, n, k)) : bmat(b16, k, n);
+  const call = dtype === 'bf16' ? () => kern.gemmBf16(1, av, wv, 0, cv) : () => kern.sgemm(1, av, bv, 0, cv);
 
   const warmup = opts.warmupSeconds ?? 0.2;
   let once = timeSeconds(call);
@@ -113,7 +121,9 @@ export function benchGemm(kern: Kernels, opts: GemmBenchOptions): GemmBenchResul
   const flops = 2 * m * n * k;
   const t: Summary = summarize(seconds);
   return {
-    op: 'sgemm',
+    op: dtype === 'bf16' ? 'gemmBf16' : 'sgemm',
+    dtype,
+    b_gbytes_per_s: (k * n * (dtype === 'bf16' ? 2 : 4)) / t.median / 1e9,
     m,
     n,
     k,

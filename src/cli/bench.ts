@@ -35,7 +35,8 @@ interface Subcommand {
   run(args: string[]): Promise<void>;
 }
 
-const GEMM_HELP = `usage: glam bench gemm --m M --n N --k K [--threads T] [--trans NN|NT|TN|TT] [--repeat R] [--json]
+const GEMM_HELP = `usage: glam bench gemm --m M --n N --k K [--threads T] [--trans NN|NT|TN|TT] [--dtype f32|bf16]
+                       [--repeat R] [--json]
 
 Times C = op(A)·op(B) (float32, row-major, tight leading dimensions) with the active kernels and prints
 the median GFLOP/s over R samples with its spread.
@@ -44,6 +45,8 @@ options:
   --m, --n, --k M  matrix sizes: op(A) is [m,k], op(B) is [k,n]
   --threads T      kernel threads (default: GLAM_THREADS or all cores)
   --trans XY       transposes of A and B (default NN)
+  --dtype D        B (the weights) in f32 (sgemm, default) or bf16 (gemmBf16: bf16 operands, float32 sums);
+                   also reports the bytes of B read per second (what bounds decode-sized products)
   --repeat R       timed samples (default 15)
   --json           print one JSON object (gflops, ms_median, threads, spread, ...)
   -h, --help       this help`;
@@ -65,6 +68,10 @@ options:
   --json        print one JSON object
   -h, --help    this help`;
 
+function badDtype(v: string): never {
+  throw new Error(`--dtype must be f32 or bf16, got '${v}'`);
+}
+
 async function runGemm(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
@@ -74,6 +81,7 @@ async function runGemm(args: string[]): Promise<void> {
       k: { type: 'string' },
       threads: { type: 'string' },
       trans: { type: 'string', default: 'NN' },
+      dtype: { type: 'string', default: 'f32' },
       repeat: { type: 'string', default: '15' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -97,15 +105,17 @@ async function runGemm(args: string[]): Promise<void> {
     trans: parseTrans(values.trans),
     threads: values.threads !== undefined ? intOption('threads', values.threads, 1, 1024) : undefined,
     repeat: intOption('repeat', values.repeat, 1),
+    dtype: values.dtype === 'bf16' || values.dtype === 'f32' ? values.dtype : badDtype(values.dtype),
   });
   if (values.json) {
     console.log(JSON.stringify(r));
     return;
   }
   console.log(
-    `sgemm ${r.trans} m=${r.m} n=${r.n} k=${r.k} on ${r.backend}\n` +
+    `${r.op} ${r.trans} m=${r.m} n=${r.n} k=${r.k} on ${r.backend}\n` +
       `  ${r.gflops.toFixed(1)} GFLOP/s median (min ${r.gflops_min.toFixed(1)}, max ${r.gflops_max.toFixed(1)}), ` +
-      `${r.ms_median.toFixed(3)} ms per call, spread ${percent(r.spread_iqr)} (IQR/median) over ${r.repeat} samples`,
+      `${r.ms_median.toFixed(3)} ms per call, B read at ${r.b_gbytes_per_s.toFixed(1)} GB/s, ` +
+      `spread ${percent(r.spread_iqr)} (IQR/median) over ${r.repeat} samples`,
   );
 }
 

@@ -29,6 +29,20 @@ describe('bench helpers', () => {
     assert.equal(r.threads, 1);
     assert.ok(r.ms_min <= r.ms_median && r.ms_median <= r.ms_max);
     assert.ok(Math.abs(r.gflops - (2 * 8 * 9 * 10) / (r.ms_median * 1e6)) < 1e-9 * r.gflops);
+    const h = benchGemm(referenceKernels, {
+      m: 3,
+      n: 5,
+      k: 7,
+      trans: 'TT',
+      dtype: 'bf16',
+      repeat: 3,
+      warmupSeconds: 0,
+    });
+    assert.equal(h.op, 'gemmBf16');
+    assert.equal(h.dtype, 'bf16');
+    // B is k x n bf16: 2 bytes per element read per call.
+    assert.ok(Math.abs(h.b_gbytes_per_s - (7 * 5 * 2) / (h.ms_median * 1e6)) < 1e-9 * h.b_gbytes_per_s);
+    assert.ok(Math.abs(r.b_gbytes_per_s - (10 * 9 * 4) / (r.ms_median * 1e6)) < 1e-9 * r.b_gbytes_per_s);
     assert.throws(() => benchGemm(referenceKernels, { m: 0, n: 1, k: 1 }), /m must be a positive integer/);
     assert.throws(() => parseTrans('XN'), /--trans must be one of NN, NT, TN, TT/);
   });
