@@ -35,7 +35,9 @@ interval; NLG, NLU and overall averages follow.
 options:
   --model DIR          checkpoint directory, or a run directory (its latest checkpoint)
   --server URL         evaluate the model behind an OpenAI-compatible completions server
-                       (echo + logprobs), e.g. glam serve; with --model too, the checkpoint's
+                       (echo + logprobs), e.g. glam serve: prompts go as token ids when it serves
+                       its tokenizer (/tokenizer_info, /tokenize), else as text; OPENAI_API_KEY,
+                       when set, is sent as the bearer key. With --model too, the checkpoint's
                        tokenizer and context length fit the demonstrations
   --server-model NAME  model name sent to the server (default: the first of /v1/models)
   --context-tokens N   the server model's context length (default: from /v1/models, else 2048)
@@ -210,7 +212,11 @@ export async function run(args: string[]): Promise<void> {
   let countTokens: (text: string) => number;
   let modelName: string;
   if (v.server !== undefined) {
-    const server = await ServerScorer.connect(v.server, { model: v['server-model'] });
+    const apiKey = process.env.OPENAI_API_KEY;
+    const server = await ServerScorer.connect(v.server, {
+      model: v['server-model'],
+      ...(apiKey ? { apiKey } : {}),
+    });
     scorer = server;
     modelName = server.modelId;
     contextTokens =

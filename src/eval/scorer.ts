@@ -76,13 +76,26 @@ export function encodePair(
   context: string,
   continuation: string,
 ): { context: number[]; continuation: number[] } {
+  const texts = splitPair(context, continuation);
+  const ctx = codec.encode(texts.context);
+  const whole = codec.encode(texts.context + texts.continuation);
+  return { context: ctx, continuation: idsAfter(ctx, whole) ?? codec.encode(texts.continuation) };
+}
+
+/** The texts of a pair as encodePair splits them: trailing whitespace of the context moves to the continuation. */
+export function splitPair(context: string, continuation: string): { context: string; continuation: string } {
   const trail = /\s+$/.exec(context)?.[0] ?? '';
-  const ctxText = context.slice(0, context.length - trail.length);
-  const contText = trail + continuation;
-  const ctx = codec.encode(ctxText);
-  const whole = codec.encode(ctxText + contText);
-  const prefix = ctx.length <= whole.length && ctx.every((id, i) => whole[i] === id);
-  return { context: ctx, continuation: prefix ? whole.slice(ctx.length) : codec.encode(contText) };
+  return { context: context.slice(0, context.length - trail.length), continuation: trail + continuation };
+}
+
+/**
+ * The ids the whole text adds after the context's ids; undefined where the context's ids are not
+ * a prefix of the whole's (the tokenizer merged across the boundary: encodePair then encodes the
+ * continuation alone; lm-evaluation-harness would keep whole[len(context):], which can be empty).
+ */
+export function idsAfter(context: readonly number[], whole: readonly number[]): number[] | undefined {
+  const prefix = context.length <= whole.length && context.every((id, i) => whole[i] === id);
+  return prefix ? whole.slice(context.length) : undefined;
 }
 
 /** The shortest text that contains a stop string cut before it; undefined when none occurs. */
