@@ -141,11 +141,14 @@ export function startGlam(args: string[]): { pid: number; exited: Promise<number
   return { pid: child.pid!, exited };
 }
 
-/** Pids of this host's processes whose command line contains every one of `parts`. */
-export function processesWith(parts: string[]): number[] {
+/** This host's processes (pid and command line) whose command line contains every one of `parts`. */
+export function processesWith(parts: string[]): { pid: number; args: string }[] {
   const r = spawnSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
   return r.stdout
     .split('\n')
     .filter((line) => parts.every((p) => line.includes(p)))
-    .map((line) => Number(line.trim().split(/\s+/)[0]));
+    .map((line) => {
+      const m = /^\s*(\d+)\s+(.*)$/.exec(line)!;
+      return { pid: Number(m[1]), args: m[2]! };
+    });
 }

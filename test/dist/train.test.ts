@@ -1,6 +1,6 @@
 /**
  * Data- and expert-parallel training under mpirun reproduce one-process training of the same global
- * batch (relative 1e-5 per step over 20 steps), and a 4-rank run survives kill -9 of a rank.
+ * batch (relative 1e-5 per step over 20 steps), and a 4-rank run resumes after kill -9 of a rank exactly as if never stopped.
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -89,43 +89,51 @@ describe('parallel training under mpirun', () => {
     }
   });
 
-  it('4 ranks on 2 cores (expert parallel) resume after kill -9 of a rank and match one process', {
+  it('4 ranks on 2 cores (expert parallel) resume after kill -9 of a rank, as if never stopped', {
     skip: skip ?? false,
     timeout: 240_000,
   }, async () => {
     const config = moeConfig(root, 'ep4', { num_groups: 4, capacity_factor: 0 });
     const one = path.join(root, 'ep4-1');
+    const whole = path.join(root, 'ep4-whole');
     const four = path.join(root, 'ep4-4');
-    // Rounding differences between 1 and 4 ranks grow with the steps (tiny batches, high learning
-    // rate): 20 steps are compared, the run goes on to 40.
     const steps = ['--max-steps', '40', '--checkpoint-every', '4'];
-    await glam(trainArgs(config, data, one));
-    const run = startGlam(trainArgs(config, data, four, [...steps, '--ranks', '4', '--parallel', 'expert']));
-    // Once a few checkpoints exist, kill -9 one rank (not rank 0's launcher: a rank process itself).
+    const fourRanks = [...steps, '--ranks', '4', '--parallel', 'expert'];
+    // Rounding differences between 1 and 4 ranks grow chaotically with the steps (tiny batches, high
+    // learning rate: ~1e-5 by step 20 on some instruction sets), so one process is compared over 10
+    // steps; the resumed run is compared with an uninterrupted 4-rank run, which it must equal exactly.
+    await glam(trainArgs(config, data, one, ['--max-steps', '10']));
+    await glam(trainArgs(config, data, whole, fourRanks));
+    const run = startGlam(trainArgs(config, data, four, fourRanks));
+    // Once a few checkpoints exist, kill -9 one rank: a rank process, not mpirun or the launcher.
     const deadline = Date.now() + 120_000;
     while (stepLines(four).length < 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 30));
-    const ranks = processesWith([four, '--parallel', 'expert']).filter((p) => p !== run.pid);
-    assert.ok(ranks.length >= 4, `rank processes found: ${ranks.length}`);
+    const ranks = processesWith([four, '--parallel', 'expert']).filter(
+      (p) => p.pid !== run.pid && !/(^|\/)mpirun\s/.test(p.args),
+    );
+    assert.equal(ranks.length, 4, `rank processes: ${ranks.map((p) => p.args).join('\n')}`);
     const killedAt = stepLines(four).length;
-    process.kill(ranks[ranks.length - 1]!, 'SIGKILL');
+    process.kill(ranks[3]!.pid, 'SIGKILL');
     const code = await run.exited;
     assert.notEqual(code, 0, 'mpirun reports the killed rank');
-    // Killed before step 20: the steps after its last checkpoint, up to 20, come from the resumed run.
-    assert.ok(killedAt < 20, `the run was still early when a rank was killed (step ${killedAt})`);
-    await glam(
-      trainArgs(config, data, four, [...steps, '--ranks', '4', '--parallel', 'expert', '--resume']),
-      180_000,
-    );
+    assert.ok(killedAt < 40, `the run was killed before it ended (step ${killedAt})`);
+    await glam(trainArgs(config, data, four, [...fourRanks, '--resume']), 180_000);
     const a = stepLines(one);
     const b = stepLines(four);
+    const c = stepLines(whole);
     assert.deepEqual(
       b.map((s) => s.step),
       Array.from({ length: 40 }, (_, i) => i + 1),
     );
-    const first20 = b.slice(0, 20);
+    assert.deepEqual(
+      b.map((s) => [s.loss, s.val_loss]),
+      c.map((s) => [s.loss, s.val_loss]),
+      'the resumed run equals the uninterrupted one',
+    );
+    const first10 = b.slice(0, 10);
     assert.ok(
-      maxRelativeDifference(a, first20) <= TOLERANCE,
-      `losses differ by ${maxRelativeDifference(a, first20)}`,
+      maxRelativeDifference(a, first10) <= TOLERANCE,
+      `losses differ by ${maxRelativeDifference(a, first10)}`,
     );
   });
 });
