@@ -1,6 +1,6 @@
 /** Shared pieces of the server tests: a server on the committed tiny checkpoint, raw HTTP, SSE parsing. */
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -22,7 +22,8 @@ export async function startServer(opts: Partial<ServeOptions> = {}): Promise<Gla
 
 /**
  * A checkpoint slow enough to still be generating when a test acts on it (context 512, a few million
- * parameters), with the tiny checkpoint's tokenizer; written once per process into a temp directory.
+ * parameters), with the tiny checkpoint's tokenizer; written once per process into a temp directory
+ * that is removed when the process exits (each test file is a process: ~40 MB would pile up per run).
  */
 let slowDir: string | undefined;
 export function slowCheckpoint(): string {
@@ -37,7 +38,9 @@ export function slowCheckpoint(): string {
     n_experts: 8,
     max_seq_len: 512,
   });
-  const dir = path.join(mkdtempSync(path.join(tmpdir(), 'glam-serve-test-')), 'slow');
+  const parent = mkdtempSync(path.join(tmpdir(), 'glam-serve-test-'));
+  process.on('exit', () => rmSync(parent, { recursive: true, force: true }));
+  const dir = path.join(parent, 'slow');
   saveCheckpoint(dir, cfg, initParams(cfg, 3));
   copyFileSync(path.join(TINY, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
   slowDir = dir;
