@@ -50,6 +50,11 @@ export interface DecodeRound {
   kvBytesPerToken: number;
   /** Mean over MoE layers and steps of the experts a step reads. */
   expertsPerLayer: number;
+  /**
+   * CPU time of this process during the timed steps over wall time × threads: below 1 when the
+   * machine is shared and the kernel threads wait for a core (or the main thread works alone).
+   */
+  cpuShare: number;
 }
 
 export interface DecodeBenchResult {
@@ -73,6 +78,8 @@ export interface DecodeBenchResult {
   boundTokensPerSecond: number;
   /** median tokens/s over the bound. */
   fractionOfBound: number;
+  /** Median of the rounds' CPU shares. */
+  cpuShare: number;
 }
 
 /** Bytes of one stored weight. */
@@ -232,6 +239,7 @@ export function benchDecode(o: DecodeBenchOptions): DecodeBenchResult {
     const moeLayers = engine.model.counters;
     const before = moeLayers.map((c) => Float64Array.from(c.load));
     let t0 = 0;
+    let cpu0 = process.cpuUsage();
     let steps = 0;
     let bytes = 0;
     let kvBytes = 0;
@@ -246,6 +254,7 @@ export function benchDecode(o: DecodeBenchOptions): DecodeBenchResult {
             before[i]!.set(c.load);
           });
           t0 = performance.now();
+          cpu0 = process.cpuUsage();
         }
         continue;
       }
@@ -262,6 +271,7 @@ export function benchDecode(o: DecodeBenchOptions): DecodeBenchResult {
       });
     }
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
     const r: DecodeRound = {
       tokensPerSecond: tokens / seconds,
       seconds,
@@ -269,11 +279,12 @@ export function benchDecode(o: DecodeBenchOptions): DecodeBenchResult {
       weightBytesPerToken: bytes / tokens,
       kvBytesPerToken: kvBytes / tokens,
       expertsPerLayer: moeLayers.length === 0 ? 0 : experts / (steps * moeLayers.length),
+      cpuShare: (cpu.user + cpu.system) / 1e6 / (seconds * threads),
     };
     rounds.push(r);
     log(
       `round ${round + 1}/${o.rounds}: ${r.tokensPerSecond.toFixed(1)} tokens/s (${steps} steps of ${o.batch}, ${(seconds * 1000).toFixed(0)} ms), ` +
-        `${(r.weightBytesPerToken / 2 ** 20).toFixed(1)} MiB of weights per token`,
+        `${(r.weightBytesPerToken / 2 ** 20).toFixed(1)} MiB of weights per token, CPU share ${(100 * r.cpuShare).toFixed(0)}%`,
     );
   }
   const bwAfter = bandwidth(native, threads, mib, secs);
@@ -299,6 +310,7 @@ export function benchDecode(o: DecodeBenchOptions): DecodeBenchResult {
     bandwidthMedianGBs: Math.max(bwBefore.median, bwAfter.median),
     boundTokensPerSecond: bound,
     fractionOfBound: tps.median / bound,
+    cpuShare: summarize(rounds.map((r) => r.cpuShare)).median,
   };
 }
 
@@ -312,5 +324,6 @@ export function formatDecodeBench(r: DecodeBenchResult, label: string): string {
     `  weights read per generated token: ${mib(r.weightBytesPerToken)} (${r.expertsPerLayer.toFixed(1)} experts per MoE layer per step); KV cache read: ${mib(r.kvBytesPerToken)}`,
     `  memory read bandwidth: ${r.bandwidthGBs.toFixed(1)} GB/s (best pass; median ${r.bandwidthMedianGBs.toFixed(1)})`,
     `  bandwidth bound: ${r.boundTokensPerSecond.toFixed(1)} tokens/s; measured ${(100 * r.fractionOfBound).toFixed(1)}% of it`,
+    `  CPU share while timed: ${(100 * r.cpuShare).toFixed(0)}% of ${r.threads} threads (median; below 100% the machine was shared)`,
   ].join('\n');
 }
