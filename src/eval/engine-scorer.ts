@@ -118,16 +118,21 @@ export class EngineScorer implements Scorer {
     return out;
   }
 
+  /** Positions the engine has computed: prompt tokens read plus tokens generated (every beam's). */
+  private positions(): number {
+    const s = this.engine.stats();
+    return s.promptTokens + s.generatedTokens;
+  }
+
   async generate(requests: GenerateRequest[], onProgress?: (done: number) => void): Promise<string[]> {
     const out: string[] = [];
     for (let start = 0; start < requests.length; start += this.chunk) {
       const reqs = requests.slice(start, start + this.chunk);
+      const before = this.positions();
       const results = this.engine.generate(
         reqs.map((r) => {
           const ids = [this.codec.eosId, ...this.codec.encode(r.context.replace(/\s+$/, ''))];
           const prompt = ids.slice(-Math.max(1, this.maxLen - r.maxTokens));
-          this.stats.computed += prompt.length;
-          this.stats.separate += prompt.length;
           return {
             prompt,
             maxTokens: r.maxTokens,
@@ -138,11 +143,11 @@ export class EngineScorer implements Scorer {
           };
         }),
       );
-      for (const res of results) {
-        this.stats.computed += res.completionTokens;
-        this.stats.separate += res.completionTokens;
-        out.push(res.choices[0]?.text ?? '');
-      }
+      // Every beam's tokens count, not only the answer's: the engine's own tally.
+      const fed = this.positions() - before;
+      this.stats.computed += fed;
+      this.stats.separate += fed;
+      for (const res of results) out.push(res.choices[0]?.text ?? '');
       onProgress?.(reqs.length);
       await new Promise((resolve) => setImmediate(resolve));
     }

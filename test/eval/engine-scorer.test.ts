@@ -3,7 +3,7 @@
  * (shared-prefix scoring with forked KV caches changes no number beyond float
  * rounding), the same greedy flags and token counts, also where a candidate
  * overflows the window; fewer positions computed; the same greedy answers, and beam
- * search through the engine.
+ * search through the engine, whose positions count every beam.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -72,4 +72,21 @@ test('generation through the engine: greedy equals the full-recompute search; be
   for (const t of beams) assert.ok(!t.includes('\n'));
   // Both rank finished hypotheses by total log-probability: the same answers.
   assert.deepEqual(beams, beamsFull);
+});
+
+test('generation counts every position the engine computes, the tokens of every beam included', async () => {
+  // Without stop strings the tiny model's answers here run to maxTokens (no end-of-text among the
+  // best), so greedy feeds each prompt then maxTokens tokens, and beam 4 four times as many.
+  const reqs = [
+    { context: 'Question: Who wrote the book?\nAnswer:', stop: [], maxTokens: 6 },
+    { context: 'The ship', stop: [], maxTokens: 5 },
+  ];
+  const prompts = reqs.reduce((n, r) => n + 1 + tokenizer.encode(r.context).length, 0);
+  const answers = reqs.reduce((n, r) => n + r.maxTokens, 0);
+  for (const beam of [1, 4]) {
+    const engine = new EngineScorer(ck.config, weights, tokenizer, 'm');
+    await engine.generate(reqs.map((r) => ({ ...r, beam })));
+    assert.equal(engine.stats.computed, prompts + beam * answers, `beam ${beam}`);
+    assert.equal(engine.stats.separate, engine.stats.computed, `beam ${beam}`);
+  }
 });
