@@ -9,9 +9,10 @@
  * succeeding leaves npx a working entry (bin/glam.js, which repeats the advice) instead of a broken one.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, symlinkSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, unlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inputsHash, isUpToDate, writeStamp } from './build-stamp.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
@@ -23,7 +24,18 @@ if (!existsSync(tsc)) {
   );
   process.exit(0);
 }
-execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit' });
+// Skipped when dist/ holds a compile of the same sources by the same compiler (build-stamp.mjs).
+const stamp = path.join(root, 'dist', '.glam-build.stamp');
+const tscVersion = JSON.parse(readFileSync(path.join(root, 'node_modules', 'typescript', 'package.json'), 'utf8')).version;
+const hash = inputsHash(root, ['tsconfig.json', 'src', 'test', 'bench'], [`typescript=${tscVersion}`], (f) =>
+  f.endsWith('.ts'),
+);
+if (isUpToDate(stamp, hash, [path.join(root, 'dist', 'src', 'cli', 'main.js')])) {
+  console.log('glam-moe: dist/ up to date (GLAM_REBUILD=1 or `npm run build` recompiles it)');
+} else {
+  execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit' });
+  writeStamp(stamp, hash);
+}
 
 // The package's own bin, beside its dependencies' (npm links bins of dependencies only).
 const binDir = path.join(root, 'node_modules', '.bin');
