@@ -17,8 +17,14 @@ const outputs = ['glam_native.node', 'glam_core_test'].map((f) => path.join(root
 const mpi = execFileSync(process.execPath, [path.join(root, 'native', 'mpi', 'flags.cjs'), 'have'], {
   encoding: 'utf8',
 }).trim();
-const env = ['CC', 'CXX', 'CFLAGS', 'CXXFLAGS', 'LDFLAGS', 'GLAM_NO_MPI'].map((k) => `${k}=${process.env[k] ?? ''}`);
-const hash = inputsHash(root, ['binding.gyp', 'native'], [process.version, process.arch, `mpi=${mpi}`, ...env]);
+const env = ['CC', 'CXX', 'CFLAGS', 'CXXFLAGS', 'LDFLAGS', 'GLAM_NO_MPI'].map(
+  (k) => `${k}=${process.env[k] ?? ''}`,
+);
+const hash = inputsHash(
+  root,
+  ['binding.gyp', 'native'],
+  [process.version, process.arch, `mpi=${mpi}`, ...env],
+);
 
 if (isUpToDate(stamp, hash, outputs)) {
   console.log('glam-moe: native addon up to date (GLAM_REBUILD=1 or `npm run build:native` rebuilds it)');

@@ -26,7 +26,9 @@ if (!existsSync(tsc)) {
 }
 // Skipped when dist/ holds a compile of the same sources by the same compiler (build-stamp.mjs).
 const stamp = path.join(root, 'dist', '.glam-build.stamp');
-const tscVersion = JSON.parse(readFileSync(path.join(root, 'node_modules', 'typescript', 'package.json'), 'utf8')).version;
+const tscVersion = JSON.parse(
+  readFileSync(path.join(root, 'node_modules', 'typescript', 'package.json'), 'utf8'),
+).version;
 const hash = inputsHash(root, ['tsconfig.json', 'src', 'test', 'bench'], [`typescript=${tscVersion}`], (f) =>
   f.endsWith('.ts'),
 );
