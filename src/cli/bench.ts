@@ -9,6 +9,7 @@ import type { IsaKey } from '../backend/native.js';
 import { benchDecode, type DecodeDtype, formatDecodeBench } from '../bench/decode.js';
 import { benchGemm, benchPeak, parseTrans } from '../bench/gemm.js';
 import { benchLayers, formatLayerBench } from '../bench/layers.js';
+import { benchMoe, formatMoeBench } from '../bench/moe.js';
 import { percent } from '../bench/stats.js';
 import { benchTrain, formatTrainBench } from '../bench/train.js';
 import { benchComm, COMM_OPS, type CommOp, defaultSizes, formatCommBench } from '../dist/bench.js';
@@ -23,7 +24,6 @@ import {
   ratesFromFile,
 } from '../dist/projection.js';
 import { parseParallelMode, shareCores } from '../dist/run.js';
-import { benchMoe, formatMoeBench } from '../model/moe-bench.js';
 import { resolveConfig } from '../model/presets.js';
 import { loadModelCheckpointStored } from '../train/checkpoints.js';
 import { renderSvg } from '../train/plot.js';

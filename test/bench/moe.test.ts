@@ -1,7 +1,7 @@
 /** The MoE benchmark runs and compares like with like (no timing assertions: timings belong to `glam bench`). */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { benchMoe, formatMoeBench } from '../../src/model/moe-bench.js';
+import { benchMoe, formatMoeBench } from '../../src/bench/moe.js';
 
 test('benchMoe matches the dense layer to the MoE activated FLOPs and reports medians', () => {
   const r = benchMoe({ tokens: 64, dModel: 8, dFfExpert: 12, experts: 8, repeats: 2 });

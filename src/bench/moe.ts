@@ -4,10 +4,11 @@
  * `glam bench moe` prints it; the target is MoE <= 1.25× dense.
  */
 import { kernels } from '../backend/index.js';
+import { GatedFfnLayer } from '../model/layers/ffn.js';
+import { MoeLayer } from '../model/layers/moe.js';
 import { Arena } from '../tensor/arena.js';
 import { Rng } from '../util/rng.js';
-import { GatedFfnLayer } from './layers/ffn.js';
-import { MoeLayer } from './layers/moe.js';
+import { median } from './stats.js';
 
 export interface MoeBenchOptions {
   tokens?: number;
@@ -44,12 +45,6 @@ export interface MoeBenchResult {
   dropped: number;
   maxLoad: number;
   kernels: string;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 function normal(rng: Rng, n: number, std: number): Float32Array {
