@@ -130,6 +130,20 @@ class Check {
     return fail(msg);
   }
 
+  // The group boundaries of a grouped product: groups + 1 offsets, the first >= 0, non-decreasing.
+  bool groupOffsets(const IVec& offsets) {
+    if (!ok()) return false;
+    if (offsets.size < 1) return fail("offsets needs at least 1 element (groups + 1)");
+    if (offsets.data[0] < 0) return fail(fmt("offsets[0]=%d is negative", offsets.data[0]));
+    for (int64_t i = 0; i + 1 < offsets.size; i++) {
+      if (offsets.data[i + 1] < offsets.data[i]) {
+        return fail(fmt("offsets must be non-decreasing: offsets[%lld]=%d > offsets[%lld]=%d", (ll)i, offsets.data[i],
+                        (ll)(i + 1), offsets.data[i + 1]));
+      }
+    }
+    return true;
+  }
+
   // Every index in [0, limit) (or negative, when `negativeOk`: an ignored row); `what` is "index" or
   // "target", `at` names the position ("at 3", "at row 3").
   bool indices(const IVec& idx, int64_t count, int64_t limit, const char* what, const char* at,
@@ -203,16 +217,8 @@ Status batchedOp(const char* name, bool bf16, int64_t batch, double alpha, const
 Status groupedOp(const char* name, bool bf16, const IVec& offsets, double alpha, const Mat& a, const Mat& b,
                  int64_t strideB, double beta, const Mat& c, int64_t strideC) {
   Check ck(name);
-  if (offsets.size < 1) return ck.fail("offsets needs at least 1 element (groups + 1)"), ck.status();
+  if (!ck.groupOffsets(offsets)) return ck.status();
   const int64_t groups = offsets.size - 1;
-  if (offsets.data[0] < 0) return ck.fail(fmt("offsets[0]=%d is negative", offsets.data[0])), ck.status();
-  for (int64_t i = 0; i < groups; i++) {
-    if (offsets.data[i + 1] < offsets.data[i]) {
-      ck.fail(fmt("offsets must be non-decreasing: offsets[%lld]=%d > offsets[%lld]=%d", (ll)i, offsets.data[i],
-                  (ll)(i + 1), offsets.data[i + 1]));
-      return ck.status();
-    }
-  }
   const int64_t T = offsets.data[groups];
   GroupedCall g{};
   if (!a.trans) {
@@ -294,16 +300,8 @@ Status gemmBf16(double alpha, const Mat& a, const BMat& w, double beta, const Ma
 Status gemmGroupedBf16(const IVec& offsets, double alpha, const Mat& a, const BMat& w, int64_t strideW, double beta,
                        const Mat& c, int64_t strideC) {
   Check ck("gemmGroupedBf16");
-  if (offsets.size < 1) return ck.fail("offsets needs at least 1 element (groups + 1)"), ck.status();
+  if (!ck.groupOffsets(offsets)) return ck.status();
   const int64_t groups = offsets.size - 1;
-  if (offsets.data[0] < 0) return ck.fail(fmt("offsets[0]=%d is negative", offsets.data[0])), ck.status();
-  for (int64_t i = 0; i < groups; i++) {
-    if (offsets.data[i + 1] < offsets.data[i]) {
-      ck.fail(fmt("offsets must be non-decreasing: offsets[%lld]=%d > offsets[%lld]=%d", (ll)i, offsets.data[i],
-                  (ll)(i + 1), offsets.data[i + 1]));
-      return ck.status();
-    }
-  }
   const int64_t T = offsets.data[groups];
   if (ck.mat("a", a) && ck.mat("w", w, strideW, groups) && ck.mat("c", c, strideC, groups) &&
       ck.notTransposed("a", a) && ck.notTransposed("c", c) && ck.equal("a.rows", a.rows, "offsets[groups]", T) &&

@@ -209,3 +209,17 @@ export function checkTopk(x: Mat, k: number, idx: Int32Array, val: Float32Array)
   checkHolds(op, 'idx', idx.length, x.rows * k);
   checkHolds(op, 'val', val.length, x.rows * k);
 }
+
+/** The group boundaries of a grouped product: groups + 1 offsets, the first >= 0, non-decreasing. */
+export function checkGroupOffsets(op: string, offsets: Int32Array): void {
+  if (offsets.length < 1) fail(op, 'offsets needs at least 1 element (groups + 1)');
+  if (offsets[0]! < 0) fail(op, `offsets[0]=${offsets[0]} is negative`);
+  for (let i = 0; i + 1 < offsets.length; i++) {
+    if (offsets[i + 1]! < offsets[i]!) {
+      fail(
+        op,
+        `offsets must be non-decreasing: offsets[${i}]=${offsets[i]} > offsets[${i + 1}]=${offsets[i + 1]}`,
+      );
+    }
+  }
+}

@@ -7,6 +7,7 @@ import { bf16Bits, bf16Value, roundToBf16 } from './bf16.js';
 import {
   checkArgKinds,
   checkEqual,
+  checkGroupOffsets,
   checkGroups,
   checkHolds,
   checkIndices,
@@ -156,16 +157,8 @@ function groupedOp(
   c: Mat,
   strideC: number,
 ): void {
-  if (offsets.length < 1) throw new Error(`${op}: offsets needs at least 1 element (groups + 1)`);
+  checkGroupOffsets(op, offsets);
   const groups = offsets.length - 1;
-  if (offsets[0]! < 0) throw new Error(`${op}: offsets[0]=${offsets[0]} is negative`);
-  for (let i = 0; i < groups; i++) {
-    if (offsets[i + 1]! < offsets[i]!) {
-      throw new Error(
-        `${op}: offsets must be non-decreasing: offsets[${i}]=${offsets[i]} > offsets[${i + 1}]=${offsets[i + 1]}`,
-      );
-    }
-  }
   const T = offsets[groups]!;
   checkMat(op, 'a', a);
   checkMat(op, 'b', b, strideB, groups);
@@ -241,16 +234,8 @@ const ops: KernelOps = {
 
   gemmGroupedBf16(offsets, alpha, a, w, strideW, beta, c, strideC) {
     const op = 'gemmGroupedBf16';
-    if (offsets.length < 1) throw new Error(`${op}: offsets needs at least 1 element (groups + 1)`);
+    checkGroupOffsets(op, offsets);
     const groups = offsets.length - 1;
-    if (offsets[0]! < 0) throw new Error(`${op}: offsets[0]=${offsets[0]} is negative`);
-    for (let i = 0; i < groups; i++) {
-      if (offsets[i + 1]! < offsets[i]!) {
-        throw new Error(
-          `${op}: offsets must be non-decreasing: offsets[${i}]=${offsets[i]} > offsets[${i + 1}]=${offsets[i + 1]}`,
-        );
-      }
-    }
     const T = offsets[groups]!;
     checkMat(op, 'a', a);
     checkMat(op, 'w', w, strideW, groups);
