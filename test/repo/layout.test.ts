@@ -12,8 +12,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 
-/** Files of the tree: tracked ones and new ones git does not ignore, relative, with '/' separators. */
-const files = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard'], {
+/** Files git tracks (not a scratch file beside them), relative, with '/' separators. */
+const files = execFileSync('git', ['ls-files', '--cached'], {
   cwd: root,
   encoding: 'utf8',
 })
