@@ -4,7 +4,7 @@
 A long-lived worker (torch takes seconds to import): reads one JSON request per stdin line,
     {"lib": "numpy" | "torch", "m": M, "n": N, "k": K, "threads": T, "repeat": R, "trans": "NN"}
 times R calls of C = op(A) @ op(B) in float32 after a warm-up and answers one JSON line
-    {"lib": ..., "ms": [per-call milliseconds], "threads": T}.
+    {"lib": ..., "ms": [per-call milliseconds], "cpu_ms": [per-call CPU milliseconds of the process], "threads": T}.
 The first line it prints describes the BLAS in use (threadpoolctl's view: library, version,
 kernel architecture), so the report can say which OpenBLAS kernel ran.
 
@@ -129,13 +129,15 @@ def measure(req):
             once = time.perf_counter() - t0
             spent += once
         inner = 1 if once >= 1e-3 else int(1e-3 / max(once, 1e-9)) + 1  # samples of >= 1 ms
-        ms = []
+        ms, cpu_ms = [], []
         for _ in range(repeat):
+            c0 = time.process_time()
             t0 = time.perf_counter()
             for _ in range(inner):
                 call()
             ms.append((time.perf_counter() - t0) * 1e3 / inner)
-    return {"lib": lib, "ms": ms, "threads": threads}
+            cpu_ms.append((time.process_time() - c0) * 1e3 / inner)
+    return {"lib": lib, "ms": ms, "cpu_ms": cpu_ms, "threads": threads}
 
 
 def main():

@@ -41,6 +41,13 @@ export interface GemmBenchResult {
   gflops: number;
   gflops_min: number;
   gflops_max: number;
+  /**
+   * Flops per second of CPU time the process spent (all its threads; median over the samples): on one
+   * thread, the rate while the kernel is on a core, comparable with `glam bench peak`'s per-thread
+   * CPU-time peak when other processes share the machine (the wall clock then counts their turns too).
+   * Null when the samples are too short for the CPU clock.
+   */
+  gflops_cpu: number | null;
   /** Milliseconds per call: median, extremes, and relative spread of the middle half. */
   ms_median: number;
   ms_min: number;
@@ -111,15 +118,20 @@ export function benchGemm(kern: Kernels, opts: GemmBenchOptions): GemmBenchResul
   }
   const callsPerSample = Math.max(1, Math.ceil(1e-3 / Math.max(once, 1e-9)));
   const seconds: number[] = [];
+  const cpuSeconds: number[] = [];
   for (let r = 0; r < repeat; r++) {
+    const cpu0 = process.cpuUsage();
     seconds.push(
       timeSeconds(() => {
         for (let i = 0; i < callsPerSample; i++) call();
       }) / callsPerSample,
     );
+    const cpu = process.cpuUsage(cpu0);
+    cpuSeconds.push((cpu.user + cpu.system) / 1e6 / callsPerSample);
   }
   const flops = 2 * m * n * k;
   const t: Summary = summarize(seconds);
+  const cpuMedian = summarize(cpuSeconds).median;
   return {
     op: dtype === 'bf16' ? 'gemmBf16' : 'sgemm',
     dtype,
@@ -131,6 +143,7 @@ export function benchGemm(kern: Kernels, opts: GemmBenchOptions): GemmBenchResul
     threads: kern.getThreads(),
     backend: kern.describe(),
     gflops: flops / t.median / 1e9,
+    gflops_cpu: cpuMedian > 0 ? flops / cpuMedian / 1e9 : null,
     gflops_min: flops / t.max / 1e9,
     gflops_max: flops / t.min / 1e9,
     ms_median: t.median * 1e3,

@@ -85,6 +85,15 @@ export interface TrainBenchResult {
   mfu: number | null;
   /** Why MFU is null although a peak was measured. */
   mfuRefused?: string;
+  /**
+   * Model FLOP/s per core of CPU time: flops of a step ÷ (the process's CPU seconds in the step ÷ threads),
+   * median over the timed steps. On a shared machine the wall clock also counts other processes' turns on
+   * the cores; this counts only the time the step's threads ran (spin-waits included, so it errs low),
+   * the way the peak is measured. Null when the CPU clock saw nothing.
+   */
+  onCpuGflops: number | null;
+  /** onCpuGflops / peakGflops (null without either, or above 1: then mfuRefused-like, not reported). */
+  onCpuMfu: number | null;
   lossFirst: number;
   lossLast: number;
 }
@@ -181,19 +190,23 @@ function benchSteps(
   const routeRng = new Rng(seed + 2);
 
   const stepMs: number[] = [];
+  const cpuSecondsPerStep: number[] = [];
   const phases: number[][] = [[], [], [], []];
   let lossFirst = Number.NaN;
   let lossLast = Number.NaN;
   for (let i = 0; i < warmup + steps; i++) {
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const r = trainStep(ctx, [batches[i % batches.length]!], { forward: { rng: routeRng } });
     const ms = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
     const parts = r.parts[0]!;
     if (i === 0) lossFirst = parts.total;
     lossLast = parts.total;
     const timed = i >= warmup;
     if (timed) {
       stepMs.push(ms);
+      cpuSecondsPerStep.push((cpu.user + cpu.system) / 1e6);
       phases[0]!.push(r.ms.forward);
       phases[1]!.push(r.ms.backward);
       phases[2]!.push(r.ms.gradCheck);
@@ -205,6 +218,9 @@ function benchSteps(
   const acct = accounting(cfg, seqLen);
   const tokensPerSec = summarize(stepMs.map((ms) => (tokensPerStep * 1000) / ms));
   const achievedGflops = (acct.train_flops_per_token * tokensPerSec.median) / 1e9;
+  const cpuMedian = summarize(cpuSecondsPerStep).median;
+  const onCpuGflops =
+    cpuMedian > 0 ? (acct.train_flops_per_token * tokensPerStep) / (cpuMedian / threads) / 1e9 : null;
   let peak: number | null = null;
   if (opts.peakGflops !== undefined) peak = opts.peakGflops;
   else peak = (opts.measurePeak ?? nativePeakGflops)(threads);
@@ -230,6 +246,9 @@ function benchSteps(
     achievedGflops,
     peakGflops: peak,
     ...mfuOf(achievedGflops, peak),
+    onCpuGflops,
+    onCpuMfu:
+      onCpuGflops !== null && peak !== null && peak > 0 && onCpuGflops <= peak ? onCpuGflops / peak : null,
     lossFirst,
     lossLast,
   };
@@ -263,6 +282,14 @@ export function formatTrainBench(r: TrainBenchResult): string {
     `tokens/s median ${t.median.toFixed(0)} (min ${t.min.toFixed(0)}, max ${t.max.toFixed(0)}, IQR/median ${percent(t.iqrRel)}, range/median ${percent(t.rangeRel)})`,
     `step median ${((r.tokensPerStep * 1000) / t.median).toFixed(1)} ms: forward ${r.forwardMs.toFixed(1)}, backward ${r.backwardMs.toFixed(1)}, grad check ${r.gradCheckMs.toFixed(1)}, Adafactor ${r.optimizerMs.toFixed(1)}`,
     mfu,
+    ...(r.onCpuGflops !== null
+      ? [
+          `on-CPU rate ${r.onCpuGflops.toFixed(1)} GFLOP/s per core of CPU time` +
+            (r.onCpuMfu !== null
+              ? ` (MFU on CPU time ${percent(r.onCpuMfu)}; other processes' turns excluded)`
+              : ''),
+        ]
+      : []),
     `loss ${r.lossFirst.toFixed(3)} → ${r.lossLast.toFixed(3)}`,
   ].join('\n');
 }

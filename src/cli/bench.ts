@@ -115,6 +115,7 @@ async function runGemm(args: string[]): Promise<void> {
     `${r.op} ${r.trans} m=${r.m} n=${r.n} k=${r.k} on ${r.backend}\n` +
       `  ${r.gflops.toFixed(1)} GFLOP/s median (min ${r.gflops_min.toFixed(1)}, max ${r.gflops_max.toFixed(1)}), ` +
       `${r.ms_median.toFixed(3)} ms per call, B read at ${r.b_gbytes_per_s.toFixed(1)} GB/s, ` +
+      (r.gflops_cpu !== null ? `${r.gflops_cpu.toFixed(1)} GFLOP per CPU-second, ` : '') +
       `spread ${percent(r.spread_iqr)} (IQR/median) over ${r.repeat} samples`,
   );
 }

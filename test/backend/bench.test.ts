@@ -43,6 +43,9 @@ describe('bench helpers', () => {
     // B is k x n bf16: 2 bytes per element read per call.
     assert.ok(Math.abs(h.b_gbytes_per_s - (7 * 5 * 2) / (h.ms_median * 1e6)) < 1e-9 * h.b_gbytes_per_s);
     assert.ok(Math.abs(r.b_gbytes_per_s - (10 * 9 * 4) / (r.ms_median * 1e6)) < 1e-9 * r.b_gbytes_per_s);
+    // One thread computes: CPU time per call cannot be far below the wall time (null: too short to tell).
+    const big = benchGemm(referenceKernels, { m: 64, n: 64, k: 64, repeat: 3, warmupSeconds: 0 });
+    if (big.gflops_cpu !== null) assert.ok(big.gflops_cpu > 0 && big.gflops_cpu >= 0.5 * big.gflops);
     assert.throws(() => benchGemm(referenceKernels, { m: 0, n: 1, k: 1 }), /m must be a positive integer/);
     assert.throws(() => parseTrans('XN'), /--trans must be one of NN, NT, TN, TT/);
   });
@@ -77,6 +80,22 @@ describe('peak and MFU', () => {
     const over = mfuOf(150, 115);
     assert.equal(over.mfu, null);
     assert.match(over.mfuRefused!, /achieved 150.0 GFLOP\/s exceeds the measured peak 115.0/);
+  });
+
+  test('bench train reports the rate on CPU time beside the wall-clock rate', async () => {
+    const { benchTrain, formatTrainBench } = await import('../../src/bench/train.js');
+    const r = benchTrain({
+      config: 'tiny',
+      batch: 1,
+      seqLen: 16,
+      steps: 2,
+      warmup: 0,
+      threads: 1,
+      peakGflops: 1e6,
+    });
+    assert.ok(r.onCpuGflops !== null && r.onCpuGflops > 0);
+    assert.ok(Math.abs(r.onCpuMfu! - r.onCpuGflops / 1e6) < 1e-12);
+    assert.match(formatTrainBench(r), /on-CPU rate [0-9.]+ GFLOP\/s per core of CPU time/);
   });
 
   test('the peak never runs more threads than cores (time-sliced threads would each count a core)', {
