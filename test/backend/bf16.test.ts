@@ -99,6 +99,7 @@ describe('native bf16 products vs reference', { skip: nativeMissing }, () => {
       [1, 1, 1],
       [1, 300, 1101],
       [2, 130, 77],
+      [5, 200, 515],
       [7, 70, 1025],
       [64, 65, 513],
       [200, 33, 300],
@@ -155,7 +156,7 @@ describe('native bf16 products vs reference', { skip: nativeMissing }, () => {
         }
         for (const threads of [1, 2]) {
           native!.setThreads(threads);
-          for (const m of [1, 2, 3, 7, 64, 150]) {
+          for (const m of [1, 2, 3, 5, 6, 7, 64, 150]) {
             const c = c0.slice();
             native!.gemmBf16(1.5, mat(af, m, k), bmat(w, k, n), 0.5, mat(c, m, n));
             for (let e = 0; e < m * n; e++) {
