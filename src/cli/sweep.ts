@@ -4,7 +4,7 @@
  * already finished in --out are not trained again, interrupted ones resume.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,7 @@ import {
   type SweepRun,
 } from '../train/sweep.js';
 import { atomicWriteFileSync, atomicWriteJsonSync } from '../util/atomic.js';
+import { readJsonFile } from '../util/files.js';
 import { Rng } from '../util/rng.js';
 import { intOption } from './args.js';
 
@@ -172,7 +173,7 @@ function runSpec(plan: SweepPlan, r: SweepRun, dataDir: string): Record<string, 
 function finishedRun(runDir: string, spec: Record<string, unknown>): boolean {
   const file = path.join(runDir, DONE_FILE);
   if (!existsSync(file)) return false;
-  const saved = JSON.parse(readFileSync(file, 'utf8')) as { spec: unknown };
+  const saved = readJsonFile(file, 1 << 20, 'sweep run record') as { spec: unknown };
   if (JSON.stringify(saved.spec) !== JSON.stringify(spec)) {
     throw new Error(
       `${runDir} was trained with another spec (see ${file}); use another --out, or remove that run directory yourself`,
@@ -273,7 +274,7 @@ function judgedLoss(
   const key = `${path.resolve(dataDir)}:${categories.join('+')}:${path.basename(ck.dir)}`;
   const cache = path.join(runDir, 'judged.json');
   if (existsSync(cache)) {
-    const c = JSON.parse(readFileSync(cache, 'utf8')) as { key: string; loss: number };
+    const c = readJsonFile(cache, 1 << 20, 'judged-loss cache') as { key: string; loss: number };
     if (c.key === key) return c.loss;
   }
   const model = new GlamModel(ck.config);
@@ -327,14 +328,14 @@ function report(plan: SweepPlan, out: string, dataDirs: Map<string, string>): vo
             );
       exRows.push(researchRun(r, ex.id, cfg, plan.seqLen, m, judged));
       curves.push({
-        label: r.label,
+        label,
         curve: m.curve,
         flopsPerToken: accounting(cfg, plan.seqLen).train_flops_per_token,
       });
       if (cfg.n_experts > 0 && m.routing.length > 0 && ex.id === plan.experiments[0]!.id && r.seed === 1) {
         atomicWriteFileSync(
           path.join(out, `routing-${name}.svg`),
-          renderSvg(routingPanels(r.label, m.routing), 3),
+          renderSvg(routingPanels(label, m.routing), 3),
         );
       }
     }
