@@ -271,7 +271,7 @@ def main(argv: list[str]) -> int:
     P = init_params(cfg, gen)
     model = Glam(cfg, P, args.seq)
     params = list(P.values())
-    opt = Adafactor()
+    opt = Adafactor(param_scale=True)  # the default recipe's relative steps, as glam bench train runs
     n_params = sum(p.numel() for p in params)
 
     # A few synthetic batches of uniform random tokens, cycled (targets: the next token).

@@ -668,12 +668,16 @@ class Adafactor:
     """Adafactor as docs/model.md "Adafactor" states GLaM's: no first moment, beta2_t = 1 - t^-0.8,
     eps1 = 1e-30 added to g^2, factored statistics for every matrix of a stack whose two dimensions
     are both >= 2 (leading dimensions index the stack: an expert tensor [E, D, F] is E matrices),
-    a full second moment otherwise, update clipping at RMS 1 per matrix, an absolute learning rate.
+    a full second moment otherwise, update clipping at RMS 1 per matrix; the learning rate absolute
+    (param_scale False, GLaM's paper) or relative: each matrix's update times max(eps2, RMS(theta))
+    of that matrix before the update (param_scale True, the project's default recipe).
     Written from the page, not from the TypeScript; in place, in the parameters' dtype (float64 for
     the trajectory fixture, float32 in bench/train_torch.py)."""
 
-    def __init__(self, decay_exponent: float = 0.8, eps1: float = 1e-30, clip: float = 1.0):
+    def __init__(self, decay_exponent: float = 0.8, eps1: float = 1e-30, clip: float = 1.0,
+                 param_scale: bool = False, eps2: float = 1e-3):
         self.decay_exponent, self.eps1, self.clip = decay_exponent, eps1, clip
+        self.param_scale, self.eps2 = param_scale, eps2
         self.t = 0
         self.state: dict[str, tuple[torch.Tensor, ...]] = {}
 
@@ -712,6 +716,9 @@ class Adafactor:
                 u = g * torch.rsqrt(v)
                 rms = (u.pow(2).mean(dim=(-2, -1), keepdim=True) if p.dim() >= 2 else u.pow(2).mean()).sqrt()
             u.div_((rms / self.clip).clamp_(min=1.0))
+            if self.param_scale:  # per matrix of a stack, like the clipping; a vector as a whole
+                dims = (-2, -1) if p.dim() >= 2 else (-1,)
+                u.mul_(p.pow(2).mean(dim=dims, keepdim=True).sqrt().clamp_(min=self.eps2))
             p.sub_(u, alpha=lr)
 
 
@@ -723,16 +730,20 @@ def glam_lr(t: int, peak: float = 0.01, decay_start: int = 10000) -> float:
 TRAJECTORY = {
     "description": "10 Adafactor steps of GLaM's recipe on an MoE model (layers 0 and 2 of 4, 4 experts, "
                    "capacity_factor 2.0 with drops), a fresh batch each step, from the float32 weights in "
-                   "model.safetensors",
+                   "model.safetensors; once with the paper's absolute steps at 0.01 (losses, final_checksums), "
+                   "once with the default recipe's relative steps at 0.03 (relative: the same fields)",
+    "recipes": {"absolute": {"param_scale": False, "peak_lr": 0.01},
+                "relative": {"param_scale": True, "peak_lr": 0.03}},
     "config": {"n_experts": 4, "capacity_factor": 2.0},
     "batch": 2, "seq_len": 16, "steps": 10, "seed": 606,
 }
 
 
-def run_trajectory(P: dict, cfg: dict, batches: list, dtype=torch.float64) -> tuple[list, dict, float]:
+def run_trajectory(P: dict, cfg: dict, batches: list, dtype=torch.float64, param_scale: bool = False,
+                   peak_lr: float = 0.01) -> tuple[list, dict, float]:
     """Train P (copied) for len(batches) steps; returns (per-step losses, final P, min router gap)."""
     Pt = {k: v.detach().to(dtype).clone() for k, v in P.items()}  # plain tensors: the optimiser's
-    opt = Adafactor()
+    opt = Adafactor(param_scale=param_scale)
     losses, gap = [], math.inf
     cf = cfg["capacity_factor"]
     for rows in batches:
@@ -743,7 +754,7 @@ def run_trajectory(P: dict, cfg: dict, batches: list, dtype=torch.float64) -> tu
         norm2 = sum(float((g * g).sum()) for g in grads.values())
         if not math.isfinite(norm2):
             raise RuntimeError("non-finite gradients in the trajectory")
-        opt.step(Pt, grads, glam_lr(opt.t + 1))
+        opt.step(Pt, grads, glam_lr(opt.t + 1, peak_lr))
     return losses, Pt, gap
 
 
@@ -758,8 +769,8 @@ def make_trajectory(outdir: str) -> None:
         P = random_params(cfg, gen)
         batches = [torch.randint(0, cfg["vocab_size"], (B, T + 1), generator=gen) for _ in range(steps)]
         P = {k: v.to(torch.float32).to(torch.float64) for k, v in P.items()}  # as stored
-        losses, final, gap = run_trajectory(P, cfg, batches)
-        if gap >= MIN_LOGIT_GAP and all(l["dropped"] > 0 for l in losses[:1]):
+        runs = {name: run_trajectory(P, cfg, batches, **r) for name, r in tr["recipes"].items()}
+        if all(gap >= MIN_LOGIT_GAP and losses[0]["dropped"] > 0 for losses, _, gap in runs.values()):
             break
     else:
         raise RuntimeError("trajectory: no seed gave robust routing over every step")
@@ -771,8 +782,12 @@ def make_trajectory(outdir: str) -> None:
     write_safetensors(os.path.join(outdir, "model.safetensors"), [(n, P[n]) for n, _ in specs])
     with open(os.path.join(outdir, "batches.json"), "w") as fh:
         fh.write("[\n" + ",\n".join("  " + json.dumps(b.tolist()) for b in batches) + "\n]\n")
-    checksums = {n: {"sum": float(final[n].sum()), "l2": float(final[n].norm()),
-                     "abs_sum": float(final[n].abs().sum())} for n, _ in specs}
+    def checksums(final: dict) -> dict:
+        return {n: {"sum": float(final[n].sum()), "l2": float(final[n].norm()),
+                    "abs_sum": float(final[n].abs().sum())} for n, _ in specs}
+
+    losses, final, gap = runs["absolute"]
+    rel_losses, rel_final, rel_gap = runs["relative"]
     expected = {
         "description": tr["description"],
         "generator": "/usr/bin/python3 tools/torch_glam.py make-trajectory test/fixtures/trajectory",
@@ -780,14 +795,16 @@ def make_trajectory(outdir: str) -> None:
         "seed": seed,
         "dtype": "float64 model and Adafactor, from the float32 weights in model.safetensors",
         "batch": B, "seq_len": T, "steps": steps,
-        "min_router_logit_gap": gap,
+        "min_router_logit_gap": min(gap, rel_gap),
         "losses": losses,
-        "final_checksums": checksums,
+        "final_checksums": checksums(final),
+        "relative": {**tr["recipes"]["relative"], "losses": rel_losses, "final_checksums": checksums(rel_final)},
     }
     with open(os.path.join(outdir, "expected.json"), "w") as fh:
         fh.write(format_expected(expected))
-    print(f"trajectory seed {seed}: loss {losses[0]['total']:.6f} -> {losses[-1]['total']:.6f}, "
-          f"dropped {[l['dropped'] for l in losses]}, min gap {gap:.4f}")
+    for name, (ls, _, g) in runs.items():
+        print(f"trajectory {name}, seed {seed}: loss {ls[0]['total']:.6f} -> {ls[-1]['total']:.6f}, "
+              f"dropped {[l['dropped'] for l in ls]}, min gap {g:.4f}")
 
 
 # --------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import { type Batch, GlamModel } from '../model/glam.js';
 import { initParams } from '../model/init.js';
 import { resolveConfig } from '../model/presets.js';
 import { Grads } from '../model/weights.js';
-import { createOptimizer } from '../optim/create.js';
+import { createOptimizer, RECIPE_OPTIMIZERS } from '../optim/create.js';
 import { GLAM_SCHEDULE } from '../optim/schedule.js';
 import { trainStep } from '../train/step.js';
 import { Rng } from '../util/rng.js';
@@ -180,7 +180,7 @@ function benchSteps(
     weights,
     grads: Grads.like(weights),
     ws: model.workspace(),
-    optimizer: createOptimizer(weights, { kind: 'adafactor' }),
+    optimizer: createOptimizer(weights, RECIPE_OPTIMIZERS.adafactor.config),
     schedule: GLAM_SCHEDULE,
   };
   const rng = new Rng(seed + 1);

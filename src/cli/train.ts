@@ -14,7 +14,8 @@ import type { GlamConfig } from '../model/config.js';
 import { type Batch, GlamModel } from '../model/glam.js';
 import { initParams } from '../model/init.js';
 import { resolveConfig } from '../model/presets.js';
-import { createOptimizer } from '../optim/create.js';
+import { createOptimizer, type OptimizerConfig, RECIPE_OPTIMIZERS } from '../optim/create.js';
+import type { OptimizerKind } from '../optim/optimizer.js';
 import { GLAM_SCHEDULE } from '../optim/schedule.js';
 import { listCheckpointSteps, loadNewestUsable } from '../train/checkpoints.js';
 import { checkFreshRun, lockRun } from '../train/run-dir.js';
@@ -29,10 +30,8 @@ import { TrainProgress } from './train-progress.js';
 const DEFAULT_CONFIG = 'small-moe';
 const DEFAULT_DATA = 'data/default';
 const DEFAULT_MINUTES = 10;
-// Every other default is the trainer's and GLaM's schedule (one place each): the parser and the help
-// text below read them.
 const D = DEFAULT_TRAIN_SETTINGS;
-const S = GLAM_SCHEDULE;
+const DECAY_START = GLAM_SCHEDULE.decay_start;
 
 const HELP = `usage: glam train [--config NAME|FILE] [--data DIR] [--max-steps N | --max-tokens N | --time MIN]
                   [--seed N] [--out DIR] [--resume] [options]
@@ -62,9 +61,11 @@ options:
   --precision P         matrix products in fp32 (default) or bf16 (operands rounded to bf16, float32
                         sums; weights and optimiser state stay float32)
   --optimizer NAME      adafactor (default) or adamw
-  --lr X                peak learning rate (default ${S.peak_lr})
-  --warmup N            linear warm-up steps (default ${S.warmup_steps})
-  --decay-start N       constant-lr steps before inverse-sqrt decay (default ${S.decay_start})
+  --param-scale on|off  Adafactor: scale each update by the parameter's RMS, so --lr is a relative
+                        step (default on; off: absolute steps, as Adafactor without it)
+  --lr X                peak learning rate (default ${RECIPE_OPTIMIZERS.adafactor.lr} for adafactor, ${RECIPE_OPTIMIZERS.adamw.lr} for adamw)
+  --warmup N            linear warm-up steps (default ${D.schedule.warmup_steps})
+  --decay-start N       constant-lr steps before inverse-sqrt decay (default ${DECAY_START})
   --checkpoint-every N  steps between checkpoints (default ${D.checkpointEvery})
   --keep N              checkpoints kept (default ${D.keepLast})
   --eval-every N        steps between validation runs (default ${D.evalEvery})
@@ -168,9 +169,10 @@ const OPTIONS = {
   'grad-accum': { type: 'string', default: String(D.gradAccum) },
   precision: { type: 'string', default: 'fp32' },
   optimizer: { type: 'string', default: 'adafactor' },
-  lr: { type: 'string', default: String(S.peak_lr) },
-  warmup: { type: 'string', default: String(S.warmup_steps) },
-  'decay-start': { type: 'string', default: String(S.decay_start) },
+  'param-scale': { type: 'string', default: 'on' },
+  lr: { type: 'string' },
+  warmup: { type: 'string', default: String(D.schedule.warmup_steps) },
+  'decay-start': { type: 'string', default: String(DECAY_START) },
   'checkpoint-every': { type: 'string', default: String(D.checkpointEvery) },
   keep: { type: 'string', default: String(D.keepLast) },
   'eval-every': { type: 'string', default: String(D.evalEvery) },
@@ -220,7 +222,8 @@ export async function run(args: string[]): Promise<void> {
   if (optimizerKind !== 'adafactor' && optimizerKind !== 'adamw') {
     throw new Error(`--optimizer must be 'adafactor' or 'adamw', got '${optimizerKind}'`);
   }
-  const lr = numberOption('lr', v.lr);
+  const optimizer = optimizerConfig(optimizerKind, v['param-scale']);
+  const lr = v.lr === undefined ? RECIPE_OPTIMIZERS[optimizerKind].lr : numberOption('lr', v.lr);
   if (!(lr > 0)) throw new Error(`--lr must be > 0, got ${lr}`);
   const limits: Pick<TrainSettings, 'maxSteps' | 'maxTokens' | 'timeMinutes'> = {};
   if (v['max-steps'] !== undefined && v['max-tokens'] !== undefined)
@@ -247,7 +250,7 @@ export async function run(args: string[]): Promise<void> {
       : undefined;
   try {
     const dist = comm === undefined || mode === undefined ? undefined : { comm, mode };
-    await trainCommand(v, configName, outDir, seed, optimizerKind, lr, limits, dist);
+    await trainCommand(v, configName, outDir, seed, optimizer, lr, limits, dist);
   } finally {
     lock?.release();
   }
@@ -267,12 +270,26 @@ function withoutOptions(args: string[], names: string[]): string[] {
   return out;
 }
 
+/** The recipe's optimiser of this kind, with --param-scale applied (Adafactor only). */
+function optimizerConfig(kind: OptimizerKind, paramScale: string | undefined): OptimizerConfig {
+  if (paramScale !== 'on' && paramScale !== 'off')
+    throw new Error(`--param-scale must be 'on' or 'off', got '${paramScale}'`);
+  const config = RECIPE_OPTIMIZERS[kind].config;
+  if (config.kind !== 'adafactor') return config;
+  return { ...config, multiplyByParameterScale: paramScale === 'on' };
+}
+
+function describeOptimizer(o: OptimizerConfig): string {
+  if (o.kind !== 'adafactor') return o.kind;
+  return o.multiplyByParameterScale ? 'adafactor (relative steps)' : 'adafactor (absolute steps)';
+}
+
 async function trainCommand(
   v: TrainValues,
   configName: string,
   outDir: string,
   seed: number,
-  optimizerKind: 'adafactor' | 'adamw',
+  optimizer: OptimizerConfig,
   lr: number,
   limits: Pick<TrainSettings, 'maxSteps' | 'maxTokens' | 'timeMinutes'>,
   dist?: { comm: Communicator; mode: ParallelMode },
@@ -366,7 +383,7 @@ async function trainCommand(
   if (!quiet)
     console.error(
       `training ${configName} (${config.n_experts > 0 ? `${config.n_experts} experts` : 'dense'}) on ${v.data}: ` +
-        `${batch}x${seqLen} tokens x ${settings.gradAccum} per step, ${optimizerKind}, lr ${lr}; ${kernels().describe()}${settings.precision === 'bf16' ? ', bf16 products' : ''}; out ${outDir}` +
+        `${batch}x${seqLen} tokens x ${settings.gradAccum} per step, ${describeOptimizer(optimizer)}, lr ${lr}; ${kernels().describe()}${settings.precision === 'bf16' ? ', bf16 products' : ''}; out ${outDir}` +
         (setup === undefined ? '' : `; ${setup.parallel.description}`),
     );
 
@@ -387,7 +404,7 @@ async function trainCommand(
       model: setup?.model ?? new GlamModel(config),
       weights,
       ...(setup === undefined ? {} : { parallel: setup.parallel }),
-      optimizer: createOptimizer(weights, { kind: optimizerKind }),
+      optimizer: createOptimizer(weights, optimizer),
       data: source,
       outDir,
       settings,

@@ -19,7 +19,7 @@ import { lstatSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { kernels } from '../backend/index.js';
 import { type AnyTensor, Bf16Tensor } from '../tensor/bf16.js';
-import { sameShape, shapeString, Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import { atomicWriteFileSync, atomicWriteJsonSync } from '../util/atomic.js';
 import { READ_LIMITS, readJsonFile, readTextFile } from '../util/files.js';
 import { CHECKPOINT_FORMAT, configToJson, type GlamConfig, parseConfig } from './config.js';

@@ -10,6 +10,7 @@ import { kernels, type Precision, useKernels, withPrecision } from '../backend/i
 import type { Batch, GlamModel, LossParts } from '../model/glam.js';
 import { Grads, type Weights } from '../model/weights.js';
 import type { Workspace } from '../model/workspace.js';
+import { RECIPE_OPTIMIZERS } from '../optim/create.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { GLAM_SCHEDULE, type LrSchedule } from '../optim/schedule.js';
 import { Rng } from '../util/rng.js';
@@ -58,10 +59,13 @@ export interface TrainSettings {
   precision?: Precision;
 }
 
-/** The one place of the trainer's defaults; `glam train` takes its option defaults and help text from here. */
+/**
+ * The one place of the trainer's defaults (GLaM's schedule shape at the recipe's learning rate);
+ * `glam train` takes its option defaults and help text from here.
+ */
 export const DEFAULT_TRAIN_SETTINGS: Readonly<Omit<TrainSettings, 'seed'>> = {
   gradAccum: 1,
-  schedule: GLAM_SCHEDULE,
+  schedule: { ...GLAM_SCHEDULE, peak_lr: RECIPE_OPTIMIZERS.adafactor.lr },
   checkpointEvery: 200,
   keepLast: 3,
   evalEvery: 100,
