@@ -1,9 +1,19 @@
+/**
+ * Learning-rate schedules: pure functions of the 1-based update number t (the
+ * optimizer's stepCount + 1). Every schedule starts with an optional linear
+ * warm-up, lr = peak · t / warmup_steps for t < warmup_steps (0 at t = 0).
+ *
+ * - 'rsqrt' (GLaM): constant peak_lr up to decay_start, then peak_lr · sqrt(decay_start / t).
+ *   The paper: peak 0.01, decay_start 10000, no warm-up.
+ * - 'constant': peak_lr.
+ * - 'cosine': from peak_lr at the end of warm-up down to min_lr at total_steps, then min_lr.
+ */
 export type LrSchedule =
   | { kind: 'rsqrt'; peak_lr: number; warmup_steps: number; decay_start: number }
   | { kind: 'constant'; peak_lr: number; warmup_steps: number }
   | { kind: 'cosine'; peak_lr: number; warmup_steps: number; total_steps: number; min_lr: number };
 
-/** GLaM's recipe: 0.01 for the first 10k steps, then 0.01 · sqrt(10000 / t). */
+/** GLaM's schedule as the paper gives it (an absolute 0.01); the default recipe's peak is in optim/create.ts. */
 export const GLAM_SCHEDULE: Readonly<Extract<LrSchedule, { kind: 'rsqrt' }>> = {
   kind: 'rsqrt',
   peak_lr: 0.01,
