@@ -48,12 +48,17 @@ const rms = (d) => {
 
 async function run(spec, dataDir, outDir) {
   const a = JSON.parse(spec);
-  if (typeof a.name !== 'string' || !/^[\w.-]+$/.test(a.name)) throw new Error('the spec needs a "name" (letters, digits, . _ -)');
+  if (typeof a.name !== 'string' || !/^[\w.-]+$/.test(a.name))
+    throw new Error('the spec needs a "name" (letters, digits, . _ -)');
   const seed = a.seed ?? 1;
   const steps = a.steps ?? 800;
   const [B, T] = [a.batch ?? 8, a.seq ?? 128];
   const ds = openDataset(dataDir);
-  const cfg = parseConfig({ ...getPreset(a.preset ?? 'small'), vocab_size: ds.tokenizer.vocabSize, ...(a.config ?? {}) });
+  const cfg = parseConfig({
+    ...getPreset(a.preset ?? 'small'),
+    vocab_size: ds.tokenizer.vocabSize,
+    ...(a.config ?? {}),
+  });
   kernels().setThreads(a.threads ?? 1);
   const weights = initParams(cfg, seed);
   const specs = paramSpecs(cfg);
@@ -70,7 +75,12 @@ async function run(spec, dataDir, outDir) {
     grads: Grads.like(weights),
     ws: new Workspace(cfg),
     optimizer: createOptimizer(weights, { kind: 'adafactor', ...(a.opt ?? {}) }),
-    schedule: { kind: 'rsqrt', peak_lr: a.lr ?? 0.01, warmup_steps: a.warmup ?? 0, decay_start: a.decayStart ?? 10000 },
+    schedule: {
+      kind: 'rsqrt',
+      peak_lr: a.lr ?? 0.01,
+      warmup_steps: a.warmup ?? 0,
+      decay_start: a.decayStart ?? 10000,
+    },
   };
   const pos = ds.initialPosition(seed);
   const val = [...ds.validationBatches(B, T, { maxBatches: a.evalBatches ?? 16 })].map(toBatch);
@@ -82,15 +92,23 @@ async function run(spec, dataDir, outDir) {
   const kindRms = () => {
     const acc = {};
     for (const s of specs) {
-      const k = s.name.includes('.moe.') ? `moe.${s.name.split('.').pop()}` : s.kind === 'projection' ? s.name.split('.').slice(2).join('.') : s.kind;
-      (acc[k] ??= []).push(rms(weights.get(s.name).data));
+      const k = s.name.includes('.moe.')
+        ? `moe.${s.name.split('.').pop()}`
+        : s.kind === 'projection'
+          ? s.name.split('.').slice(2).join('.')
+          : s.kind;
+      if (acc[k] === undefined) acc[k] = [];
+      acc[k].push(rms(weights.get(s.name).data));
     }
-    return Object.fromEntries(Object.entries(acc).map(([k, v]) => [k, +(v.reduce((x, y) => x + y) / v.length).toFixed(4)]));
+    return Object.fromEntries(
+      Object.entries(acc).map(([k, v]) => [k, +(v.reduce((x, y) => x + y) / v.length).toFixed(4)]),
+    );
   };
   const validate = () => {
     const r = new Rng(0);
     let lm = 0;
-    for (const b of val) lm += model.forward(weights, ctx.ws, b, { rng: r, capacityFactor: a.evalCf ?? cfg.capacity_factor }).lm;
+    for (const b of val)
+      lm += model.forward(weights, ctx.ws, b, { rng: r, capacityFactor: a.evalCf ?? cfg.capacity_factor }).lm;
     return lm / val.length;
   };
   let [lm, n, drop, ent] = [0, 0, 0, 0];
@@ -132,7 +150,11 @@ const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'
 
 function plot(logDir, outFile, names) {
   const logs = names.map((name) =>
-    readFileSync(path.join(logDir, `${name}.jsonl`), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)),
+    readFileSync(path.join(logDir, `${name}.jsonl`), 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l)),
   );
   const series = (key, pick) =>
     logs.map((recs, i) => ({
@@ -142,14 +164,34 @@ function plot(logDir, outFile, names) {
     }));
   const moe = logs.map((recs) => recs.some((r) => r.ent > 0));
   const panels = [
-    { title: 'validation loss', xLabel: 'tokens', yLabel: 'loss (nats)', series: series('val', (r) => r.val !== undefined) },
-    { title: 'training loss (mean of 50 steps)', xLabel: 'tokens', yLabel: 'loss (nats)', series: series('lm', () => true) },
+    {
+      title: 'validation loss',
+      xLabel: 'tokens',
+      yLabel: 'loss (nats)',
+      series: series('val', (r) => r.val !== undefined),
+    },
+    {
+      title: 'training loss (mean of 50 steps)',
+      xLabel: 'tokens',
+      yLabel: 'loss (nats)',
+      series: series('lm', () => true),
+    },
   ];
   if (moe.some(Boolean)) {
     const onlyMoe = (s) => s.filter((_, i) => moe[i]);
     panels.push(
-      { title: 'dropped fraction', xLabel: 'tokens', yLabel: 'fraction', series: onlyMoe(series('drop', () => true)) },
-      { title: 'router entropy (mean over layers)', xLabel: 'tokens', yLabel: 'nats', series: onlyMoe(series('ent', () => true)) },
+      {
+        title: 'dropped fraction',
+        xLabel: 'tokens',
+        yLabel: 'fraction',
+        series: onlyMoe(series('drop', () => true)),
+      },
+      {
+        title: 'router entropy (mean over layers)',
+        xLabel: 'tokens',
+        yLabel: 'nats',
+        series: onlyMoe(series('ent', () => true)),
+      },
     );
   }
   writeFileSync(outFile, renderSvg(panels));
@@ -161,6 +203,8 @@ if (cmd === 'run' && rest[0] !== undefined) {
 } else if (cmd === 'plot' && rest.length >= 3) {
   plot(rest[0], rest[1], rest.slice(2));
 } else {
-  console.error("usage: recipe_probe.mjs run 'SPEC_JSON' [--data DIR] [--out DIR] | plot LOG_DIR OUT.svg NAME...");
+  console.error(
+    "usage: recipe_probe.mjs run 'SPEC_JSON' [--data DIR] [--out DIR] | plot LOG_DIR OUT.svg NAME...",
+  );
   process.exit(2);
 }
