@@ -9,7 +9,7 @@
  *
  *   node bench/recipe_probe.mjs run '{"name": "dense", "preset": "small", "steps": 1500, "lr": 0.03,
  *        "opt": {"multiplyByParameterScale": true}, "evalEvery": 100}' --data data/default --out logs/
- *   node bench/recipe_probe.mjs plot logs/ out.svg dense moe16     # validation curves of logged runs
+ *   node bench/recipe_probe.mjs plot logs/ out.svg dense 'moe16=MoE, 16 experts'   # curves of logged runs
  *
  * The spec's keys: preset, config (overrides), steps, seed (1), batch (8), seq (128), lr (peak of the
  * GLaM schedule, 0.01), warmup, decayStart, opt (createOptimizer options; kind adafactor), initScale
@@ -148,7 +148,10 @@ async function run(spec, dataDir, outDir) {
 
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
 
-function plot(logDir, outFile, names) {
+/** Curves of logged runs; each run is NAME or NAME=LEGEND LABEL. */
+function plot(logDir, outFile, runs) {
+  const names = runs.map((r) => r.split('=')[0]);
+  const labels = runs.map((r) => r.split('=').slice(1).join('=') || r);
   const logs = names.map((name) =>
     readFileSync(path.join(logDir, `${name}.jsonl`), 'utf8')
       .trim()
@@ -158,7 +161,7 @@ function plot(logDir, outFile, names) {
   );
   const series = (key, pick) =>
     logs.map((recs, i) => ({
-      label: names[i],
+      label: labels[i],
       color: COLORS[i % COLORS.length],
       points: recs.filter(pick).map((r) => [r.tokens, r[key]]),
     }));
@@ -204,7 +207,7 @@ if (cmd === 'run' && rest[0] !== undefined) {
   plot(rest[0], rest[1], rest.slice(2));
 } else {
   console.error(
-    "usage: recipe_probe.mjs run 'SPEC_JSON' [--data DIR] [--out DIR] | plot LOG_DIR OUT.svg NAME...",
+    "usage: recipe_probe.mjs run 'SPEC_JSON' [--data DIR] [--out DIR] | plot LOG_DIR OUT.svg NAME[=LABEL]...",
   );
   process.exit(2);
 }

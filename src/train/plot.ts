@@ -39,6 +39,7 @@ const PANEL_W = 540;
 const PANEL_H = 270;
 /** The title and the legend sit above the plot area, so the legend never covers a curve. */
 const PAD = { left: 74, right: 18, top: 52, bottom: 40 };
+const LEGEND_ROW = 16;
 
 /** Round tick values covering [lo, hi]: steps of 1, 2 or 5 times a power of ten (at least `minStep`). */
 function niceTicks(lo: number, hi: number, count: number, minStep = 0): number[] {
@@ -75,7 +76,8 @@ function logTicks(lo: number, hi: number): number[] {
 function fmt(v: number): string {
   if (v === 0) return '0';
   const a = Math.abs(v);
-  if (a >= 1e5 || a < 1e-3) return v.toExponential(0).replace('e+', 'e');
+  // Two significant digits at most: 1.5e6 stays 1.5e6 (a tick between 1e6 and 2e6), 1e6 stays 1e6.
+  if (a >= 1e5 || a < 1e-3) return Number(v.toPrecision(2)).toExponential().replace('e+', 'e');
   return Number(v.toPrecision(3)).toString();
 }
 
@@ -117,23 +119,32 @@ function decimate(points: [number, number][], px: (x: number) => number): [numbe
 }
 
 function renderPanel(panel: Panel, x0: number, y0: number): string {
-  const w = PANEL_W - PAD.left - PAD.right;
-  const h = PANEL_H - PAD.top - PAD.bottom;
   const out: string[] = [`<g transform="translate(${x0},${y0})">`];
   out.push(`<text x="${PAD.left}" y="20" font-size="15" font-weight="bold">${escapeXml(panel.title)}</text>`);
-  // Legend: one row under the title, outside the plot area.
+  // Legend: rows under the title, outside the plot area (wrapped at the panel's width; the plot area
+  // shrinks by the extra rows).
   let lx = PAD.left;
+  let row = 0;
   for (const s of panel.series) {
     // A series a log axis cannot show (all zero, e.g. the aux loss of a dense model) says so.
     const hidden = panel.logY === true && s.points.length > 0 && !s.points.some(([, y]) => y > 0);
     const label = hidden ? `${s.label} (0, not shown)` : s.label;
-    out.push(`<line x1="${lx}" x2="${lx + 18}" y1="36" y2="36" stroke="${s.color}" stroke-width="2.5"/>`);
-    out.push(`<text x="${lx + 23}" y="40" font-size="12">${escapeXml(label)}</text>`);
-    lx += 23 + 6.5 * label.length + 18;
+    const width = 23 + 6.5 * label.length;
+    if (lx > PAD.left && lx + width > PANEL_W - PAD.right) {
+      lx = PAD.left;
+      row++;
+    }
+    const y = 36 + LEGEND_ROW * row;
+    out.push(`<line x1="${lx}" x2="${lx + 18}" y1="${y}" y2="${y}" stroke="${s.color}" stroke-width="2.5"/>`);
+    out.push(`<text x="${lx + 23}" y="${y + 4}" font-size="12">${escapeXml(label)}</text>`);
+    lx += width + 18;
   }
-  out.push(`<rect x="${PAD.left}" y="${PAD.top}" width="${w}" height="${h}" fill="none" stroke="#999"/>`);
+  const top = PAD.top + LEGEND_ROW * row;
+  const w = PANEL_W - PAD.left - PAD.right;
+  const h = PANEL_H - top - PAD.bottom;
+  out.push(`<rect x="${PAD.left}" y="${top}" width="${w}" height="${h}" fill="none" stroke="#999"/>`);
   const yLabel = panel.logY ? `${panel.yLabel} (log scale)` : panel.yLabel;
-  const ly = PAD.top + h / 2;
+  const ly = top + h / 2;
   out.push(
     `<text x="16" y="${ly}" font-size="12" text-anchor="middle" transform="rotate(-90 16 ${ly})">${escapeXml(yLabel)}</text>`,
   );
@@ -159,7 +170,7 @@ function renderPanel(panel: Panel, x0: number, y0: number): string {
     }
   }
   if (!(xhi >= xlo)) {
-    out.push(`<text x="${PAD.left + 10}" y="${PAD.top + 20}" font-size="12" fill="#666">no data</text></g>`);
+    out.push(`<text x="${PAD.left + 10}" y="${top + 20}" font-size="12" fill="#666">no data</text></g>`);
     return out.join('');
   }
   if (xhi === xlo) xhi = xlo + 1;
@@ -173,13 +184,13 @@ function renderPanel(panel: Panel, x0: number, y0: number): string {
   ylo -= margin;
   yhi += margin;
   const sx = (x: number): number => PAD.left + ((tx(x) - xlo) / (xhi - xlo)) * w;
-  const syT = (t: number): number => PAD.top + h - ((t - ylo) / (yhi - ylo)) * h;
+  const syT = (t: number): number => top + h - ((t - ylo) / (yhi - ylo)) * h;
   // Steps are whole numbers: integer ticks only.
   const xticks = panel.xTicks ?? (panel.logX ? logTicks(xlo, xhi) : niceTicks(xlo, xhi, 6, 1));
   for (const t of xticks) {
     const x = sx(t).toFixed(1);
-    out.push(`<line x1="${x}" x2="${x}" y1="${PAD.top + h}" y2="${PAD.top + h + 4}" stroke="#999"/>`);
-    out.push(`<text x="${x}" y="${PAD.top + h + 17}" font-size="11" text-anchor="middle">${fmt(t)}</text>`);
+    out.push(`<line x1="${x}" x2="${x}" y1="${top + h}" y2="${top + h + 4}" stroke="#999"/>`);
+    out.push(`<text x="${x}" y="${top + h + 17}" font-size="11" text-anchor="middle">${fmt(t)}</text>`);
   }
   const yticks = panel.logY ? logTicks(ylo, yhi) : niceTicks(ylo, yhi, 5);
   for (const v of yticks) {

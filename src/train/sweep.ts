@@ -100,15 +100,19 @@ function allRuns(): { runs: SweepRun[]; experiments: SweepExperiment[] } {
         : run(`moe-${e}e-s1`, `small-moe with ${e} experts`, 'small-moe', { n_experts: e }, 1);
     experts.push(add(r, `${e}E`));
   }
-  // 3. Capacity factor and second-expert policy at 16 experts (2.0 / all is the default run).
-  const capacity = [add(moe(1), 'cf 2, all')];
-  for (const [cf, policy] of [
+  // 3. Capacity factor and second-expert policy at 16 experts (2.0 with the preset's policy is the
+  // default run).
+  const presetPolicy = getPreset('small-moe').second_expert_policy;
+  const capacity = [add(moe(1), `cf 2, ${presetPolicy}`)];
+  const variants = [
     [1.0, 'all'],
     [1.25, 'all'],
     [0, 'all'],
+    [2.0, 'all'],
     [2.0, 'random'],
     [1.25, 'random'],
-  ] as const) {
+  ] as const;
+  for (const [cf, policy] of variants.filter(([cf, policy]) => cf !== 2.0 || policy !== presetPolicy)) {
     const what = cf === 0 ? 'dropless' : `cf ${cf}`;
     const tag = `${cf === 0 ? 'dropless' : `cf${cf}`}-${policy}`;
     const r = run(
