@@ -116,6 +116,18 @@ describe('parallel training under mpirun', () => {
     process.kill(ranks[3]!.pid, 'SIGKILL');
     const code = await run.exited;
     assert.notEqual(code, 0, 'mpirun reports the killed rank');
+    // mpirun can exit while a surviving rank still writes its SIGTERM checkpoint and holds the run's
+    // lock (a resume then rightly refuses): wait until every rank process is gone.
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const gone = Date.now() + 60_000;
+    while (ranks.some((p) => alive(p.pid)) && Date.now() < gone) await new Promise((r) => setTimeout(r, 50));
     assert.ok(killedAt < 40, `the run was killed before it ended (step ${killedAt})`);
     await glam(trainArgs(config, data, four, [...fourRanks, '--resume']), 180_000);
     const a = stepLines(one);
