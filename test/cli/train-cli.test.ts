@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { listCheckpointSteps } from '../../src/train/checkpoints.js';
-import { Rng } from '../../src/util/rng.js';
+import { prepareBookDataset } from '../train/helpers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BIN = path.resolve(here, '../../../bin/glam.js');
@@ -52,27 +52,13 @@ const TRAIN = [
 ];
 
 before(() => {
-  const rng = new Rng(5);
-  const words = 'the old ship sailed across a quiet sea while sailors sang of home and distant shores'.split(
-    ' ',
-  );
-  const docs = Array.from({ length: 80 }, (_, i) => {
-    const w = Array.from({ length: 60 }, () => words[rng.int(words.length)]!);
-    return `Chapter ${i}. ${w.join(' ')}.`;
+  prepareBookDataset(root, data, {
+    seed: 5,
+    words: 'the old ship sailed across a quiet sea while sailors sang of home and distant shores',
+    docs: 80,
+    wordsPerDoc: 60,
+    heading: 'Chapter',
   });
-  writeFileSync(path.join(root, 'book.txt'), docs.join('\n\n'));
-  writeFileSync(
-    path.join(root, 'data.json'),
-    JSON.stringify({
-      sources: [{ path: 'book.txt', category: 'books', split: 'paragraph' }],
-      vocab_size: 400,
-      valid_fraction: 0.1,
-      min_category_tokens: 0,
-      quality: { enabled: false },
-    }),
-  );
-  const r = glam('prepare', '--data-config', path.join(root, 'data.json'), '--out', data);
-  assert.equal(r.code, 0, r.stderr);
 });
 
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { GlamConfig } from '../../src/model/config.js';
 import { getPreset } from '../../src/model/presets.js';
-import { Rng } from '../../src/util/rng.js';
+import { prepareBookDataset } from '../train/helpers.js';
 import { LOOPBACK_ENV, REPO, type RunResult, runCommand } from './helpers.js';
 
 export const BIN = path.join(REPO, 'bin/glam.js');
@@ -14,33 +14,13 @@ export const BIN = path.join(REPO, 'bin/glam.js');
 export function preparedDataset(): { root: string; data: string } {
   const root = mkdtempSync(path.join(tmpdir(), 'glam-dist-'));
   const data = path.join(root, 'data');
-  const rng = new Rng(5);
-  const words = 'the old ship sailed across a quiet sea while sailors sang of home and distant shores'.split(
-    ' ',
-  );
-  const docs = Array.from({ length: 80 }, (_, i) => {
-    const w = Array.from({ length: 60 }, () => words[rng.int(words.length)]!);
-    return `Chapter ${i}. ${w.join(' ')}.`;
+  prepareBookDataset(root, data, {
+    seed: 5,
+    words: 'the old ship sailed across a quiet sea while sailors sang of home and distant shores',
+    docs: 80,
+    wordsPerDoc: 60,
+    heading: 'Chapter',
   });
-  writeFileSync(path.join(root, 'book.txt'), docs.join('\n\n'));
-  writeFileSync(
-    path.join(root, 'data.json'),
-    JSON.stringify({
-      sources: [{ path: 'book.txt', category: 'books', split: 'paragraph' }],
-      vocab_size: 400,
-      valid_fraction: 0.1,
-      min_category_tokens: 0,
-      quality: { enabled: false },
-    }),
-  );
-  const r = spawnSync(
-    process.execPath,
-    [BIN, 'prepare', '--data-config', path.join(root, 'data.json'), '--out', data],
-    {
-      encoding: 'utf8',
-    },
-  );
-  if (r.status !== 0) throw new Error(`glam prepare failed: ${r.stderr}`);
   return { root, data };
 }
 

@@ -1,5 +1,53 @@
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Batch } from '../../src/model/glam.js';
 import type { BatchSource } from '../../src/train/trainer.js';
+import { Rng } from '../../src/util/rng.js';
+
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/glam.js');
+
+/** A synthetic book: `docs` paragraphs "<heading> i. <wordsPerDoc random words>." drawn with `seed`. */
+export interface Book {
+  seed: number;
+  words: string;
+  docs: number;
+  wordsPerDoc: number;
+  heading: string;
+}
+
+/**
+ * Writes the book (`dir/book.txt`) and a data config (`dir/data.json`: one books source, a 400-token
+ * vocabulary, no quality filter), then runs `glam prepare` into `out`; throws with its stderr if it fails.
+ */
+export function prepareBookDataset(dir: string, out: string, book: Book): void {
+  const rng = new Rng(book.seed);
+  const words = book.words.split(' ');
+  const docs = Array.from({ length: book.docs }, (_, i) => {
+    const w = Array.from({ length: book.wordsPerDoc }, () => words[rng.int(words.length)]!);
+    return `${book.heading} ${i}. ${w.join(' ')}.`;
+  });
+  writeFileSync(path.join(dir, 'book.txt'), docs.join('\n\n'));
+  writeFileSync(
+    path.join(dir, 'data.json'),
+    JSON.stringify({
+      sources: [{ path: 'book.txt', category: 'books', split: 'paragraph' }],
+      vocab_size: 400,
+      valid_fraction: 0.1,
+      min_category_tokens: 0,
+      quality: { enabled: false },
+    }),
+  );
+  const r = spawnSync(
+    process.execPath,
+    [BIN, 'prepare', '--data-config', path.join(dir, 'data.json'), '--out', out],
+    {
+      encoding: 'utf8',
+    },
+  );
+  if (r.status !== 0) throw new Error(`glam prepare failed (${r.status}): ${r.stderr}`);
+}
 
 /**
  * A deterministic in-memory batch source over a token stream with learnable

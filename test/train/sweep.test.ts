@@ -15,7 +15,7 @@ import {
   type ResearchRun,
   routingTail,
 } from '../../src/train/sweep.js';
-import { Rng } from '../../src/util/rng.js';
+import { prepareBookDataset } from './helpers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BIN = path.resolve(here, '../../../bin/glam.js');
@@ -98,25 +98,13 @@ test('plan files: bad plans are refused with the file and the problem named', ()
 });
 
 before(() => {
-  const rng = new Rng(7);
-  const words = 'a small ship sailed on the calm grey sea at dawn with nine old men aboard'.split(' ');
-  const docs = Array.from({ length: 60 }, (_, i) => {
-    const w = Array.from({ length: 50 }, () => words[rng.int(words.length)]!);
-    return `Part ${i}. ${w.join(' ')}.`;
+  prepareBookDataset(root, data, {
+    seed: 7,
+    words: 'a small ship sailed on the calm grey sea at dawn with nine old men aboard',
+    docs: 60,
+    wordsPerDoc: 50,
+    heading: 'Part',
   });
-  writeFileSync(path.join(root, 'book.txt'), docs.join('\n\n'));
-  writeFileSync(
-    path.join(root, 'data.json'),
-    JSON.stringify({
-      sources: [{ path: 'book.txt', category: 'books', split: 'paragraph' }],
-      vocab_size: 400,
-      valid_fraction: 0.1,
-      min_category_tokens: 0,
-      quality: { enabled: false },
-    }),
-  );
-  const r = glam('prepare', '--data-config', path.join(root, 'data.json'), '--out', data);
-  assert.equal(r.code, 0, r.stderr);
 });
 
 after(() => rmSync(root, { recursive: true, force: true }));
