@@ -184,7 +184,10 @@ void runUnit(Job& job, float* packA, int64_t jcBlock, int64_t jc, int64_t nc, in
   const Operands& o = job.ops;
   const int64_t mr = kern.mr;
   const int64_t nr = kern.nr;
-  const int64_t chunks = ceilDiv(ceilDiv(nc, nr), kChunkPanels);
+  // Chunk states are laid out per (column block, k block) for a full block (ncMax columns): the last,
+  // narrower block must index them with that stride too, or it would find chunks of another block
+  // already marked packed.
+  const int64_t chunks = ceilDiv(ceilDiv(job.ncMax, nr), kChunkPanels);
   const int64_t ncr = ceilDiv(job.ncMax, nr) * nr;
   const int64_t rowPanels = ceilDiv(mc, mr);
   const int64_t c0 = q0 / kChunkPanels;
@@ -275,7 +278,9 @@ bool fewRowsRoute(const GemmCall& g, const GemmKernel& kern) {
   return kern.copiesB && g.m <= kFewRowsMax && g.m * g.k <= kFewRowsAFloats;
 }
 
-// Few rows (decode, small batches): packing all of B would cost more than the product. A is packed once
+// Few rows (decode, small batches): packing all of B would cost more than the product. Up to the kernel's
+// streamRows rows with a row-major B take the stream route (GemmKernel::stream): the threads claim runs of
+// columns, and each KC block reads every B row's run once, in order. Otherwise A is packed once
 // over all of k; the columns are cut into tiles (twice as wide for one or two rows), runs of which the
 // threads claim; for each tile and KC block the first row panel's micro-kernel reads a row-major B in
 // place (ragged tiles too when the kernel masks columns) and, if more row panels follow, copies the block
@@ -294,6 +299,16 @@ void gemmFewRows(const GemmCall& g, const Operands& o, int nt, const GemmKernel&
     kern.packA(g.m, minI(kcMax, g.k - pc), o.a + pc * o.csA, o.rsA, o.csA, packedA + rowPanels * mr * pc);
   }
   const bool rowMajor = o.csB == 1;
+  if (rowMajor && g.m <= kern.streamRows) {
+    // Runs of columns, one per claim: as long as the sums allow, but at least one per thread.
+    const int64_t perThread = ceilDiv(ceilDiv(g.n, nt), 16) * 16;
+    const int64_t run = minI(kStreamFloats / g.m / 16 * 16, perThread);
+    forEachUnit(nt, ceilDiv(g.n, run), [&](int64_t u) {
+      streamColumns(kern, g.m, g.k, g.alpha, packedA, o.b, o.rsB, g.beta, g.c, g.ldc, u * run,
+                    minI(g.n, (u + 1) * run));
+    });
+    return;
+  }
   const bool inPlace = rowMajor && (rowPanels == 1 || kern.copiesB);
   const int64_t width = inPlace && g.m <= kern.wideRows ? kern.nrWide : nr;
   const int64_t tiles = ceilDiv(g.n, width);
@@ -349,6 +364,26 @@ void gemmFewRows(const GemmCall& g, const Operands& o, int nt, const GemmKernel&
     }
   });
 }
+
+thread_local Scratch tlsStreamSums;
+
+}  // namespace
+
+void streamColumns(const GemmKernel& kern, int64_t m, int64_t k, float alpha, const float* packedA, const float* b,
+                   int64_t ldb, float beta, float* c, int64_t ldc, int64_t j0, int64_t j1) {
+  const int64_t kcMax = kern.kc;
+  const int64_t run = kStreamFloats / m / 16 * 16;
+  float* sums = tlsStreamSums.get(m * run);
+  for (int64_t j = j0; j < j1; j += run) {
+    const int64_t cols = minI(run, j1 - j);
+    for (int64_t pc = 0; pc < k; pc += kcMax) {
+      kern.stream(minI(kcMax, k - pc), packedA + kern.mr * pc, b + pc * ldb + j, ldb, c + j, ldc, alpha,
+                  pc == 0 ? beta : 1.0f, static_cast<int>(m), cols, sums);
+    }
+  }
+}
+
+namespace {
 
 // One product on up to `maxThreads` threads; packing buffers come from the calling thread.
 void gemmOne(const GemmCall& g, int maxThreads) {

@@ -22,6 +22,16 @@ struct GemmCall {
 
 void sgemm(const GemmCall& call);
 
+struct GemmKernel;
+
+// Columns [j0, j1) of C = alpha·A·B + beta·C on the calling thread through kern.stream (m <= kern.streamRows,
+// B row-major, ldb floats per row, read in place). packedA holds A packed by kern.packA over all of k, a
+// KC block at a time (one mr-row panel, mr·KC floats per block, as gemmFewRows packs it).
+void streamColumns(const GemmKernel& kern, int64_t m, int64_t k, float alpha, const float* packedA, const float* b,
+                   int64_t ldb, float beta, float* c, int64_t ldc, int64_t j0, int64_t j1);
+// Floats of B each stream call sums per row of C at most (the sums of up to streamRows rows stay in L1).
+constexpr int64_t kStreamFloats = 4096;
+
 // `batch` products; item i uses a + i*strideA, b + i*strideB, c + i*strideC.
 void sgemmStridedBatched(const GemmCall& call, int64_t strideA, int64_t strideB, int64_t strideC, int64_t batch);
 

@@ -278,7 +278,7 @@ void microBf16(int64_t kc, const void* a, const void* b, float* c, int64_t ldc, 
 }  // namespace
 
 GemmKernel avx2GemmKernel() {
-  return GemmKernel{MR, NR, NR, 0, blocking::kKC, blocking::kMC, false, false, packA, packB, micro6x16};
+  return GemmKernel{MR, NR, NR, 0, blocking::kKC, blocking::kMC, false, false, packA, packB, micro6x16, 0, nullptr};
 }
 
 Bf16Kernel avx2Bf16Widening() {

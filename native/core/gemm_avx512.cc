@@ -156,6 +156,78 @@ void micro(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, in
   kTiles[rows - 1][(cols + 15) / 16 - 1](kc, a, b, ldb, c, ldc, alpha, beta, cols, side);
 }
 
+// Streaming few-row products (GemmKernel::stream): rows R <= kStreamRows of C over any number of columns,
+// the running sums in `sums` (R rows of 16·vecs floats). Per k step: the B row's run is read once, in
+// order, and each row's sums take one FMA per vector, as micro's accumulators do.
+constexpr int kStreamRows = 4;
+// B rows fetched ahead of the one being summed (to L2: the hardware prefetcher brings them on to L1).
+constexpr int64_t kStreamAhead = 8;
+
+// Q k steps of a stream call (Q rows of B from b, ldb apart): each sums vector is loaded once, takes Q FMAs in
+// order of p and is stored once.
+template <int R, int Q>
+inline __attribute__((always_inline)) void streamSteps(const float* a, const float* b, int64_t ldb, int64_t vecs,
+                                                      int64_t w, __mmask16 last, float* sums) {
+  __m512 av[Q][R];
+#pragma GCC unroll 4
+  for (int q = 0; q < Q; q++) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) av[q][r] = _mm512_set1_ps(a[q * MR + r]);
+  }
+  for (int64_t v = 0; v < vecs; v++) {
+    const __mmask16 m = v == vecs - 1 ? last : static_cast<__mmask16>(0xFFFF);
+    __m512 bv[Q];
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; q++) bv[q] = _mm512_maskz_loadu_ps(m, b + q * ldb + 16 * v);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+      float* s = sums + r * w + 16 * v;
+      __m512 t = _mm512_load_ps(s);
+#pragma GCC unroll 4
+      for (int q = 0; q < Q; q++) t = _mm512_fmadd_ps(av[q][r], bv[q], t);
+      _mm512_store_ps(s, t);
+    }
+  }
+}
+
+template <int R>
+void streamTile(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, float alpha,
+                float beta, int64_t cols, float* sums) {
+  constexpr int Q = 4;
+  const int64_t vecs = (cols + 15) / 16;
+  const int64_t w = vecs * 16;
+  const __mmask16 last = laneMask(static_cast<int>(cols - 16 * (vecs - 1)));
+  for (int64_t i = 0; i < R * w; i += 16) _mm512_store_ps(sums + i, _mm512_setzero_ps());
+  int64_t p = 0;
+  for (; p + Q <= kc; p += Q, b += Q * ldb, a += Q * MR) {
+    for (int64_t ahead = kStreamAhead; ahead < kStreamAhead + Q && p + ahead < kc; ahead++) {
+      const char* row = reinterpret_cast<const char*>(b + ahead * ldb);
+      for (int64_t l = 0; l < cols * static_cast<int64_t>(sizeof(float)); l += 64) _mm_prefetch(row + l, _MM_HINT_T1);
+    }
+    streamSteps<R, Q>(a, b, ldb, vecs, w, last, sums);
+  }
+  for (; p < kc; p++, b += ldb, a += MR) streamSteps<R, 1>(a, b, ldb, vecs, w, last, sums);
+  const __m512 va = _mm512_set1_ps(alpha);
+  const __m512 vb = _mm512_set1_ps(beta);
+  for (int r = 0; r < R; r++) {
+    for (int64_t v = 0; v < vecs; v++) {
+      const __mmask16 m = v == vecs - 1 ? last : static_cast<__mmask16>(0xFFFF);
+      float* cp = c + r * ldc + 16 * v;
+      __m512 t = _mm512_mul_ps(va, _mm512_load_ps(sums + r * w + 16 * v));
+      if (beta != 0.0f) t = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cp), t);
+      _mm512_mask_storeu_ps(cp, m, t);
+    }
+  }
+}
+
+void stream(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, float alpha, float beta,
+            int rows, int64_t cols, float* sums) {
+  using StreamFn = void (*)(int64_t, const float*, const float*, int64_t, float*, int64_t, float, float, int64_t,
+                            float*);
+  static constexpr StreamFn fns[kStreamRows] = {streamTile<1>, streamTile<2>, streamTile<3>, streamTile<4>};
+  fns[rows - 1](kc, a, b, ldb, c, ldc, alpha, beta, cols, sums);
+}
+
 // Transposes the 8x8 block in r[0..7] in place: afterwards r[j] holds column j.
 inline __attribute__((always_inline)) void transpose8x8(__m256 r[8]) {
   const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
@@ -315,7 +387,7 @@ void microBf16(int64_t kc, const void* a, const void* b, float* c, int64_t ldc, 
 }  // namespace
 
 GemmKernel avx512GemmKernel() {
-  return GemmKernel{MR, NR, 16 * kWideNV, kWideRows, kKC, kMC, true, true, packA, packB, micro};
+  return GemmKernel{MR, NR, 16 * kWideNV, kWideRows, kKC, kMC, true, true, packA, packB, micro, kStreamRows, stream};
 }
 
 Bf16Kernel avx512Bf16Widening() { return Bf16Kernel{"widening", MR, NR, NR, 0, NR, kKC, 1, 4, packABf16, packBBf16, packBFloatBf16, microBf16, nullptr}; }

@@ -57,7 +57,7 @@ void microBf16(int64_t kc, const void* a, const void* b, float* c, int64_t ldc, 
 }  // namespace
 
 GemmKernel portableGemmKernel() {
-  return GemmKernel{MR, NR, NR, 0, blocking::kKC, blocking::kMC, false, false, packA, packB, micro4x8};
+  return GemmKernel{MR, NR, NR, 0, blocking::kKC, blocking::kMC, false, false, packA, packB, micro4x8, 0, nullptr};
 }
 
 Bf16Kernel portableBf16Widening() {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "blocking.h"
+#include "gemm.h"
 #include "isa.h"
 #include "threadpool.h"
 
@@ -147,6 +148,15 @@ void runForward(const GroupedCall& g, const GemmKernel& kern, const Unit& u) {
   }
   const int64_t rsB = g.transB ? 1 : g.ldb;
   const int64_t csB = g.transB ? g.ldb : 1;
+  if (!g.transB && rows <= kern.streamRows) {
+    // A few tokens chose this expert (decode): its weights stream through once, read in place.
+    float* packedA = tlsGroupA.get(kern.mr * ceilDiv(g.d, kern.kc) * kern.kc);
+    for (int64_t pc = 0; pc < g.d; pc += kern.kc) {
+      kern.packA(rows, minI(kern.kc, g.d - pc), g.a + row0 * g.lda + pc, g.lda, 1, packedA + kern.mr * pc);
+    }
+    streamColumns(kern, rows, g.d, g.alpha, packedA, g.b + u.group * g.strideB + j0, rsB, g.beta, c, g.ldc, 0, cols);
+    return;
+  }
   blockProduct(kern, rows, cols, g.d, g.alpha, g.a + row0 * g.lda, g.lda, 1, g.b + u.group * g.strideB + j0 * csB,
                rsB, csB, g.beta, c, g.ldc);
 }

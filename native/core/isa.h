@@ -40,6 +40,15 @@ struct GemmKernel {
   // read (cols <= nr, or <= nrWide when rows <= wideRows). `side` may be null.
   void (*micro)(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, float alpha,
                 float beta, int rows, int cols, const MicroSide* side);
+  // Products of at most streamRows rows (0: none) with a row-major B read in place, for decode, where B
+  // streams from memory once: C[0:rows, 0:cols] = alpha·(A panel x B) + beta·C over kc steps, any `cols`.
+  // Each step reads one contiguous run of `cols` floats of B (a page or more, which the hardware
+  // prefetcher follows, where a micro-tile reads a few hundred bytes per page) and adds it into running
+  // sums held in `sums` (rows x streamWidth(cols) floats, 64-byte aligned, in L1). Each element is summed
+  // and stored exactly as micro does (in order from zero, one FMA per step), so the route changes no bit.
+  int streamRows;
+  void (*stream)(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, float alpha,
+                 float beta, int rows, int64_t cols, float* sums);
 };
 
 

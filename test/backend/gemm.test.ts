@@ -261,6 +261,40 @@ describe('native sgemm batch invariance', { skip: nativeMissing }, () => {
     }
   });
 
+  test('wide products: rows of 1-5-row products (the stream route, several column runs) equal a 200-row product', () => {
+    // n = 4200 columns span more than one run of the stream route's sums (4096 floats per row of C), and
+    // groups of 1-4 rows take the same route inside sgemmGrouped. 200 rows take the blocked route on every
+    // path, whose last column block is narrower than the others here (a block once read another block's
+    // packing state and computed with stale B).
+    const [wn, wk] = [4200, 1100];
+    const a = randomArray(200 * wk, 51);
+    const b = randomArray(wk * wn, 52);
+    const c0 = randomArray(200 * wn, 53);
+    forEachPath((path) => {
+      const blocked = c0.slice();
+      native!.sgemm(0.75, mat(a, 200, wk), mat(b, wk, wn), 0.5, mat(blocked, 200, wn));
+      const same = (got: Float32Array, row: number, what: string) => {
+        for (let j = 0; j < wn; j++) {
+          if (!Object.is(got[j], blocked[row * wn + j])) {
+            assert.fail(
+              `${path} ${what}: row ${row} col ${j} is ${got[j]}, the 200-row product gives ${blocked[row * wn + j]}`,
+            );
+          }
+        }
+      };
+      for (const m of [1, 2, 3, 4, 5]) {
+        const c = c0.slice(0, m * wn);
+        native!.sgemm(0.75, mat(a, m, wk), mat(b, wk, wn), 0.5, mat(c, m, wn));
+        for (let r = 0; r < m; r++) same(c.subarray(r * wn, (r + 1) * wn), r, `m=${m}`);
+      }
+      // Groups of 1, 2, 3 and 4 rows (rows 0-9 of A), all against b.
+      const offsets = new Int32Array([0, 1, 3, 6, 10]);
+      const grouped = c0.slice(0, 10 * wn);
+      native!.sgemmGrouped(offsets, 0.75, mat(a, 10, wk), mat(b, wk, wn), 0, 0.5, mat(grouped, 10, wn), 0);
+      for (let r = 0; r < 10; r++) same(grouped.subarray(r * wn, (r + 1) * wn), r, 'grouped');
+    });
+  });
+
   test('so do the rows of strided-batched items and of grouped (per-expert) products', () => {
     const a = randomArray(full * k, 41);
     const b = randomArray(3 * k * n, 42);
