@@ -54,18 +54,6 @@ Operands operandsOf(const GemmCall& g) {
                   g.transB ? g.ldb : 1, g.c, g.ldc};
 }
 
-// C = beta * C without touching A and B (k == 0 or alpha == 0, as BLAS does).
-void scaleC(const GemmCall& g, float* c) {
-  for (int64_t i = 0; i < g.m; i++) {
-    float* row = c + i * g.ldc;
-    if (g.beta == 0.0f) {
-      std::memset(row, 0, static_cast<size_t>(g.n) * sizeof(float));
-    } else if (g.beta != 1.0f) {
-      for (int64_t j = 0; j < g.n; j++) row[j] *= g.beta;
-    }
-  }
-}
-
 // How a column block is cut into work units: mUnits row blocks x nUnits ranges of B panels.
 struct Split {
   int64_t mUnits;
@@ -389,7 +377,7 @@ namespace {
 void gemmOne(const GemmCall& g, int maxThreads) {
   if (g.m == 0 || g.n == 0) return;
   if (g.k == 0 || g.alpha == 0.0f) {
-    scaleC(g, g.c);
+    scaleRows(g.c, g.m, g.n, g.ldc, g.beta);
     return;
   }
   const GemmKernel& kern = currentIsa().gemm;
@@ -427,6 +415,18 @@ void gemmOne(const GemmCall& g, int maxThreads) {
 }  // namespace
 
 void sgemm(const GemmCall& call) { gemmOne(call, poolThreads()); }
+
+void scaleRows(float* c, int64_t rows, int64_t cols, int64_t ldc, float beta) {
+  if (beta == 1.0f) return;
+  for (int64_t i = 0; i < rows; i++) {
+    float* row = c + i * ldc;
+    if (beta == 0.0f) {
+      std::memset(row, 0, static_cast<size_t>(cols) * sizeof(float));
+    } else {
+      for (int64_t j = 0; j < cols; j++) row[j] *= beta;
+    }
+  }
+}
 
 void sgemmStridedBatched(const GemmCall& call, int64_t strideA, int64_t strideB, int64_t strideC, int64_t batch) {
   if (batch <= 0) return;

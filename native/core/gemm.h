@@ -22,6 +22,10 @@ struct GemmCall {
 
 void sgemm(const GemmCall& call);
 
+// rows x cols of C (ldc) = beta·C, what a product with k == 0 or alpha == 0 computes (as BLAS does): beta == 0
+// writes zeros without reading C, beta == 1 leaves C alone.
+void scaleRows(float* c, int64_t rows, int64_t cols, int64_t ldc, float beta);
+
 struct GemmKernel;
 
 // Columns [j0, j1) of C = alpha·A·B + beta·C on the calling thread through kern.stream (m <= kern.streamRows,

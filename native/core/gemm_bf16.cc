@@ -9,7 +9,6 @@
 #include "gemm_bf16.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "blocking.h"
 #include "isa.h"
@@ -102,20 +101,6 @@ void runTiles(const Bf16Kernel& kern, int64_t m, int64_t k, const char* packedA,
     }
   }
 }
-
-// rows x cols of C (ldc) = beta·C; beta == 0 writes zeros without reading C.
-void scaleRows(float* c, int64_t rows, int64_t cols, int64_t ldc, float beta) {
-  if (beta == 1.0f) return;
-  for (int64_t i = 0; i < rows; i++) {
-    float* row = c + i * ldc;
-    if (beta == 0.0f) {
-      std::memset(row, 0, static_cast<size_t>(cols) * sizeof(float));
-    } else {
-      for (int64_t j = 0; j < cols; j++) row[j] *= beta;
-    }
-  }
-}
-
 
 // One product on up to maxThreads threads.
 void gemmBf16On(const Bf16Call& g, int maxThreads) {

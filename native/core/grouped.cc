@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -35,19 +34,6 @@ struct Unit {
   int64_t p0, p1;  // panel range: column panels (transA false) or row panels of C_g (transA true)
   double cost;
 };
-
-// C[rows x cols] (ldc) = beta * C; beta == 0 writes zeros without reading C.
-void scaleBlock(float* c, int64_t rows, int64_t cols, int64_t ldc, float beta) {
-  if (beta == 1.0f) return;
-  for (int64_t i = 0; i < rows; i++) {
-    float* row = c + i * ldc;
-    if (beta == 0.0f) {
-      std::memset(row, 0, static_cast<size_t>(cols) * sizeof(float));
-    } else {
-      for (int64_t j = 0; j < cols; j++) row[j] *= beta;
-    }
-  }
-}
 
 // C[M x N] (ldc) = alpha * op(A) op(B) + beta * C with op(A)[i,p] = a[i*rsA + p*csA] and
 // op(B)[p,j] = b[p*rsB + j*csB]. The A block (up to 2·MC x KC floats) is packed once per k slice and stays
@@ -143,7 +129,7 @@ void runForward(const GroupedCall& g, const GemmKernel& kern, const Unit& u) {
   const int64_t cols = minI(u.p1 * nr, g.n) - j0;
   float* c = g.c + u.group * g.strideC + row0 * g.ldc + j0;
   if (g.d == 0 || g.alpha == 0.0f) {
-    scaleBlock(c, rows, cols, g.ldc, g.beta);
+    scaleRows(c, rows, cols, g.ldc, g.beta);
     return;
   }
   const int64_t rsB = g.transB ? 1 : g.ldb;
@@ -170,7 +156,7 @@ void runWeightGrad(const GroupedCall& g, const GemmKernel& kern, const Unit& u) 
   const int64_t rows = minI(u.p1 * mr, g.d) - i0;
   float* c = g.c + u.group * g.strideC + i0 * g.ldc;
   if (k == 0 || g.alpha == 0.0f) {
-    scaleBlock(c, rows, g.n, g.ldc, g.beta);
+    scaleRows(c, rows, g.n, g.ldc, g.beta);
     return;
   }
   // op(A)[i, p] = a[p*lda + i]
