@@ -15,6 +15,7 @@ namespace glam {
 namespace {
 
 #include "pack_impl.h"
+#include "widening_impl.h"
 
 constexpr int MR = 6;
 constexpr int NV = 4;  // zmm vectors per tile row
@@ -365,31 +366,12 @@ void packB(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, float
   }
 }
 
-// Widening bf16 products: A rounded to bf16 values and B widened, both packed as float32 panels for the
-// float32 micro-kernel (products of bf16 values are exact in float32).
-void packABf16(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, void* dst) {
-  packAPanelsBf16Values<MR>(mc, kc, a, rs, cs, static_cast<float*>(dst));
-}
-
-void packBBf16(int64_t kc, int64_t nc, const uint16_t* b, int64_t rs, int64_t cs, void* dst) {
-  packBPanelsWidened<NR>(kc, nc, b, rs, cs, static_cast<float*>(dst));
-}
-
-void packBFloatBf16(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, void* dst) {
-  packBPanelsBf16Values<NR>(kc, nc, b, rs, cs, static_cast<float*>(dst));
-}
-
-void microBf16(int64_t kc, const void* a, const void* b, float* c, int64_t ldc, float alpha, float beta, int rows,
-               int cols, const Bf16Side*) {
-  micro(kc, static_cast<const float*>(a), static_cast<const float*>(b), NR, c, ldc, alpha, beta, rows, cols, nullptr);
-}
-
 }  // namespace
 
 GemmKernel avx512GemmKernel() {
   return GemmKernel{MR, NR, 16 * kWideNV, kWideRows, kKC, kMC, true, true, packA, packB, micro, kStreamRows, stream};
 }
 
-Bf16Kernel avx512Bf16Widening() { return Bf16Kernel{"widening", MR, NR, NR, 0, NR, kKC, 1, 4, packABf16, packBBf16, packBFloatBf16, microBf16, nullptr}; }
+Bf16Kernel avx512Bf16Widening() { return wideningBf16Kernel<MR, NR, micro>(kKC); }
 
 }  // namespace glam

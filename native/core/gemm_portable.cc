@@ -8,6 +8,7 @@ namespace glam {
 namespace {
 
 #include "pack_impl.h"
+#include "widening_impl.h"
 
 // 4x8 fits the 16 baseline vector registers: 8 accumulators + 2 B vectors + a broadcast.
 constexpr int MR = 4;
@@ -35,33 +36,12 @@ void packB(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, float
   packBPanels<NR>(kc, nc, b, rs, cs, dst);
 }
 
-// Widening bf16 products: A rounded to bf16 values and B widened, both packed as float32 panels for the
-// float32 micro-kernel (products of bf16 values are exact in float32).
-void packABf16(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, void* dst) {
-  packAPanelsBf16Values<MR>(mc, kc, a, rs, cs, static_cast<float*>(dst));
-}
-
-void packBBf16(int64_t kc, int64_t nc, const uint16_t* b, int64_t rs, int64_t cs, void* dst) {
-  packBPanelsWidened<NR>(kc, nc, b, rs, cs, static_cast<float*>(dst));
-}
-
-void packBFloatBf16(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, void* dst) {
-  packBPanelsBf16Values<NR>(kc, nc, b, rs, cs, static_cast<float*>(dst));
-}
-
-void microBf16(int64_t kc, const void* a, const void* b, float* c, int64_t ldc, float alpha, float beta, int rows,
-               int cols, const Bf16Side*) {
-  micro4x8(kc, static_cast<const float*>(a), static_cast<const float*>(b), NR, c, ldc, alpha, beta, rows, cols, nullptr);
-}
-
 }  // namespace
 
 GemmKernel portableGemmKernel() {
   return GemmKernel{MR, NR, NR, 0, blocking::kKC, blocking::kMC, false, false, packA, packB, micro4x8, 0, nullptr};
 }
 
-Bf16Kernel portableBf16Widening() {
-  return Bf16Kernel{"widening", MR, NR, NR, 0, NR, blocking::kKC, 1, 4, packABf16, packBBf16, packBFloatBf16, microBf16, nullptr};
-}
+Bf16Kernel portableBf16Widening() { return wideningBf16Kernel<MR, NR, micro4x8>(blocking::kKC); }
 
 }  // namespace glam
