@@ -15,6 +15,7 @@ namespace glam {
 namespace {
 
 #include "pack_impl.h"
+#include "simd_impl.h"
 #include "widening_impl.h"
 
 constexpr int MR = 6;
@@ -28,12 +29,6 @@ constexpr int kWideNV = 8;
 // (512 x 64 floats, 128 KiB) both stay in a 1 MiB L2.
 constexpr int64_t kKC = 512;
 constexpr int64_t kMC = 144;
-
-// The first `cols` (0..16) lanes.
-inline __mmask16 laneMask(int cols) {
-  return cols >= 16 ? static_cast<__mmask16>(0xFFFF)
-                    : cols <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << cols) - 1u);
-}
 
 // An R x (16·V) tile of C (R <= MR rows), the last vector masked to the columns that exist. Per k step:
 // V loads of the B row (ldb floats apart: NR for a packed panel, the matrix's own stride when B is read
@@ -227,54 +222,6 @@ void stream(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, i
                             float*);
   static constexpr StreamFn fns[kStreamRows] = {streamTile<1>, streamTile<2>, streamTile<3>, streamTile<4>};
   fns[rows - 1](kc, a, b, ldb, c, ldc, alpha, beta, cols, sums);
-}
-
-// Transposes the 8x8 block in r[0..7] in place: afterwards r[j] holds column j.
-inline __attribute__((always_inline)) void transpose8x8(__m256 r[8]) {
-  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-
-// Transposes the 16x16 block in r[0..15] in place: afterwards r[j] holds column j.
-inline __attribute__((always_inline)) void transpose16x16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  // r[4q + s] now holds, in 128-bit lane L, rows 4q..4q+3 of column 4L + s: a 4x4 transpose of lanes
-  // among r[s], r[4 + s], r[8 + s], r[12 + s] gathers column 4L + s.
-  for (int s = 0; s < 4; s++) {
-    const __m512 u0 = _mm512_shuffle_f32x4(r[s], r[4 + s], 0x44);
-    const __m512 u1 = _mm512_shuffle_f32x4(r[s], r[4 + s], 0xEE);
-    const __m512 u2 = _mm512_shuffle_f32x4(r[8 + s], r[12 + s], 0x44);
-    const __m512 u3 = _mm512_shuffle_f32x4(r[8 + s], r[12 + s], 0xEE);
-    t[s] = _mm512_shuffle_f32x4(u0, u2, 0x88);
-    t[4 + s] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
-    t[8 + s] = _mm512_shuffle_f32x4(u1, u3, 0x88);
-    t[12 + s] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
-  }
-  for (int i = 0; i < 16; i++) r[i] = t[i];
 }
 
 // A stored row-major (cs == 1), a full MR-row panel: 8 k steps at a time, the 6 rows (and 2 zero rows)

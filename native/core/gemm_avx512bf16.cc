@@ -19,6 +19,7 @@ namespace glam {
 namespace {
 
 #include "pack_impl.h"
+#include "simd_impl.h"
 
 constexpr int MR = 6;
 constexpr int NV = 4;
@@ -29,11 +30,6 @@ constexpr int kWideRows = 2;
 constexpr int kWideNV = 16;
 constexpr int wideVectors(int rows) { return rows == 1 ? 16 : rows <= kWideRows ? 8 : NV; }
 constexpr int64_t kKC = 512;  // the same k cuts as the float32 AVX-512 kernel (even: pairs never straddle)
-
-inline __mmask16 laneMask(int cols) {
-  return cols >= 16 ? static_cast<__mmask16>(0xFFFF)
-                    : cols <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << cols) - 1u);
-}
 
 inline uint32_t pairOf(uint16_t lo, uint16_t hi) { return static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16); }
 
@@ -208,32 +204,6 @@ void packA(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, void*
       }
     }
   }
-}
-
-// Transposes the 16x16 block of 32-bit elements in r[0..15] in place: afterwards r[j] holds column j.
-inline __attribute__((always_inline)) void transpose16x16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  for (int s = 0; s < 4; s++) {
-    const __m512 u0 = _mm512_shuffle_f32x4(r[s], r[4 + s], 0x44);
-    const __m512 u1 = _mm512_shuffle_f32x4(r[s], r[4 + s], 0xEE);
-    const __m512 u2 = _mm512_shuffle_f32x4(r[8 + s], r[12 + s], 0x44);
-    const __m512 u3 = _mm512_shuffle_f32x4(r[8 + s], r[12 + s], 0xEE);
-    t[s] = _mm512_shuffle_f32x4(u0, u2, 0x88);
-    t[4 + s] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
-    t[8 + s] = _mm512_shuffle_f32x4(u1, u3, 0x88);
-    t[12 + s] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
-  }
-  for (int i = 0; i < 16; i++) r[i] = t[i];
 }
 
 // B row-major (cs == 1): rows 2q and 2q+1 interleaved word by word (vpermt2w), 32 columns per pair of
