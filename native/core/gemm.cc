@@ -433,24 +433,13 @@ void sgemmStridedBatched(const GemmCall& call, int64_t strideA, int64_t strideB,
   const double itemFlops =
       2.0 * static_cast<double>(call.m) * static_cast<double>(call.n) * static_cast<double>(call.k);
   const int pool = poolThreads();
-  auto item = [&](int64_t i, int maxThreads) {
-    GemmCall g = call;
-    g.a = call.a + i * strideA;
-    g.b = call.b + i * strideB;
-    g.c = call.c + i * strideC;
-    gemmOne(g, maxThreads);
-  };
-  // Whole items per thread when there are enough of them (no barriers, no shared packing), else each item
-  // on all threads. Whole items need no shared state, so a batch worth one thread's minimum is enough
-  // (the causal blocks of attention: 8 heads x 64 x 64 x 32 is 2.1 MFLOP).
+  // Whole items per thread when there are enough of them, else each item on all threads. Whole items need
+  // no shared state, so a batch worth one thread's minimum is enough (the causal blocks of attention:
+  // 8 heads x 64 x 64 x 32 is 2.1 MFLOP).
   const bool perItem = pool > 1 && batch >= pool &&
                        (batch % pool == 0 || batch >= 4 * pool || itemFlops < 4.0 * kMinFlopsPerThread) &&
                        itemFlops * static_cast<double>(batch) >= kMinFlopsPerThread;
-  if (!perItem) {
-    for (int64_t i = 0; i < batch; i++) item(i, pool);
-    return;
-  }
-  forEachUnit(pool, batch, [&](int64_t i) { item(i, 1); });
+  forEachBatchItem(call, strideA, strideB, strideC, batch, perItem, gemmOne);
 }
 
 }  // namespace glam

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "threadpool.h"
+
 namespace glam {
 
 // C = alpha * op(A) * op(B) + beta * C, row-major, op(A) [m,k], op(B) [k,n].
@@ -38,5 +40,26 @@ constexpr int64_t kStreamFloats = 4096;
 
 // `batch` products; item i uses a + i*strideA, b + i*strideB, c + i*strideC.
 void sgemmStridedBatched(const GemmCall& call, int64_t strideA, int64_t strideB, int64_t strideC, int64_t batch);
+
+// The strided-batch driver of a product: product(item, maxThreads) for every item (call with a, b and c
+// moved i strides on). With wholeItems the pool's threads claim whole items, one thread each (no barriers,
+// no shared packing); else the items run one after another, each on all the threads.
+template <typename Product>
+void forEachBatchItem(const GemmCall& call, int64_t strideA, int64_t strideB, int64_t strideC, int64_t batch,
+                      bool wholeItems, Product&& product) {
+  const int pool = poolThreads();
+  auto item = [&](int64_t i, int maxThreads) {
+    GemmCall g = call;
+    g.a = call.a + i * strideA;
+    g.b = call.b + i * strideB;
+    g.c = call.c + i * strideC;
+    product(g, maxThreads);
+  };
+  if (wholeItems) {
+    forEachUnit(pool, batch, [&](int64_t i) { item(i, 1); });
+  } else {
+    for (int64_t i = 0; i < batch; i++) item(i, pool);
+  }
+}
 
 }  // namespace glam

@@ -144,19 +144,10 @@ void sgemmStridedBatchedBf16(const GemmCall& call, int64_t strideA, int64_t stri
   const double itemFlops =
       2.0 * static_cast<double>(call.m) * static_cast<double>(call.n) * static_cast<double>(call.k);
   const int pool = poolThreads();
-  auto item = [&](int64_t i, int maxThreads) {
-    GemmCall g = call;
-    g.a = call.a + i * strideA;
-    g.b = call.b + i * strideB;
-    g.c = call.c + i * strideC;
-    gemmBf16On(fromGemm(g), maxThreads);
-  };
-  // Whole items per thread when there are enough of them, as sgemmStridedBatched does.
-  if (pool > 1 && batch >= pool && itemFlops * static_cast<double>(batch) >= kMinFlopsPerThread) {
-    forEachUnit(pool, batch, [&](int64_t i) { item(i, 1); });
-  } else {
-    for (int64_t i = 0; i < batch; i++) item(i, pool);
-  }
+  // Whole items per thread when there are enough of them (a looser rule than sgemmStridedBatched's).
+  const bool perItem = pool > 1 && batch >= pool && itemFlops * static_cast<double>(batch) >= kMinFlopsPerThread;
+  forEachBatchItem(call, strideA, strideB, strideC, batch, perItem,
+                   [](const GemmCall& g, int maxThreads) { gemmBf16On(fromGemm(g), maxThreads); });
 }
 
 void sgemmGroupedBf16(const GroupedCall& g) {
