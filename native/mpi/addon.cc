@@ -224,6 +224,27 @@ bool readRoot(napi_env env, napi_value v, const char* op, int size, int* root) {
   return true;
 }
 
+// The one argument of allreduce and allreduceSync, a buffer of a type the sum supports: its engine, or null
+// (after throwing, or with no argument).
+Engine* readReduceArgs(napi_env env, napi_callback_info info, const char* op, Binding** binding, Typed* buf) {
+  size_t argc = 1;
+  napi_value argv[1];
+  *binding = bindingOf(env, info, &argc, argv);
+  Engine* e = engineOrThrow(env, op);
+  if (e == nullptr || argc < 1 || !readTyped(env, argv[0], op, "buffer", buf) || !reduceType(env, op, *buf))
+    return nullptr;
+  return e;
+}
+
+// A job of `kind` over all of buf's elements.
+void setBuffer(Job* job, JobKind kind, const Typed& buf) {
+  job->kind = kind;
+  job->type = buf.type.type;
+  job->elementSize = buf.type.size;
+  job->buffer = buf.data;
+  job->count = buf.length;
+}
+
 // Fills an alltoallv job from (send, sendCounts, recv?) and checks the counts against the buffers.
 bool readAlltoallv(napi_env env, const char* op, int size, size_t argc, napi_value* argv, Job* job,
                    Typed* send, Typed* recv, bool* hasRecv) {
@@ -302,39 +323,23 @@ napi_value Init(napi_env env, napi_callback_info info) {
 }
 
 napi_value Allreduce(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  Binding* b = bindingOf(env, info, &argc, argv);
-  Engine* e = engineOrThrow(env, "allreduce");
+  Binding* b = nullptr;
   Typed buf;
-  if (e == nullptr || argc < 1 || !readTyped(env, argv[0], "allreduce", "buffer", &buf) ||
-      !reduceType(env, "allreduce", buf))
-    return nullptr;
+  Engine* e = readReduceArgs(env, info, "allreduce", &b, &buf);
+  if (e == nullptr) return nullptr;
   auto* op = new AsyncOp();
-  op->job.kind = JobKind::Allreduce;
-  op->job.type = buf.type.type;
-  op->job.elementSize = buf.type.size;
-  op->job.buffer = buf.data;
-  op->job.count = buf.length;
+  setBuffer(&op->job, JobKind::Allreduce, buf);
   keep(env, op, 0, buf.value);
   return submit(env, b, e, op);
 }
 
 napi_value AllreduceSync(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  bindingOf(env, info, &argc, argv);
-  Engine* e = engineOrThrow(env, "allreduceSync");
+  Binding* b = nullptr;
   Typed buf;
-  if (e == nullptr || argc < 1 || !readTyped(env, argv[0], "allreduceSync", "buffer", &buf) ||
-      !reduceType(env, "allreduceSync", buf))
-    return nullptr;
+  Engine* e = readReduceArgs(env, info, "allreduceSync", &b, &buf);
+  if (e == nullptr) return nullptr;
   Job job;
-  job.kind = JobKind::Allreduce;
-  job.type = buf.type.type;
-  job.elementSize = buf.type.size;
-  job.buffer = buf.data;
-  job.count = buf.length;
+  setBuffer(&job, JobKind::Allreduce, buf);
   if (!e->run(&job)) return throwError(env, "allreduceSync: the communicator is finalised");
   if (!job.ok) return throwError(env, job.error);
   return nullptr;
@@ -351,25 +356,24 @@ napi_value Broadcast(napi_env env, napi_callback_info info) {
       !readRoot(env, argv[1], "broadcast", e->size(), &root))
     return nullptr;
   auto* op = new AsyncOp();
-  op->job.kind = JobKind::Broadcast;
-  op->job.type = buf.type.type;
-  op->job.elementSize = buf.type.size;
-  op->job.buffer = buf.data;
-  op->job.count = buf.length;
+  setBuffer(&op->job, JobKind::Broadcast, buf);
   op->job.root = root;
   keep(env, op, 0, buf.value);
   return submit(env, b, e, op);
 }
 
-napi_value Barrier(napi_env env, napi_callback_info info) {
+// A job without arguments (barrier, finalize), posted; its promise.
+napi_value submitBare(napi_env env, napi_callback_info info, const char* name, JobKind kind) {
   size_t argc = 0;
   Binding* b = bindingOf(env, info, &argc, nullptr);
-  Engine* e = engineOrThrow(env, "barrier");
+  Engine* e = engineOrThrow(env, name);
   if (e == nullptr) return nullptr;
   auto* op = new AsyncOp();
-  op->job.kind = JobKind::Barrier;
+  op->job.kind = kind;
   return submit(env, b, e, op);
 }
+
+napi_value Barrier(napi_env env, napi_callback_info info) { return submitBare(env, info, "barrier", JobKind::Barrier); }
 
 napi_value Alltoallv(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -421,13 +425,7 @@ napi_value FlushSync(napi_env env, napi_callback_info info) {
 }
 
 napi_value Finalize(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  Binding* b = bindingOf(env, info, &argc, nullptr);
-  Engine* e = engineOrThrow(env, "finalize");
-  if (e == nullptr) return nullptr;
-  auto* op = new AsyncOp();
-  op->job.kind = JobKind::Finalize;
-  return submit(env, b, e, op);
+  return submitBare(env, info, "finalize", JobKind::Finalize);
 }
 
 napi_value Stats(napi_env env, napi_callback_info info) {
