@@ -1,4 +1,39 @@
 /** Small helpers shared by the `glam` commands' option parsing. */
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+
+type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
+
+const HELP_OPTION = { help: { type: 'boolean', short: 'h', default: false } } as const;
+
+type CommandConfig<O extends ParseArgsOptionsConfig> = {
+  args: string[];
+  options: O & typeof HELP_OPTION;
+  strict: true;
+  allowPositionals: false;
+};
+
+/**
+ * A command's options (strict, no positionals, plus -h/--help), or undefined once `help` has been
+ * printed because --help was given.
+ */
+export function parseCommand<const O extends ParseArgsOptionsConfig>(
+  args: string[],
+  options: O,
+  help: string,
+): ReturnType<typeof parseArgs<CommandConfig<O>>>['values'] | undefined {
+  const config: CommandConfig<O> = {
+    args,
+    options: { ...options, ...HELP_OPTION },
+    strict: true,
+    allowPositionals: false,
+  };
+  const { values } = parseArgs(config);
+  if ((values as { help?: boolean }).help) {
+    console.log(help);
+    return undefined;
+  }
+  return values;
+}
 
 /** An integer option value within [min, max]; `name` is the flag, for the message. */
 export function intOption(

@@ -3,7 +3,6 @@
  * (a one-line doc and a run function); the measuring code lives in src/bench/.
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { kernels, loadNative, parsePrecision } from '../backend/index.js';
 import type { IsaKey } from '../backend/native.js';
 import { benchDecode, type DecodeDtype, formatDecodeBench } from '../bench/decode.js';
@@ -28,7 +27,7 @@ import { resolveConfig } from '../model/presets.js';
 import { loadModelCheckpointStored } from '../train/checkpoints.js';
 import { renderSvg } from '../train/plot.js';
 import { atomicWriteFileSync } from '../util/atomic.js';
-import { intOption, numberOption } from './args.js';
+import { intOption, numberOption, parseCommand } from './args.js';
 
 interface Subcommand {
   doc: string;
@@ -73,9 +72,9 @@ function badDtype(v: string): never {
 }
 
 async function runGemm(args: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const values = parseCommand(
     args,
-    options: {
+    {
       m: { type: 'string' },
       n: { type: 'string' },
       k: { type: 'string' },
@@ -84,15 +83,10 @@ async function runGemm(args: string[]): Promise<void> {
       dtype: { type: 'string', default: 'f32' },
       repeat: { type: 'string', default: '15' },
       json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
     },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(GEMM_HELP);
-    return;
-  }
+    GEMM_HELP,
+  );
+  if (values === undefined) return;
   const size = (name: 'm' | 'n' | 'k'): number => {
     const v = values[name];
     if (v === undefined) throw new Error(`bench gemm: --${name} is required (see glam bench gemm --help)`);
@@ -121,22 +115,17 @@ async function runGemm(args: string[]): Promise<void> {
 }
 
 async function runPeak(args: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const values = parseCommand(
     args,
-    options: {
+    {
       threads: { type: 'string' },
       isa: { type: 'string' },
       seconds: { type: 'string', default: '0.5' },
       json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
     },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(PEAK_HELP);
-    return;
-  }
+    PEAK_HELP,
+  );
+  if (values === undefined) return;
   const native = loadNative();
   if (!native.ok) throw new Error(`bench peak needs the native addon, which did not load: ${native.reason}`);
   const seconds = Number(values.seconds);
@@ -220,9 +209,9 @@ options:
   -h, --help       this help`;
 
 async function runDecode(args: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const values = parseCommand(
     args,
-    options: {
+    {
       config: { type: 'string' },
       model: { type: 'string' },
       batch: { type: 'string', default: '1' },
@@ -232,15 +221,10 @@ async function runDecode(args: string[]): Promise<void> {
       dtype: { type: 'string', default: 'f32' },
       rounds: { type: 'string', default: '5' },
       json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
     },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(DECODE_HELP);
-    return;
-  }
+    DECODE_HELP,
+  );
+  if (values === undefined) return;
   if ((values.config === undefined) === (values.model === undefined)) {
     throw new Error('bench decode: give exactly one of --config NAME and --model DIR (see --help)');
   }
@@ -276,9 +260,9 @@ async function runDecode(args: string[]): Promise<void> {
 }
 
 async function runTrain(args: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const values = parseCommand(
     args,
-    options: {
+    {
       config: { type: 'string', default: 'small-moe' },
       batch: { type: 'string', default: '8' },
       seq: { type: 'string', default: '128' },
@@ -288,15 +272,10 @@ async function runTrain(args: string[]): Promise<void> {
       precision: { type: 'string', default: 'fp32' },
       seed: { type: 'string', default: '1' },
       json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
     },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(TRAIN_HELP);
-    return;
-  }
+    TRAIN_HELP,
+  );
+  if (values === undefined) return;
   const r = benchTrain({
     config: values.config,
     batch: intOption('batch', values.batch, 1),
@@ -315,26 +294,23 @@ async function runTrain(args: string[]): Promise<void> {
   console.log(values.json ? JSON.stringify(r) : formatTrainBench(r));
 }
 
-async function runMoe(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      threads: { type: 'string' },
-      repeat: { type: 'string', default: '7' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(`usage: glam bench moe [--threads T] [--repeat R] [--json]
+const MOE_HELP = `usage: glam bench moe [--threads T] [--repeat R] [--json]
 
 Forward+backward of an MoE layer (4096 tokens, d_model 256, 64 experts of d_ff 512, top-2, dropless)
 against a dense gated-GELU layer with the same activated FLOPs; medians of R interleaved runs and
-the ratio MoE/dense (goal <= 1.25).`);
-    return;
-  }
+the ratio MoE/dense (goal <= 1.25).`;
+
+async function runMoe(args: string[]): Promise<void> {
+  const values = parseCommand(
+    args,
+    {
+      threads: { type: 'string' },
+      repeat: { type: 'string', default: '7' },
+      json: { type: 'boolean', default: false },
+    },
+    MOE_HELP,
+  );
+  if (values === undefined) return;
   if (values.threads !== undefined) kernels().setThreads(intOption('threads', values.threads, 1, 1024));
   const r = benchMoe({ repeats: intOption('repeat', values.repeat, 1) });
   console.log(values.json ? JSON.stringify(r) : formatMoeBench(r));
@@ -355,22 +331,17 @@ options:
   -h, --help       this help`;
 
 async function runComm(args: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const values = parseCommand(
     args,
-    options: {
+    {
       ops: { type: 'string' },
       'max-bytes': { type: 'string', default: String(64 << 20) },
       repeat: { type: 'string', default: '10' },
       json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
     },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(COMM_HELP);
-    return;
-  }
+    COMM_HELP,
+  );
+  if (values === undefined) return;
   const ops = (values.ops ?? COMM_OPS.join(',')).split(',').map((o) => o.trim());
   for (const o of ops) {
     if (!(COMM_OPS as readonly string[]).includes(o)) {
@@ -409,9 +380,9 @@ options:
   -h, --help           this help`;
 
 async function runParallel(args: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const values = parseCommand(
     args,
-    options: {
+    {
       config: { type: 'string', default: 'small-moe' },
       parallel: { type: 'string', default: 'data' },
       batch: { type: 'string', default: '8' },
@@ -420,15 +391,10 @@ async function runParallel(args: string[]): Promise<void> {
       warmup: { type: 'string', default: '2' },
       overlap: { type: 'string', default: 'both' },
       json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
     },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(PARALLEL_HELP);
-    return;
-  }
+    PARALLEL_HELP,
+  );
+  if (values === undefined) return;
   const which = values.overlap;
   if (which !== 'on' && which !== 'off' && which !== 'both')
     throw new Error(`--overlap must be on, off or both, got '${which}'`);
@@ -467,9 +433,9 @@ options:
   -h, --help           this help`;
 
 async function runLayers(args: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const values = parseCommand(
     args,
-    options: {
+    {
       config: { type: 'string', default: 'glam-0.1b-64e' },
       experts: { type: 'string', default: '16' },
       vocab: { type: 'string', default: '32000' },
@@ -478,15 +444,10 @@ async function runLayers(args: string[]): Promise<void> {
       rounds: { type: 'string', default: '3' },
       threads: { type: 'string' },
       json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
     },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(LAYERS_HELP);
-    return;
-  }
+    LAYERS_HELP,
+  );
+  if (values === undefined) return;
   if (values.threads !== undefined) kernels().setThreads(intOption('threads', values.threads, 1, 1024));
   const c = resolveConfig(values.config);
   const r = benchLayers(
@@ -533,9 +494,9 @@ options:
   -h, --help          this help`;
 
 async function runCluster(args: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const values = parseCommand(
     args,
-    options: {
+    {
       comm: { type: 'string' },
       transport: { type: 'string', default: 'tcp' },
       compute: { type: 'string' },
@@ -548,15 +509,10 @@ async function runCluster(args: string[]): Promise<void> {
       'host-speedup': { type: 'string', default: '1' },
       svg: { type: 'string' },
       json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
     },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(CLUSTER_HELP);
-    return;
-  }
+    CLUSTER_HELP,
+  );
+  if (values === undefined) return;
   const readJson = (flag: string, file: string | undefined): unknown => {
     if (file === undefined) throw new Error(`bench cluster: --${flag} FILE is required (see --help)`);
     try {

@@ -1,8 +1,7 @@
 /** `glam convert`: a copy of a checkpoint with its weights stored in another dtype (bf16 for inference). */
-import { parseArgs } from 'node:util';
 import { convertCheckpoint, WEIGHTS_DTYPES, type WeightsDtype } from '../model/checkpoint.js';
 import { resolveModelDir } from '../train/checkpoints.js';
-import { requireOption } from './args.js';
+import { parseCommand, requireOption } from './args.js';
 
 const HELP = `usage: glam convert --model DIR --dtype bf16|f32 --out DIR2
 
@@ -21,21 +20,12 @@ options:
   -h, --help     this help`;
 
 export async function run(args: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const values = parseCommand(
     args,
-    options: {
-      model: { type: 'string' },
-      dtype: { type: 'string' },
-      out: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(HELP);
-    return;
-  }
+    { model: { type: 'string' }, dtype: { type: 'string' }, out: { type: 'string' } },
+    HELP,
+  );
+  if (values === undefined) return;
   const model = resolveModelDir(requireOption('convert', 'model', values.model));
   const dtype = requireOption('convert', 'dtype', values.dtype);
   if (!(WEIGHTS_DTYPES as readonly string[]).includes(dtype)) {

@@ -3,7 +3,6 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { homedir } from 'node:os';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { Tokenizer } from '../data/tokenizer.js';
 import { ResultCache } from '../eval/cache.js';
 import { loadTaskData } from '../eval/data.js';
@@ -18,7 +17,7 @@ import { GlamModel } from '../model/glam.js';
 import { resolveModelDir } from '../train/checkpoints.js';
 import { atomicWriteFileSync } from '../util/atomic.js';
 import { ProgressBar } from '../util/progress.js';
-import { intOption, requireOption } from './args.js';
+import { intOption, parseCommand, requireOption } from './args.js';
 
 const HELP = `usage: glam eval --model DIR --tasks LIST --data PATH [--shots K] [--limit N] [--json]
                  [--predictions FILE.jsonl] [--beam K] [--train PATH] [--seed N]
@@ -150,9 +149,9 @@ function loadLocal(model: string) {
 }
 
 export async function run(args: string[]): Promise<void> {
-  const { values: v } = parseArgs({
+  const v = parseCommand(
     args,
-    options: {
+    {
       model: { type: 'string' },
       server: { type: 'string' },
       'server-model': { type: 'string' },
@@ -172,15 +171,10 @@ export async function run(args: string[]): Promise<void> {
       'no-cache': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       list: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
     },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (v.help) {
-    console.log(HELP);
-    return;
-  }
+    HELP,
+  );
+  if (v === undefined) return;
   if (v.list) {
     listTasks(v.json);
     return;

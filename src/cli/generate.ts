@@ -1,11 +1,10 @@
 /** `glam generate`: sample text from a checkpoint (or the latest checkpoint of a run directory), streamed. */
-import { parseArgs } from 'node:util';
 import { Tokenizer } from '../data/tokenizer.js';
 import { InferenceEngine } from '../infer/engine.js';
 import { validateSampling } from '../infer/sample.js';
 import { TOKENIZER_FILE } from '../model/checkpoint.js';
 import { loadModelCheckpointStored } from '../train/checkpoints.js';
-import { intOption, numberOption, requireOption } from './args.js';
+import { intOption, numberOption, parseCommand, requireOption } from './args.js';
 
 const HELP = `usage: glam generate --model DIR --prompt TEXT [--max-tokens N] [--temperature T]
                      [--top-k K] [--top-p P] [--seed N] [--beam W] [--stop TEXT]...
@@ -24,9 +23,9 @@ options:
   --stop TEXT       stop at TEXT (not printed); may be given several times`;
 
 export async function run(args: string[]): Promise<void> {
-  const { values: v } = parseArgs({
+  const v = parseCommand(
     args,
-    options: {
+    {
       model: { type: 'string' },
       prompt: { type: 'string' },
       'max-tokens': { type: 'string', default: '64' },
@@ -36,13 +35,10 @@ export async function run(args: string[]): Promise<void> {
       seed: { type: 'string', default: '0' },
       beam: { type: 'string', default: '1' },
       stop: { type: 'string', multiple: true },
-      help: { type: 'boolean', short: 'h' },
     },
-  });
-  if (v.help) {
-    console.log(HELP);
-    return;
-  }
+    HELP,
+  );
+  if (v === undefined) return;
   const prompt = requireOption('generate', 'prompt', v.prompt);
   // Every option is checked before anything is printed: an error never follows the prompt on stdout.
   const maxTokens = intOption('max-tokens', v['max-tokens'], 0);

@@ -1,8 +1,7 @@
 /** `glam info`: parameter, FLOP and memory accounting of a preset or config file. */
-import { parseArgs } from 'node:util';
 import { accounting, formatBytes, formatCount, formatFlops } from '../model/accounting.js';
 import { isPreset, presetDoc, presetNames, resolveConfig } from '../model/presets.js';
-import { intOption, requireOption } from './args.js';
+import { intOption, parseCommand, requireOption } from './args.js';
 
 const HELP = `usage: glam info --config NAME|FILE [--seq-len T] [--json]
 
@@ -21,21 +20,16 @@ parameters used in matrix products per token (active parameters less norms and
 rel_bias; the tied embedding counts once, as the output projection).`;
 
 export async function run(args: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const values = parseCommand(
     args,
-    options: {
+    {
       config: { type: 'string' },
       'seq-len': { type: 'string' },
       json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
     },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(HELP);
-    return;
-  }
+    HELP,
+  );
+  if (values === undefined) return;
   const name = requireOption('info', 'config', values.config);
   const cfg = resolveConfig(name);
   const seqLen =

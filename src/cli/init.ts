@@ -2,12 +2,11 @@
 import { existsSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { accounting, formatBytes, formatCount } from '../model/accounting.js';
 import { CONFIG_FILE, MODEL_FILE, saveCheckpoint } from '../model/checkpoint.js';
 import { initParams } from '../model/init.js';
 import { presetNames, resolveConfig } from '../model/presets.js';
-import { intOption, requireOption } from './args.js';
+import { intOption, parseCommand, requireOption } from './args.js';
 
 const HELP = `usage: glam init --config NAME|FILE --out DIR [--seed N] [--force]
 
@@ -25,22 +24,17 @@ options:
 presets: ${presetNames().join(', ')}`;
 
 export async function run(args: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const values = parseCommand(
     args,
-    options: {
+    {
       config: { type: 'string' },
       out: { type: 'string' },
       seed: { type: 'string', default: '0' },
       force: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
     },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(HELP);
-    return;
-  }
+    HELP,
+  );
+  if (values === undefined) return;
   const cfg = resolveConfig(requireOption('init', 'config', values.config));
   const out = requireOption('init', 'out', values.out);
   const seed = intOption('seed', values.seed, 0);

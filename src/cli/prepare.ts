@@ -1,5 +1,4 @@
 /** `glam prepare`: build a tokenized dataset (filter, mixture, tokenizer, shards) from a data config. */
-import { parseArgs } from 'node:util';
 import { CATEGORIES } from '../data/categories.js';
 import { defaultDataConfig, loadDataConfig } from '../data/config.js';
 import type { Manifest } from '../data/manifest.js';
@@ -10,6 +9,7 @@ import {
   prepareData,
 } from '../data/prepare.js';
 import { ProgressBar } from '../util/progress.js';
+import { parseCommand } from './args.js';
 
 const HELP = `usage: glam prepare [--data-config FILE] [--out DIR] [--vocab-size N] [--seed N]
 
@@ -141,21 +141,17 @@ export async function prepareWithProgress(
 }
 
 export async function run(args: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const values = parseCommand(
     args,
-    options: {
+    {
       'data-config': { type: 'string' },
       out: { type: 'string', default: 'data/default' },
       'vocab-size': { type: 'string' },
       seed: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(HELP);
-    return;
-  }
+    HELP,
+  );
+  if (values === undefined) return;
   const config = values['data-config'] ? loadDataConfig(values['data-config']) : defaultDataConfig();
   await prepareWithProgress(
     {

@@ -1,10 +1,9 @@
 /** `glam score`: loss parts of a checkpoint on rows of token ids. */
-import { parseArgs } from 'node:util';
 import { readTokenRows, scoreTokenRows } from '../infer/score.js';
 import { GlamModel } from '../model/glam.js';
 import { loadModelCheckpoint } from '../train/checkpoints.js';
 import { Rng } from '../util/rng.js';
-import { intOption, numberOption, requireOption } from './args.js';
+import { intOption, numberOption, parseCommand, requireOption } from './args.js';
 
 const HELP = `usage: glam score --model DIR --tokens FILE.json [--capacity-factor X] [--seed N] [--json]
 
@@ -31,23 +30,18 @@ options:
   -h, --help             this help`;
 
 export async function run(args: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const values = parseCommand(
     args,
-    options: {
+    {
       model: { type: 'string' },
       tokens: { type: 'string' },
       'capacity-factor': { type: 'string' },
       seed: { type: 'string', default: '0' },
       json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
     },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(HELP);
-    return;
-  }
+    HELP,
+  );
+  if (values === undefined) return;
   const dir = requireOption('score', 'model', values.model);
   const tokensFile = requireOption('score', 'tokens', values.tokens);
   const cf = values['capacity-factor'];

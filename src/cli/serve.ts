@@ -1,10 +1,9 @@
 /** `glam serve`: the OpenAI-compatible completions server (src/serve/). */
 import { readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { GlamServer } from '../serve/server.js';
 import { latestCheckpoint, resolveModelDir } from '../train/checkpoints.js';
-import { intOption, numberOption } from './args.js';
+import { intOption, numberOption, parseCommand } from './args.js';
 
 const HELP = `usage: glam serve [--model DIR] [--host 127.0.0.1] [--port 8080] [--parallel N] [--max-queue N]
                   [--api-key KEY] [--timeout S] [--kv-cache-mib M] [--name NAME]
@@ -59,9 +58,9 @@ function nameOf(dir: string): string {
 }
 
 export async function run(args: string[]): Promise<void> {
-  const { values: v } = parseArgs({
+  const v = parseCommand(
     args,
-    options: {
+    {
       model: { type: 'string' },
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '8080' },
@@ -71,13 +70,10 @@ export async function run(args: string[]): Promise<void> {
       timeout: { type: 'string', default: '30' },
       'kv-cache-mib': { type: 'string' },
       name: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
-  });
-  if (v.help) {
-    console.log(HELP);
-    return;
-  }
+    HELP,
+  );
+  if (v === undefined) return;
   const port = intOption('port', v.port, 0, 65535);
   const parallel = intOption('parallel', v.parallel, 1, 512);
   const maxQueue = intOption('max-queue', v['max-queue'], 0);

@@ -8,7 +8,6 @@ import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import type { Category } from '../data/categories.js';
 import { openDataset, toBatch } from '../data/dataset.js';
 import { accounting } from '../model/accounting.js';
@@ -33,7 +32,7 @@ import {
 import { atomicWriteFileSync, atomicWriteJsonSync } from '../util/atomic.js';
 import { readJsonFile } from '../util/files.js';
 import { Rng } from '../util/rng.js';
-import { intOption } from './args.js';
+import { intOption, parseCommand } from './args.js';
 
 const HELP = `usage: glam sweep --plan NAME|FILE [--out DIR] [--data DIR] [--jobs N] [--threads N]
                   [--tokens N] [--report-only] [--list]
@@ -59,9 +58,9 @@ const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..
 const DONE_FILE = 'sweep-run.json';
 
 export async function run(args: string[]): Promise<void> {
-  const { values: v } = parseArgs({
+  const v = parseCommand(
     args,
-    options: {
+    {
       plan: { type: 'string' },
       out: { type: 'string' },
       data: { type: 'string', default: 'data/default' },
@@ -70,13 +69,10 @@ export async function run(args: string[]): Promise<void> {
       tokens: { type: 'string' },
       'report-only': { type: 'boolean', default: false },
       list: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h' },
     },
-  });
-  if (v.help) {
-    console.log(HELP);
-    return;
-  }
+    HELP,
+  );
+  if (v === undefined) return;
   if (v.list) {
     for (const name of BUILTIN_PLANS) {
       const p = builtinPlan(name);
