@@ -216,6 +216,11 @@ export class Fields {
     return Array.isArray(v) ? v : this.fail(key, 'an array');
   }
 
+  /** An array of objects, each named `where.key[i]` in messages. */
+  objects(key: string): Fields[] {
+    return this.array(key).map((v, i) => Fields.of(v, `${this.where}.${key}[${i}]`));
+  }
+
   obj(key: string): Fields {
     const v = this.rec[key];
     if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(key, 'an object');

@@ -249,33 +249,18 @@ export const TASKS: TaskSpec[] = [
     metric: 'acc',
     dirs: ['CB'],
   }),
-  task({
-    id: 'anli_r1',
-    name: 'ANLI R1',
-    group: 'NLU',
-    formats: [choice.anli, generic.genericMultipleChoice],
-    fewShot: 50,
-    metric: 'acc',
-    dirs: ['R1', 'anli/R1'],
-  }),
-  task({
-    id: 'anli_r2',
-    name: 'ANLI R2',
-    group: 'NLU',
-    formats: [choice.anli, generic.genericMultipleChoice],
-    fewShot: 50,
-    metric: 'acc',
-    dirs: ['R2', 'anli/R2'],
-  }),
-  task({
-    id: 'anli_r3',
-    name: 'ANLI R3',
-    group: 'NLU',
-    formats: [choice.anli, generic.genericMultipleChoice],
-    fewShot: 50,
-    metric: 'acc',
-    dirs: ['R3', 'anli/R3'],
-  }),
+  // The three ANLI rounds differ only in their data.
+  ...[1, 2, 3].map((r) =>
+    task({
+      id: `anli_r${r}`,
+      name: `ANLI R${r}`,
+      group: 'NLU',
+      formats: [choice.anli, generic.genericMultipleChoice],
+      fewShot: 50,
+      metric: 'acc',
+      dirs: [`R${r}`, `anli/R${r}`],
+    }),
+  ),
 ];
 
 const BY_ID = new Map(TASKS.map((t) => [t.id, t]));

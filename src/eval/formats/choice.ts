@@ -136,7 +136,7 @@ function arcLike(file: DataFile, prompt: (stem: string) => string): Example[] {
     if (typeof r.rec.question === 'object' && r.rec.question !== null) {
       const q = r.obj('question');
       stem = q.str('stem');
-      const cs = q.array('choices').map((c, k) => Fields.of(c, `${q.where}.choices[${k}]`));
+      const cs = q.objects('choices');
       texts = cs.map((c) => c.str('text'));
       labels = cs.map((c) => c.text('label'));
     } else {

@@ -5,19 +5,44 @@
  * context holding the dialogue so far with the gold answers.
  */
 import { type DropAnswer, type Example, type GenExample, NO_ANSWER } from '../examples.js';
-import { EvalDataError, Fields } from '../io.js';
+import { type DataFile, EvalDataError, Fields } from '../io.js';
 import { type Format, firstRecord, hasKeys, mapRecords, sp } from './format.js';
 
 const uniq = (xs: string[]) => [...new Set(xs.filter((x) => x.trim() !== ''))];
 const question = (q: string) => (/[?]\s*$/.test(q) ? q.trim() : `${q.trim()}?`);
 
-/** The record's top-level object, for the single-object JSON releases. */
-function topObject(json: unknown, file: string): Fields {
-  return Fields.of(json, file);
+/** The objects in the array `key` of a single-object JSON release, named `file: key[i]` in messages. */
+function topRecords(file: DataFile, key: string): Fields[] {
+  return Fields.of(file.json, file.path)
+    .array(key)
+    .map((v, i) => Fields.of(v, `${file.path}: ${key}[${i}]`));
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The first entry of a release's top-level `data` array, for detection. */
+const firstData = (f: DataFile): unknown =>
+  isObject(f.json) && Array.isArray(f.json.data) ? f.json.data[0] : undefined;
+
+/** A TriviaQA record's field names: the release capitalises them, the JSONL export does not. */
+interface TriviaqaKeys {
+  id: string;
+  question: string;
+  answer: string;
+  value: string;
+  aliases: string;
+}
+
+function triviaqaExample(r: Fields, i: number, k: TriviaqaKeys): Example {
+  const a = r.obj(k.answer);
+  return {
+    type: 'gen',
+    id: r.has(k.id) ? r.text(k.id) : String(i),
+    context: `Question: ${question(r.str(k.question))}\nAnswer:`,
+    answers: uniq([a.str(k.value), ...(a.has(k.aliases) ? a.strings(k.aliases) : [])]),
+  };
+}
 
 /** lm-eval's lambada_openai JSONL {text}: the passage's last word is the continuation. */
 export const lambadaJsonl: Format = {
@@ -54,18 +79,15 @@ export const triviaqaJson: Format = {
   description: 'TriviaQA release JSON {Data: [{Question, Answer: {Value, Aliases}}]}',
   detect: (f) => isObject(f.json) && Array.isArray(f.json.Data),
   load: (file) =>
-    topObject(file.json, file.path)
-      .array('Data')
-      .map((d, i): Example => {
-        const r = Fields.of(d, `${file.path}: Data[${i}]`);
-        const a = r.obj('Answer');
-        return {
-          type: 'gen',
-          id: r.has('QuestionId') ? r.text('QuestionId') : String(i),
-          context: `Question: ${question(r.str('Question'))}\nAnswer:`,
-          answers: uniq([a.str('Value'), ...(a.has('Aliases') ? a.strings('Aliases') : [])]),
-        };
+    topRecords(file, 'Data').map((r, i) =>
+      triviaqaExample(r, i, {
+        id: 'QuestionId',
+        question: 'Question',
+        answer: 'Answer',
+        value: 'Value',
+        aliases: 'Aliases',
       }),
+    ),
 };
 
 /** The common export: {question, answer: {value, aliases}} per line. */
@@ -74,15 +96,15 @@ export const triviaqaJsonl: Format = {
   description: 'TriviaQA JSONL export {question, answer: {value, aliases}}',
   detect: (f) => hasKeys(f, 'question', 'answer') && isObject(firstRecord(f)?.answer),
   load: (file) =>
-    mapRecords<Example>(file, (r, i) => {
-      const a = r.obj('answer');
-      return {
-        type: 'gen',
-        id: r.has('question_id') ? r.text('question_id') : String(i),
-        context: `Question: ${question(r.str('question'))}\nAnswer:`,
-        answers: uniq([a.str('value'), ...(a.has('aliases') ? a.strings('aliases') : [])]),
-      };
-    }),
+    mapRecords<Example>(file, (r, i) =>
+      triviaqaExample(r, i, {
+        id: 'question_id',
+        question: 'question',
+        answer: 'answer',
+        value: 'value',
+        aliases: 'aliases',
+      }),
+    ),
 };
 
 export const nqOpen: Format = {
@@ -131,37 +153,27 @@ export const squadv2: Format = {
   id: 'squad-v2',
   description: 'SQuAD v2 JSON {data: [{title, paragraphs: [{context, qas}]}]}',
   detect: (f) => {
-    const d =
-      isObject(f.json) && Array.isArray(f.json.data)
-        ? (f.json.data[0] as Record<string, unknown>)
-        : undefined;
+    const d = firstData(f);
     return isObject(d) && Array.isArray(d.paragraphs);
   },
   load: (file) => {
     const out: Example[] = [];
-    topObject(file.json, file.path)
-      .array('data')
-      .forEach((dv, di) => {
-        const d = Fields.of(dv, `${file.path}: data[${di}]`);
-        const title = d.has('title') ? d.str('title').replaceAll('_', ' ') : '';
-        d.array('paragraphs').forEach((pv, pi) => {
-          const p = Fields.of(pv, `${d.where}.paragraphs[${pi}]`);
-          const background = p.str('context');
-          p.array('qas').forEach((qv, qi) => {
-            const q = Fields.of(qv, `${p.where}.qas[${qi}]`);
-            const impossible = q.has('is_impossible') && q.bool('is_impossible');
-            const answers = impossible
-              ? []
-              : q.array('answers').map((a, k) => Fields.of(a, `${q.where}.answers[${k}]`).str('text'));
-            out.push({
-              type: 'gen',
-              id: q.has('id') ? q.text('id') : `${di}/${pi}/${qi}`,
-              context: `Title: ${title}\n\nBackground: ${background}\n\nQuestion: ${q.str('question')}\n\nAnswer:`,
-              answers: uniq(answers),
-            });
+    topRecords(file, 'data').forEach((d, di) => {
+      const title = d.has('title') ? d.str('title').replaceAll('_', ' ') : '';
+      d.objects('paragraphs').forEach((p, pi) => {
+        const background = p.str('context');
+        p.objects('qas').forEach((q, qi) => {
+          const impossible = q.has('is_impossible') && q.bool('is_impossible');
+          const answers = impossible ? [] : q.objects('answers').map((a) => a.str('text'));
+          out.push({
+            type: 'gen',
+            id: q.has('id') ? q.text('id') : `${di}/${pi}/${qi}`,
+            context: `Title: ${title}\n\nBackground: ${background}\n\nQuestion: ${q.str('question')}\n\nAnswer:`,
+            answers: uniq(answers),
           });
         });
       });
+    });
     return out;
   },
 };
@@ -196,16 +208,15 @@ export const drop: Format = {
     for (const [pid, pv] of Object.entries(file.json as Record<string, unknown>)) {
       const p = Fields.of(pv, `${file.path}: ${pid}`);
       const passage = p.str('passage');
-      p.array('qa_pairs').forEach((qv, qi) => {
-        const q = Fields.of(qv, `${p.where}.qa_pairs[${qi}]`);
+      p.objects('qa_pairs').forEach((q, qi) => {
         const golds: DropAnswer[] = [];
         const main = dropAnswer(q.obj('answer'));
         if (main !== undefined) golds.push(main);
         if (q.has('validated_answers')) {
-          q.array('validated_answers').forEach((v, k) => {
-            const a = dropAnswer(Fields.of(v, `${q.where}.validated_answers[${k}]`));
+          for (const v of q.objects('validated_answers')) {
+            const a = dropAnswer(v);
             if (a !== undefined) golds.push(a);
-          });
+          }
         }
         if (golds.length === 0) throw new EvalDataError(`${q.where}: the question has no answer`);
         const ex: GenExample = {
@@ -230,10 +241,7 @@ export const quac: Format = {
   description:
     'QuAC JSON {data: [{title, paragraphs: [{context, qas: [{question, answers, orig_answer}]}]}]}',
   detect: (f) => {
-    const d =
-      isObject(f.json) && Array.isArray(f.json.data)
-        ? (f.json.data[0] as Record<string, unknown>)
-        : undefined;
+    const d = firstData(f);
     const p =
       isObject(d) && Array.isArray(d.paragraphs) ? (d.paragraphs[0] as Record<string, unknown>) : undefined;
     const q = isObject(p) && Array.isArray(p.qas) ? (p.qas[0] as Record<string, unknown>) : undefined;
@@ -241,39 +249,32 @@ export const quac: Format = {
   },
   load: (file) => {
     const out: Example[] = [];
-    topObject(file.json, file.path)
-      .array('data')
-      .forEach((dv, di) => {
-        const d = Fields.of(dv, `${file.path}: data[${di}]`);
-        const title = [
-          d.has('title') ? d.str('title') : '',
-          d.has('section_title') ? d.str('section_title') : '',
-        ]
-          .filter((s) => s !== '')
-          .join(', ');
-        d.array('paragraphs').forEach((pv, pi) => {
-          const p = Fields.of(pv, `${d.where}.paragraphs[${pi}]`);
-          const paragraph = p.str('context').replace(CANNOT, '').trim();
-          let dialogue = `TITLE: ${title}\nPARAGRAPH: ${paragraph}`;
-          p.array('qas').forEach((qv, qi) => {
-            const q = Fields.of(qv, `${p.where}.qas[${qi}]`);
-            const texts = q
-              .array('answers')
-              .map((a, k) => Fields.of(a, `${q.where}.answers[${k}]`).str('text'));
-            const orig = q.has('orig_answer') ? q.obj('orig_answer').str('text') : (texts[0] ?? CANNOT);
-            const answers = uniq([orig, ...texts]).filter((t) => t !== CANNOT);
-            const unanswerable = orig === CANNOT;
-            out.push({
-              type: 'gen',
-              id: q.has('id') ? q.text('id') : `${di}/${pi}/${qi}`,
-              group: `${di}/${pi}`,
-              context: `${dialogue}\n\nQ: ${q.str('question')}\n\nA:`,
-              answers: unanswerable ? [] : answers,
-            });
-            dialogue += `\n\nQ: ${q.str('question')}\n\nA: ${unanswerable ? NO_ANSWER : orig}`;
+    topRecords(file, 'data').forEach((d, di) => {
+      const title = [
+        d.has('title') ? d.str('title') : '',
+        d.has('section_title') ? d.str('section_title') : '',
+      ]
+        .filter((s) => s !== '')
+        .join(', ');
+      d.objects('paragraphs').forEach((p, pi) => {
+        const paragraph = p.str('context').replace(CANNOT, '').trim();
+        let dialogue = `TITLE: ${title}\nPARAGRAPH: ${paragraph}`;
+        p.objects('qas').forEach((q, qi) => {
+          const texts = q.objects('answers').map((a) => a.str('text'));
+          const orig = q.has('orig_answer') ? q.obj('orig_answer').str('text') : (texts[0] ?? CANNOT);
+          const answers = uniq([orig, ...texts]).filter((t) => t !== CANNOT);
+          const unanswerable = orig === CANNOT;
+          out.push({
+            type: 'gen',
+            id: q.has('id') ? q.text('id') : `${di}/${pi}/${qi}`,
+            group: `${di}/${pi}`,
+            context: `${dialogue}\n\nQ: ${q.str('question')}\n\nA:`,
+            answers: unanswerable ? [] : answers,
           });
+          dialogue += `\n\nQ: ${q.str('question')}\n\nA: ${unanswerable ? NO_ANSWER : orig}`;
         });
       });
+    });
     return out;
   },
 };
@@ -283,50 +284,40 @@ export const coqa: Format = {
   id: 'coqa-json',
   description: 'CoQA JSON {data: [{story, questions, answers, additional_answers}]}',
   detect: (f) => {
-    const d =
-      isObject(f.json) && Array.isArray(f.json.data)
-        ? (f.json.data[0] as Record<string, unknown>)
-        : undefined;
+    const d = firstData(f);
     return isObject(d) && typeof d.story === 'string' && Array.isArray(d.questions);
   },
   load: (file) => {
     const out: Example[] = [];
-    topObject(file.json, file.path)
-      .array('data')
-      .forEach((dv, di) => {
-        const d = Fields.of(dv, `${file.path}: data[${di}]`);
-        const questions = d
-          .array('questions')
-          .map((q, k) => Fields.of(q, `${d.where}.questions[${k}]`).str('input_text'));
-        const answers = d
-          .array('answers')
-          .map((a, k) => Fields.of(a, `${d.where}.answers[${k}]`).str('input_text'));
-        if (answers.length !== questions.length) {
-          throw new EvalDataError(`${d.where}: ${questions.length} questions but ${answers.length} answers`);
-        }
-        const extra: string[][] = questions.map(() => []);
-        if (d.has('additional_answers')) {
-          for (const list of Object.values(d.obj('additional_answers').rec)) {
-            if (!Array.isArray(list)) continue;
-            list.forEach((a, k) => {
-              if (isObject(a) && typeof a.input_text === 'string' && k < extra.length)
-                extra[k]!.push(a.input_text);
-            });
-          }
-        }
-        let dialogue = d.str('story').trim();
-        const id = d.has('id') ? d.text('id') : String(di);
-        questions.forEach((q, k) => {
-          out.push({
-            type: 'gen',
-            id: `${id}/${k + 1}`,
-            group: id,
-            context: `${dialogue}\n\nQ: ${q}\n\nA:`,
-            answers: uniq([answers[k]!, ...extra[k]!]),
+    topRecords(file, 'data').forEach((d, di) => {
+      const questions = d.objects('questions').map((q) => q.str('input_text'));
+      const answers = d.objects('answers').map((a) => a.str('input_text'));
+      if (answers.length !== questions.length) {
+        throw new EvalDataError(`${d.where}: ${questions.length} questions but ${answers.length} answers`);
+      }
+      const extra: string[][] = questions.map(() => []);
+      if (d.has('additional_answers')) {
+        for (const list of Object.values(d.obj('additional_answers').rec)) {
+          if (!Array.isArray(list)) continue;
+          list.forEach((a, k) => {
+            if (isObject(a) && typeof a.input_text === 'string' && k < extra.length)
+              extra[k]!.push(a.input_text);
           });
-          dialogue += `\n\nQ: ${q}\n\nA:${sp(answers[k]!)}`;
+        }
+      }
+      let dialogue = d.str('story').trim();
+      const id = d.has('id') ? d.text('id') : String(di);
+      questions.forEach((q, k) => {
+        out.push({
+          type: 'gen',
+          id: `${id}/${k + 1}`,
+          group: id,
+          context: `${dialogue}\n\nQ: ${q}\n\nA:`,
+          answers: uniq([answers[k]!, ...extra[k]!]),
         });
+        dialogue += `\n\nQ: ${q}\n\nA:${sp(answers[k]!)}`;
       });
+    });
     return out;
   },
 };
