@@ -361,7 +361,7 @@ void streamColumns(const GemmKernel& kern, int64_t m, int64_t k, float alpha, co
                    int64_t ldb, float beta, float* c, int64_t ldc, int64_t j0, int64_t j1) {
   const int64_t kcMax = kern.kc;
   const int64_t run = kStreamFloats / m / 16 * 16;
-  float* sums = tlsStreamSums.get(m * run);
+  float* sums = tlsStreamSums.get(streamSumsFloats(m, run));
   for (int64_t j = j0; j < j1; j += run) {
     const int64_t cols = minI(run, j1 - j);
     for (int64_t pc = 0; pc < k; pc += kcMax) {

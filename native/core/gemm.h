@@ -35,8 +35,12 @@ struct GemmKernel;
 // KC block at a time (one mr-row panel, mr·KC floats per block, as gemmFewRows packs it).
 void streamColumns(const GemmKernel& kern, int64_t m, int64_t k, float alpha, const float* packedA, const float* b,
                    int64_t ldb, float beta, float* c, int64_t ldc, int64_t j0, int64_t j1);
-// Floats of B each stream call sums per row of C at most (the sums of up to streamRows rows stay in L1).
-constexpr int64_t kStreamFloats = 4096;
+// Columns of B each stream call sums per row of C at most (the sums of up to streamRows rows stay in L1
+// beside the B rows streaming through).
+constexpr int64_t kStreamFloats = 2048;
+// Floats a stream call's sums need: rows of cols rounded up to 32, each row 16 floats longer so that
+// rows are never a multiple of 4 KiB apart (loads of one row would wait on stores to another).
+inline int64_t streamSumsFloats(int64_t rows, int64_t cols) { return rows * ((cols + 31) / 32 * 32 + 16); }
 
 // `batch` products; item i uses a + i*strideA, b + i*strideB, c + i*strideC.
 void sgemmStridedBatched(const GemmCall& call, int64_t strideA, int64_t strideB, int64_t strideC, int64_t batch);

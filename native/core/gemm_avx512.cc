@@ -191,7 +191,7 @@ void streamTile(int64_t kc, const float* a, const float* b, int64_t ldb, float* 
                 float beta, int64_t cols, float* sums) {
   constexpr int Q = 4;
   const int64_t vecs = (cols + 15) / 16;
-  const int64_t w = vecs * 16;
+  const int64_t w = vecs * 16 + 16;  // row stride of the sums: see streamSumsFloats (gemm.h)
   const __mmask16 last = laneMask(static_cast<int>(cols - 16 * (vecs - 1)));
   for (int64_t i = 0; i < R * w; i += 16) _mm512_store_ps(sums + i, _mm512_setzero_ps());
   int64_t p = 0;

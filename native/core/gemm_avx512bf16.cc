@@ -185,6 +185,70 @@ void microInPlace(int64_t kc, const void* a, const uint16_t* b, int64_t ldb, flo
                                                 static_cast<uint32_t*>(copyB));
 }
 
+// Streaming few-row products (Bf16Kernel::stream): rows R <= kStreamRows of C over any number of columns,
+// running sums in `sums` (R rows of 32·groups floats). Per pair step each pair of B rows is read once, in
+// order, 32 columns at a time interleaved as the in-place tile interleaves them, and each row's sums take
+// one vdpbf16ps per vector: the tile's operations, element by element.
+constexpr int kStreamRows = 4;
+constexpr int64_t kStreamAheadRows = 8;  // B rows fetched ahead (to L2) of the pair being summed
+
+template <int R>
+void streamTile(int64_t kc, const void* aPacked, const uint16_t* b, int64_t ldb, float* c, int64_t ldc, float alpha,
+                float beta, int64_t cols, float* sums) {
+  const uint32_t* a = static_cast<const uint32_t*>(aPacked);
+  const int64_t pairs = (kc + 1) / 2, full = kc / 2;
+  const int64_t groups = (cols + 31) / 32;
+  const int64_t w = groups * 32 + 16;  // row stride of the sums: see streamSumsFloats (gemm.h)
+  for (int64_t i = 0; i < R * w; i += 16) _mm512_store_ps(sums + i, _mm512_setzero_ps());
+  const __m512i lo = _mm512_load_si512(kInterleaveLo);
+  const __m512i hi = _mm512_load_si512(kInterleaveHi);
+  const int64_t rowBytes = cols * static_cast<int64_t>(sizeof(uint16_t));
+  for (int64_t q = 0; q < pairs; q++) {
+    const uint16_t* r0 = b + 2 * q * ldb;
+    const bool second = q < full;
+    for (int64_t ahead = kStreamAheadRows; ahead < kStreamAheadRows + 2 && 2 * q + ahead < kc; ahead++) {
+      const char* row = reinterpret_cast<const char*>(r0 + ahead * ldb);
+      for (int64_t l = 0; l < rowBytes; l += 64) _mm_prefetch(row + l, _MM_HINT_T1);
+    }
+    __m512bh av[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) av[r] = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[q * MR + r]));
+    for (int64_t g = 0; g < groups; g++) {
+      const __mmask32 words = wordMask(cols - 32 * g);
+      const __m512i x0 = _mm512_maskz_loadu_epi16(words, r0 + 32 * g);
+      const __m512i x1 = second ? _mm512_maskz_loadu_epi16(words, r0 + ldb + 32 * g) : _mm512_setzero_si512();
+      const __m512bh b0 = (__m512bh)_mm512_permutex2var_epi16(x0, lo, x1);
+      const __m512bh b1 = (__m512bh)_mm512_permutex2var_epi16(x0, hi, x1);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; r++) {
+        float* s = sums + r * w + 32 * g;
+        _mm512_store_ps(s, _mm512_dpbf16_ps(_mm512_load_ps(s), av[r], b0));
+        _mm512_store_ps(s + 16, _mm512_dpbf16_ps(_mm512_load_ps(s + 16), av[r], b1));
+      }
+    }
+  }
+  const __m512 va = _mm512_set1_ps(alpha);
+  const __m512 vb = _mm512_set1_ps(beta);
+  const int64_t vecs = (cols + 15) / 16;
+  for (int r = 0; r < R; r++) {
+    for (int64_t v = 0; v < vecs; v++) {
+      const __mmask16 m = v == vecs - 1 ? laneMask(static_cast<int>(cols - 16 * v)) : static_cast<__mmask16>(0xFFFF);
+      float* cp = c + r * ldc + 16 * v;
+      __m512 t = _mm512_mul_ps(va, _mm512_load_ps(sums + r * w + 16 * v));
+      if (beta != 0.0f) t = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cp), t);
+      _mm512_mask_storeu_ps(cp, m, t);
+    }
+  }
+}
+
+void stream(int64_t kc, const void* a, const uint16_t* b, int64_t ldb, float* c, int64_t ldc, float alpha, float beta,
+            int rows, int64_t cols, float* sums) {
+  using StreamFn = void (*)(int64_t, const void*, const uint16_t*, int64_t, float*, int64_t, float, float, int64_t,
+                            float*);
+  static constexpr StreamFn fns[kStreamRows] = {streamTile<1>, streamTile<2>, streamTile<3>, streamTile<4>};
+  fns[rows - 1](kc, a, b, ldb, c, ldc, alpha, beta, cols, sums);
+}
+
 // A: per pair q of each MR-row panel, MR dwords; rows past mc and the odd last step are zeros. Scalar: A
 // (activations) is m x k against the m x n x k of the product.
 void packA(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, void* dstv) {
@@ -350,7 +414,7 @@ void packB(int64_t kc, int64_t nc, const uint16_t* b, int64_t rs, int64_t cs, vo
 
 Bf16Kernel avx512Bf16Dot() {
   return Bf16Kernel{"vdpbf16ps", MR,    NR,         16 * wideVectors(kWideRows), kWideRows, 16 * wideVectors(1), kKC, 2, 2,
-                    packA,       packB, packBFloat, micro,        microInPlace};
+                    packA,       packB, packBFloat, micro,        microInPlace, kStreamRows, stream};
 }
 
 }  // namespace glam

@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "blocking.h"
+#include "gemm.h"
 #include "isa.h"
 #include "threadpool.h"
 
@@ -102,6 +103,29 @@ void runTiles(const Bf16Kernel& kern, int64_t m, int64_t k, const char* packedA,
   }
 }
 
+// Whether a product of m rows takes the kernel's stream route: bf16 weights read in place, few rows.
+bool streams(const Bf16Kernel& kern, int64_t m, const float* bf, int64_t csB) {
+  return readsInPlace(kern, bf, csB) && kern.stream != nullptr && m <= kern.streamRows;
+}
+
+thread_local Scratch tlsStreamSums16;
+
+// Columns [j0, j1) of C[m x n] = alpha·A·B + beta·C through kern.stream (streams() holds), A packed by
+// packAllA: runs of columns as long as the sums allow, each KC block reading every B row's run once.
+void streamRange(const Bf16Kernel& kern, int64_t m, int64_t k, const char* packedA, const uint16_t* b, int64_t rsB,
+                 int64_t j0, int64_t j1, float* c, int64_t ldc, float alpha, float beta) {
+  const int64_t run = kStreamFloats / m / 32 * 32;
+  float* sums = tlsStreamSums16.get(streamSumsFloats(m, run));
+  const int64_t rows = ceilDiv(m, kern.mr) * kern.mr;
+  for (int64_t j = j0; j < j1; j += run) {
+    const int64_t cols = minI(run, j1 - j);
+    for (int64_t pc = 0; pc < k; pc += kern.kc) {
+      kern.stream(minI(kern.kc, k - pc), packedA + packedBytes(kern, rows, pc), b + pc * rsB + j, rsB, c + j, ldc,
+                  alpha, pc == 0 ? beta : 1.0f, static_cast<int>(m), cols, sums);
+    }
+  }
+}
+
 // One product on up to maxThreads threads.
 void gemmBf16On(const Bf16Call& g, int maxThreads) {
   if (g.m == 0 || g.n == 0) return;
@@ -116,6 +140,15 @@ void gemmBf16On(const Bf16Call& g, int maxThreads) {
   const int nt = std::min(maxThreads, threadsFor(flops, kMinFlopsPerThread, tiles));
   char* packedA = scratchBytes(tlsA16, packedBytes(kern, ceilDiv(g.m, kern.mr) * kern.mr, g.k));
   packAllA(kern, g.m, g.k, g.a, g.rsA, g.csA, packedA);
+  if (streams(kern, g.m, g.bf, g.csB)) {
+    // One run of columns per claim, at least one per thread.
+    const int64_t run = minI(kStreamFloats / g.m / 32 * 32, ceilDiv(ceilDiv(g.n, nt), 32) * 32);
+    forEachUnit(nt, ceilDiv(g.n, run), [&](int64_t u) {
+      streamRange(kern, g.m, g.k, packedA, g.b, g.rsB, u * run, minI(g.n, (u + 1) * run), g.c, g.ldc, g.alpha,
+                  g.beta);
+    });
+    return;
+  }
   // Runs of tiles: about four per thread, so a late thread costs little and each run streams B ahead.
   const int64_t run = nt > 1 ? std::max<int64_t>(1, tiles / (4 * nt)) : tiles;
   const int64_t width = run * width1;
@@ -191,8 +224,12 @@ void gemmGroupedBf16(const Bf16GroupedCall& g) {
     }
     char* packedA = scratchBytes(tlsA16, packedBytes(kern, ceilDiv(rows, kern.mr) * kern.mr, g.d));
     packAllA(kern, rows, g.d, g.a + row0 * g.lda, g.lda, 1, packedA);
-    runTiles(kern, rows, g.d, packedA, g.b + e * g.strideB, nullptr, g.rsB, g.csB, j0, j1, c, g.ldc, g.alpha,
-             g.beta);
+    if (streams(kern, rows, nullptr, g.csB)) {
+      streamRange(kern, rows, g.d, packedA, g.b + e * g.strideB, g.rsB, j0, j1, c, g.ldc, g.alpha, g.beta);
+    } else {
+      runTiles(kern, rows, g.d, packedA, g.b + e * g.strideB, nullptr, g.rsB, g.csB, j0, j1, c, g.ldc, g.alpha,
+               g.beta);
+    }
   });
 }
 

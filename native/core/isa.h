@@ -44,7 +44,7 @@ struct GemmKernel {
   // streams from memory once: C[0:rows, 0:cols] = alpha·(A panel x B) + beta·C over kc steps, any `cols`.
   // Each step reads one contiguous run of `cols` floats of B (a page or more, which the hardware
   // prefetcher follows, where a micro-tile reads a few hundred bytes per page) and adds it into running
-  // sums held in `sums` (rows x streamWidth(cols) floats, 64-byte aligned, in L1). Each element is summed
+  // sums held in `sums` (streamSumsFloats(rows, cols) floats, gemm.h, 64-byte aligned). Each element is summed
   // and stored exactly as micro does (in order from zero, one FMA per step), so the route changes no bit.
   int streamRows;
   void (*stream)(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, float alpha,
@@ -120,6 +120,12 @@ struct Bf16Kernel {
   // <= nr). With copyB (only for cols <= nr) the block read is also stored there as a packed B panel.
   void (*microInPlace)(int64_t kc, const void* a, const uint16_t* b, int64_t ldb, float* c, int64_t ldc, float alpha,
                        float beta, int rows, int cols, const Bf16Side* side, void* copyB);
+  // The stream route of few-row products with a row-major bf16 B (GemmKernel::stream's twin): at most
+  // streamRows rows (0: none), any `cols`, running sums in `sums` (streamSumsFloats(rows, cols) floats, gemm.h),
+  // each element summed and stored as micro sums and stores it.
+  int streamRows = 0;
+  void (*stream)(int64_t kc, const void* a, const uint16_t* b, int64_t ldb, float* c, int64_t ldc, float alpha,
+                 float beta, int rows, int64_t cols, float* sums) = nullptr;
 };
 
 struct Isa {

@@ -174,6 +174,38 @@ describe('native bf16 products vs reference', { skip: nativeMissing }, () => {
     }
   });
 
+  test('wide products: rows of 1-4-row products (the stream route, several column runs) equal a 150-row product', () => {
+    // n = 4200 spans more than one run of the stream route's sums; odd k over two KC blocks.
+    const [full, n, k] = [150, 4200, 515];
+    const af = randomArray(full * k, 44);
+    const w = toBf16(randomArray(k * n, 45));
+    const c0 = randomArray(full * n, 46);
+    forEachBf16Path((path) => {
+      const blocked = c0.slice();
+      native!.gemmBf16(1.5, mat(af, full, k), bmat(w, k, n), 0.5, mat(blocked, full, n));
+      for (const m of [1, 2, 3, 4]) {
+        const c = c0.slice(0, m * n);
+        native!.gemmBf16(1.5, mat(af, m, k), bmat(w, k, n), 0.5, mat(c, m, n));
+        for (let e = 0; e < m * n; e++) {
+          if (!Object.is(c[e], blocked[e])) {
+            assert.fail(`${path} m=${m}: element ${e} is ${c[e]}, the 150-row product gives ${blocked[e]}`);
+          }
+        }
+      }
+      // Groups of 1, 2, 3 and 4 rows against the same weights.
+      const offsets = new Int32Array([0, 1, 3, 6, 10]);
+      const grouped = c0.slice(0, 10 * n);
+      native!.gemmGroupedBf16(offsets, 1.5, mat(af, 10, k), bmat(w, k, n), 0, 0.5, mat(grouped, 10, n), 0);
+      for (let e = 0; e < 10 * n; e++) {
+        if (!Object.is(grouped[e], blocked[e])) {
+          assert.fail(
+            `${path} grouped: element ${e} is ${grouped[e]}, the 150-row product gives ${blocked[e]}`,
+          );
+        }
+      }
+    });
+  });
+
   test('grouped products: the reference, and each group equal to its own gemmBf16', () => {
     const [E, d, n] = [5, 300, 90];
     const offsets = new Int32Array([0, 1, 1, 40, 42, 44]);
