@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+/**
+ * The products of one decode step of glam-0.1b-64e (d_model 768, d_ff 3072, 64 experts of 3072, a 256k
+ * vocabulary), each timed on its own, as GB/s of weights read: a 1- or 4-row product against 768x3072 and
+ * 3072x768 weights (attention and dense feed-forward; 24 copies in turn, so every call reads from memory),
+ * the tied-embedding logits (x · Eᵀ, E 256000x768), and the expert products of 2 routed experts (16
+ * expert pairs in turn from 64). With --against DIST (the dist/ folder of another build of this project,
+ * e.g. an older commit's, built), both builds run in one process, alternating in blocks of 7 calls over 4
+ * rounds, and the ratio of the medians is printed (this build over that one).
+ *
+ *   node bench/decode_products.mjs [--against DIST] [--threads 2] [--rows 1,4]
+ *
+ * Run it under `nice -n -10` on a quiet machine; needs this tree built.
+ */
+import { parseArgs } from 'node:util';
+
+const { values: opt } = parseArgs({
+  options: {
+    against: { type: 'string' },
+    threads: { type: 'string', default: '2' },
+    rows: { type: 'string', default: '1,4' },
+  },
+});
+const threads = Number(opt.threads);
+const builds = [new URL('../dist/', import.meta.url).pathname, ...(opt.against ? [opt.against] : [])];
+const sides = [];
+for (const d of builds) {
+  const B = await import(`${d}/src/backend/index.js`);
+  const K = B.kernels();
+  if (K.name !== 'native') throw new Error(`decode_products: ${d} has no native kernels (${K.describe()})`);
+  K.setThreads(threads);
+  sides.push({ B, K });
+}
+const { mat, transpose } = sides[0].B;
+const filled = (n) => {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i += 97) a[i] = Math.random();
+  return a;
+};
+const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
+function time(label, bytes, fn) {
+  const ms = sides.map(() => []);
+  for (let round = 0; round < 4; round++) {
+    for (let s = 0; s < sides.length; s++) {
+      fn(sides[s].K);
+      for (let r = 0; r < 7; r++) {
+        const t0 = performance.now();
+        fn(sides[s].K);
+        ms[s].push(performance.now() - t0);
+      }
+    }
+  }
+  const gbs = ms.map((t) => bytes / median(t) / 1e6);
+  const cols = gbs.map((g, s) => `${s === 0 ? 'this' : 'against'} ${g.toFixed(1).padStart(5)} GB/s`);
+  const ratio = gbs.length > 1 ? `  this/against ${(gbs[0] / gbs[1]).toFixed(2)}` : '';
+  console.log(`${label.padEnd(34)} ${cols.join('  ')}${ratio}`);
+}
+const [D, F, V, E] = [768, 3072, 256000, 64];
+console.log(`decode products, ${threads} threads; this: ${sides[0].K.describe()}`);
+for (const m of opt.rows.split(',').map(Number)) {
+  const x = filled(m * F);
+  const y = filled(m * F);
+  const copies = Array.from({ length: 24 }, () => filled(D * F));
+  let i = 0;
+  time(`rows ${m}: x · W [${D}x${F}]`, D * F * 4, (K) =>
+    K.sgemm(1, mat(x, m, D), mat(copies[i++ % 24], D, F), 0, mat(y, m, F)),
+  );
+  time(`rows ${m}: x · W [${F}x${D}]`, D * F * 4, (K) =>
+    K.sgemm(1, mat(x, m, F), mat(copies[i++ % 24], F, D), 0, mat(y, m, D)),
+  );
+  const emb = filled(V * D);
+  const logits = new Float32Array(m * V);
+  time(`rows ${m}: logits x · Eᵀ`, V * D * 4, (K) =>
+    K.sgemm(1, mat(x, m, D), transpose(mat(emb, V, D)), 0, mat(logits, m, V)),
+  );
+  const experts = filled(E * D * F);
+  // 16 pairs of experts, each getting the m rows.
+  const offsets = Array.from({ length: 16 }, (_, p) => {
+    const [e1, e2] = [(p * 7) % 32, 32 + ((p * 13) % 32)];
+    return Int32Array.from({ length: E + 1 }, (_, e) => (e > e1 ? m : 0) + (e > e2 ? m : 0));
+  });
+  let o = 0;
+  const xa = filled(2 * m * F);
+  const ya = filled(2 * m * F);
+  time(`rows ${m}: 2 experts [${D}x${F}]`, 2 * D * F * 4, (K) =>
+    K.sgemmGrouped(
+      offsets[o++ % 16],
+      1,
+      mat(xa, 2 * m, D),
+      mat(experts, D, F),
+      D * F,
+      0,
+      mat(ya, 2 * m, F),
+      0,
+    ),
+  );
+  time(`rows ${m}: 2 experts [${F}x${D}]`, 2 * D * F * 4, (K) =>
+    K.sgemmGrouped(
+      offsets[o++ % 16],
+      1,
+      mat(xa, 2 * m, F),
+      mat(experts, F, D),
+      D * F,
+      0,
+      mat(ya, 2 * m, D),
+      0,
+    ),
+  );
+}
+const bw = sides[0].K.readBandwidth(threads, 1024, 2);
+console.log(
+  `memory read bandwidth (this run): best ${bw.gbps.toFixed(1)} GB/s, median ${bw.median.toFixed(1)} GB/s`,
+);
