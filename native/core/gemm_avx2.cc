@@ -139,25 +139,6 @@ void micro6x16(int64_t kc, const float* a, const float* b, int64_t ldb, float* c
   storeTile<NR>(tile, c, ldc, alpha, beta, rows, cols);
 }
 
-// A stored row-major (cs == 1), a full 6-row panel: 8 k steps at a time, 6 rows transposed in registers
-// (two zero rows pad the 8x8 transpose) and written as 48 contiguous floats.
-void packAPanelRowMajor(int64_t kc, const float* src, int64_t rs, float* dst) {
-  int64_t p = 0;
-  for (; p + 8 <= kc; p += 8, dst += 8 * MR) {
-    __m256 r[8];
-    for (int i = 0; i < MR; i++) r[i] = _mm256_loadu_ps(src + i * rs + p);
-    r[6] = r[7] = _mm256_setzero_ps();
-    transpose8x8(r);
-    // Overlapping 8-wide stores: each one's last two (zero) lanes are overwritten by the next.
-    for (int j = 0; j < 7; j++) _mm256_storeu_ps(dst + j * MR, r[j]);
-    _mm_storeu_ps(dst + 7 * MR, _mm256_castps256_ps128(r[7]));
-    _mm_storel_pi(reinterpret_cast<__m64*>(dst + 7 * MR + 4), _mm256_extractf128_ps(r[7], 1));
-  }
-  for (; p < kc; p++, dst += MR) {
-    for (int i = 0; i < MR; i++) dst[i] = src[i * rs + p];
-  }
-}
-
 // B stored transposed (rs == 1): each panel column is a source row; 8x8 transposes turn 8 source rows
 // into 8 panel rows of 8 floats.
 void packBPanelTransposed(int64_t kc, const float* src, int64_t cs, float* dst) {
@@ -223,7 +204,7 @@ void packA(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, float
     return;
   }
   int64_t i = 0;
-  for (; i + MR <= mc; i += MR, dst += MR * kc) packAPanelRowMajor(kc, a + i * rs, rs, dst);
+  for (; i + MR <= mc; i += MR, dst += MR * kc) packAPanelRowMajor<MR>(kc, a + i * rs, rs, dst);
   if (i < mc) packAPanels<MR>(mc - i, kc, a + i * rs, rs, cs, dst);
 }
 

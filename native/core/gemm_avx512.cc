@@ -224,26 +224,10 @@ void stream(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, i
   fns[rows - 1](kc, a, b, ldb, c, ldc, alpha, beta, cols, sums);
 }
 
-// A stored row-major (cs == 1), a full MR-row panel: 8 k steps at a time, the 6 rows (and 2 zero rows)
-// transposed in registers and each k step's 6 values written with a masked store.
-void packAPanelRowMajor(int64_t kc, const float* src, int64_t rs, float* dst) {
-  int64_t p = 0;
-  for (; p + 8 <= kc; p += 8, dst += 8 * MR) {
-    __m256 r[8];
-    for (int i = 0; i < MR; i++) r[i] = _mm256_loadu_ps(src + i * rs + p);
-    r[6] = r[7] = _mm256_setzero_ps();
-    transpose8x8(r);
-    for (int j = 0; j < 8; j++) _mm256_mask_storeu_ps(dst + j * MR, 0x3F, r[j]);
-  }
-  for (; p < kc; p++, dst += MR) {
-    for (int i = 0; i < MR; i++) dst[i] = src[i * rs + p];
-  }
-}
-
 void packA(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, float* dst) {
   const int64_t full = mc / MR;
   if (cs == 1) {
-    for (int64_t i = 0; i < full; i++) packAPanelRowMajor(kc, a + i * MR * rs, rs, dst + i * MR * kc);
+    for (int64_t i = 0; i < full; i++) packAPanelRowMajor<MR>(kc, a + i * MR * rs, rs, dst + i * MR * kc);
   } else if (rs == 1) {
     // A stored transposed: each k step is a source row, MR contiguous values per panel.
     for (int64_t p = 0; p < kc; p++) {

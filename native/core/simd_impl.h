@@ -1,6 +1,6 @@
-// Register transposes and lane masks shared by the x86 ISA translation units, written once and compiled
-// into each with its own flags: include it inside the unit's anonymous namespace (as pack_impl.h). The
-// AVX-512 pieces exist only where the unit's flags enable AVX-512.
+// Register transposes, lane masks and the row-major A panel packing shared by the x86 ISA translation
+// units, written once and compiled into each with its own flags: include it inside the unit's anonymous
+// namespace (as pack_impl.h). The AVX-512 pieces exist only where the unit's flags enable AVX-512.
 
 // Transposes the 8x8 block in r[0..7] in place: afterwards r[j] holds column j.
 inline __attribute__((always_inline)) void transpose8x8(__m256 r[8]) {
@@ -20,6 +20,32 @@ inline __attribute__((always_inline)) void transpose8x8(__m256 r[8]) {
   r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
   r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
   r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// A stored row-major (cs == 1), one full panel of MR = 6 rows (the AVX2 and AVX-512 tiles): 8 k steps at a
+// time, the 6 rows (and 2 zero rows) transposed in registers, each k step's 6 values written in turn; then
+// the k steps left one by one.
+template <int MR>
+void packAPanelRowMajor(int64_t kc, const float* src, int64_t rs, float* dst) {
+  static_assert(MR == 6, "two zero rows pad the 8x8 transpose");
+  int64_t p = 0;
+  for (; p + 8 <= kc; p += 8, dst += 8 * MR) {
+    __m256 r[8];
+    for (int i = 0; i < MR; i++) r[i] = _mm256_loadu_ps(src + i * rs + p);
+    r[6] = r[7] = _mm256_setzero_ps();
+    transpose8x8(r);
+#ifdef __AVX512F__
+    for (int j = 0; j < 8; j++) _mm256_mask_storeu_ps(dst + j * MR, 0x3F, r[j]);
+#else
+    // Overlapping 8-wide stores: each one's last two (zero) lanes are overwritten by the next.
+    for (int j = 0; j < 7; j++) _mm256_storeu_ps(dst + j * MR, r[j]);
+    _mm_storeu_ps(dst + 7 * MR, _mm256_castps256_ps128(r[7]));
+    _mm_storel_pi(reinterpret_cast<__m64*>(dst + 7 * MR + 4), _mm256_extractf128_ps(r[7], 1));
+#endif
+  }
+  for (; p < kc; p++, dst += MR) {
+    for (int i = 0; i < MR; i++) dst[i] = src[i * rs + p];
+  }
 }
 
 #ifdef __AVX512F__
