@@ -69,33 +69,22 @@ void top2Route(const float* p, const float* logits, int64_t rows, int64_t E, int
     }
     aux += static_cast<double>(E) * s;
 
-    // Capacity: all first choices in token order, then the second choices.
+    // Capacity: all first choices in token order, then the second choices. A choice takes a place while its
+    // expert has room (kPending: numbered by the sort below), else it is dropped (-1).
     for (int64_t e = 0; e < E; e++) used[e] = 0;
-    for (int64_t t = t0; t < t1; t++) {
-      const int32_t e = first[t];
+    auto place = [&](int32_t e) -> int32_t {
       routed[e]++;
       if (used[e] < C) {
         used[e]++;
-        slot1[t] = kPending;
-      } else {
-        slot1[t] = -1;
-        dropped++;
+        return kPending;
       }
-    }
+      dropped++;
+      return -1;
+    };
+    for (int64_t t = t0; t < t1; t++) slot1[t] = place(first[t]);
     for (int64_t t = t0; t < t1; t++) {
-      if (coins != nullptr && !(coins[t] < 2.0 * static_cast<double>(gate2[t]))) {
-        slot2[t] = -1;
-        continue;
-      }
-      const int32_t e = second[t];
-      routed[e]++;
-      if (used[e] < C) {
-        used[e]++;
-        slot2[t] = kPending;
-      } else {
-        slot2[t] = -1;
-        dropped++;
-      }
+      const bool kept = coins == nullptr || coins[t] < 2.0 * static_cast<double>(gate2[t]);
+      slot2[t] = kept ? place(second[t]) : -1;
     }
     for (int64_t e = 0; e < E; e++) load[e] += used[e];
   }
