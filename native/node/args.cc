@@ -123,43 +123,37 @@ bool Args::read(const char* name, double* out) {
   return true;
 }
 
-bool Args::read(const char* name, Vec* out) {
+template <typename View>
+bool Args::array(const char* name, const char* field, napi_typedarray_type type, const char* typeName, View* out) {
   void* data = nullptr;
-  if (!typedArray(next(), name, nullptr, napi_float32_array, "a Float32Array", &data, &out->size)) return false;
-  out->data = static_cast<float*>(data);
+  if (!typedArray(next(), name, field, type, typeName, &data, &out->size)) return false;
+  out->data = static_cast<decltype(out->data)>(data);
   return true;
 }
 
-bool Args::read(const char* name, IVec* out) {
-  void* data = nullptr;
-  if (!typedArray(next(), name, nullptr, napi_int32_array, "an Int32Array", &data, &out->size)) return false;
-  out->data = static_cast<int32_t*>(data);
-  return true;
+template <typename View>
+bool Args::layout(const char* name, View* out) {
+  return size(next(), name, "offset", &out->offset) && size(next(), name, "rows", &out->rows) &&
+         size(next(), name, "cols", &out->cols) && size(next(), name, "ld", &out->ld) &&
+         boolean(next(), name, "trans", &out->trans);
 }
+
+bool Args::read(const char* name, Vec* out) {
+  return array(name, nullptr, napi_float32_array, "a Float32Array", out);
+}
+
+bool Args::read(const char* name, IVec* out) { return array(name, nullptr, napi_int32_array, "an Int32Array", out); }
 
 bool Args::read(const char* name, DVec* out) {
-  void* data = nullptr;
-  if (!typedArray(next(), name, nullptr, napi_float64_array, "a Float64Array", &data, &out->size)) return false;
-  out->data = static_cast<double*>(data);
-  return true;
+  return array(name, nullptr, napi_float64_array, "a Float64Array", out);
 }
 
 bool Args::read(const char* name, BMat* out) {
-  void* data = nullptr;
-  if (!typedArray(next(), name, "data", napi_uint16_array, "a Uint16Array", &data, &out->size)) return false;
-  out->data = static_cast<uint16_t*>(data);
-  return size(next(), name, "offset", &out->offset) && size(next(), name, "rows", &out->rows) &&
-         size(next(), name, "cols", &out->cols) && size(next(), name, "ld", &out->ld) &&
-         boolean(next(), name, "trans", &out->trans);
+  return array(name, "data", napi_uint16_array, "a Uint16Array", out) && layout(name, out);
 }
 
 bool Args::read(const char* name, Mat* out) {
-  void* data = nullptr;
-  if (!typedArray(next(), name, "data", napi_float32_array, "a Float32Array", &data, &out->size)) return false;
-  out->data = static_cast<float*>(data);
-  return size(next(), name, "offset", &out->offset) && size(next(), name, "rows", &out->rows) &&
-         size(next(), name, "cols", &out->cols) && size(next(), name, "ld", &out->ld) &&
-         boolean(next(), name, "trans", &out->trans);
+  return array(name, "data", napi_float32_array, "a Float32Array", out) && layout(name, out);
 }
 
 }  // namespace glam

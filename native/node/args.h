@@ -45,6 +45,12 @@ class Args {
   bool boolean(napi_value v, const char* name, const char* field, bool* out);
   bool typedArray(napi_value v, const char* name, const char* field, napi_typedarray_type type,
                   const char* typeName, void** data, int64_t* length);
+  // A typed array of `type` into a vector or a view's data and size.
+  template <typename View>
+  bool array(const char* name, const char* field, napi_typedarray_type type, const char* typeName, View* out);
+  // The five arguments after a matrix view's data: offset, rows, cols, ld, trans.
+  template <typename View>
+  bool layout(const char* name, View* out);
 
   napi_env env_;
   const char* op_;
