@@ -26,41 +26,20 @@
 namespace glam {
 namespace {
 
-// What a C++ parameter type is on the JavaScript side.
+// What a C++ parameter type is on the JavaScript side ("mat": six JavaScript arguments, data, offset, rows,
+// cols, ld, trans; "bmat": the same six, data a Uint16Array of bf16).
 template <typename T>
-struct Kind;
-template <>
-struct Kind<double> {
-  static constexpr const char* name = "num";
-};
-template <>
-struct Kind<int64_t> {
-  static constexpr const char* name = "size";
-};
-template <>
-struct Kind<bool> {
-  static constexpr const char* name = "bool";
-};
-template <>
-struct Kind<Vec> {
-  static constexpr const char* name = "f32";
-};
-template <>
-struct Kind<IVec> {
-  static constexpr const char* name = "i32";
-};
-template <>
-struct Kind<DVec> {
-  static constexpr const char* name = "f64";
-};
-template <>
-struct Kind<Mat> {
-  static constexpr const char* name = "mat";  // six JavaScript arguments: data, offset, rows, cols, ld, trans
-};
-template <>
-struct Kind<BMat> {
-  static constexpr const char* name = "bmat";  // the same six, data a Uint16Array of bf16
-};
+constexpr const char* kindOf() {
+  if constexpr (std::is_same_v<T, double>) return "num";
+  else if constexpr (std::is_same_v<T, int64_t>) return "size";
+  else if constexpr (std::is_same_v<T, bool>) return "bool";
+  else if constexpr (std::is_same_v<T, Vec>) return "f32";
+  else if constexpr (std::is_same_v<T, IVec>) return "i32";
+  else if constexpr (std::is_same_v<T, DVec>) return "f64";
+  else if constexpr (std::is_same_v<T, Mat>) return "mat";
+  else if constexpr (std::is_same_v<T, BMat>) return "bmat";
+  else static_assert(sizeof(T) == 0, "a parameter type the binding cannot read");
+}
 
 template <typename P>
 using Plain = std::remove_const_t<std::remove_reference_t<P>>;
@@ -90,7 +69,7 @@ struct Binding<Fn> {
     std::vector<const char*> out;
     (
         [&] {
-          if constexpr (!isResult<Plain<P>>) out.push_back(Kind<Plain<P>>::name);
+          if constexpr (!isResult<Plain<P>>) out.push_back(kindOf<Plain<P>>());
         }(),
         ...);
     return out;
