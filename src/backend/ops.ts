@@ -36,21 +36,35 @@ function op<const A extends readonly `${string}:${ArgKind}`[]>(args: A): { args:
   return { args };
 }
 
+// The argument lists the float32 products share with their bf16-operand twins.
+const SGEMM = op(['alpha:num', 'a:mat', 'b:mat', 'beta:num', 'c:mat']);
+const SGEMM_STRIDED_BATCHED = op([
+  'batch:size',
+  'alpha:num',
+  'a:mat',
+  'strideA:size',
+  'b:mat',
+  'strideB:size',
+  'beta:num',
+  'c:mat',
+  'strideC:size',
+]);
+const SGEMM_GROUPED = op([
+  'offsets:i32',
+  'alpha:num',
+  'a:mat',
+  'b:mat',
+  'strideB:size',
+  'beta:num',
+  'c:mat',
+  'strideC:size',
+]);
+
 export const OPS = {
   /** C = alpha·A·B + beta·C; A [m, k], B [k, n], C [m, n] (not transposed, not overlapping A or B). beta = 0 never reads C. */
-  sgemm: op(['alpha:num', 'a:mat', 'b:mat', 'beta:num', 'c:mat']),
+  sgemm: SGEMM,
   /** `batch` sgemm products; item i's views start i·stride floats after the given ones. */
-  sgemmStridedBatched: op([
-    'batch:size',
-    'alpha:num',
-    'a:mat',
-    'strideA:size',
-    'b:mat',
-    'strideB:size',
-    'beta:num',
-    'c:mat',
-    'strideC:size',
-  ]),
+  sgemmStridedBatched: SGEMM_STRIDED_BATCHED,
   /**
    * Products over ragged groups (the experts of an MoE layer) in one call; group g spans T-indices
    * offsets[g] .. offsets[g+1]-1 (offsets non-decreasing from >= 0, T = offsets[groups]).
@@ -60,43 +74,15 @@ export const OPS = {
    *   a)·(rows of g of B_g) + beta·C_g, B_g = b [T, n] moved g·strideB; an empty group gives beta·C_g; the
    *   C_g must not overlap.
    */
-  sgemmGrouped: op([
-    'offsets:i32',
-    'alpha:num',
-    'a:mat',
-    'b:mat',
-    'strideB:size',
-    'beta:num',
-    'c:mat',
-    'strideC:size',
-  ]),
+  sgemmGrouped: SGEMM_GROUPED,
   /**
    * sgemm, sgemmStridedBatched and sgemmGrouped with both operands rounded to bf16 (nearest even) and
    * float32 sums (vdpbf16ps on AVX512-BF16): what bf16 mixed-precision training computes with
    * (./bf16.ts: withBf16Products). Same arguments and checks.
    */
-  sgemmBf16: op(['alpha:num', 'a:mat', 'b:mat', 'beta:num', 'c:mat']),
-  sgemmStridedBatchedBf16: op([
-    'batch:size',
-    'alpha:num',
-    'a:mat',
-    'strideA:size',
-    'b:mat',
-    'strideB:size',
-    'beta:num',
-    'c:mat',
-    'strideC:size',
-  ]),
-  sgemmGroupedBf16: op([
-    'offsets:i32',
-    'alpha:num',
-    'a:mat',
-    'b:mat',
-    'strideB:size',
-    'beta:num',
-    'c:mat',
-    'strideC:size',
-  ]),
+  sgemmBf16: SGEMM,
+  sgemmStridedBatchedBf16: SGEMM_STRIDED_BATCHED,
+  sgemmGroupedBf16: SGEMM_GROUPED,
   /**
    * C = alpha·bf16(A)·W + beta·C: A float32 [m, k] rounded to bf16 (nearest even) for the product, W bf16
    * [k, n] (weights), C [m, n] (not transposed); products of bf16 values (exact), sums in float32

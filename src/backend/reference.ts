@@ -115,110 +115,94 @@ function adafactorFactors(
   return rowTotal;
 }
 
-function productOp(op: string, round: boolean, alpha: number, a: Mat, b: Mat, beta: number, c: Mat): void {
-  checkMat(op, 'a', a);
-  checkMat(op, 'b', b);
-  checkMat(op, 'c', c);
-  checkProduct(op, a, b, c);
-  gemm(alpha, a, b, beta, c, 0, 0, 0, round);
+/** sgemm, or with `round` sgemmBf16: the same checks, operands rounded to bf16. */
+function productOp(op: 'sgemm' | 'sgemmBf16', round: boolean): KernelOps['sgemm'] {
+  return (alpha, a, b, beta, c) => {
+    checkMat(op, 'a', a);
+    checkMat(op, 'b', b);
+    checkMat(op, 'c', c);
+    checkProduct(op, a, b, c);
+    gemm(alpha, a, b, beta, c, 0, 0, 0, round);
+  };
 }
 
 function batchedOp(
-  op: string,
+  op: 'sgemmStridedBatched' | 'sgemmStridedBatchedBf16',
   round: boolean,
-  batch: number,
-  alpha: number,
-  a: Mat,
-  strideA: number,
-  b: Mat,
-  strideB: number,
-  beta: number,
-  c: Mat,
-  strideC: number,
-): void {
-  checkMat(op, 'a', a, strideA, batch);
-  checkMat(op, 'b', b, strideB, batch);
-  checkMat(op, 'c', c, strideC, batch);
-  checkProduct(op, a, b, c);
-  checkOutputsApart(op, c, strideC, batch);
-  if (c.rows === 0 || c.cols === 0) return;
-  for (let i = 0; i < batch; i++) gemm(alpha, a, b, beta, c, i * strideA, i * strideB, i * strideC, round);
+): KernelOps['sgemmStridedBatched'] {
+  return (batch, alpha, a, strideA, b, strideB, beta, c, strideC) => {
+    checkMat(op, 'a', a, strideA, batch);
+    checkMat(op, 'b', b, strideB, batch);
+    checkMat(op, 'c', c, strideC, batch);
+    checkProduct(op, a, b, c);
+    checkOutputsApart(op, c, strideC, batch);
+    if (c.rows === 0 || c.cols === 0) return;
+    for (let i = 0; i < batch; i++) gemm(alpha, a, b, beta, c, i * strideA, i * strideB, i * strideC, round);
+  };
 }
 
-function groupedOp(
-  op: string,
-  round: boolean,
-  offsets: Int32Array,
-  alpha: number,
-  a: Mat,
-  b: Mat,
-  strideB: number,
-  beta: number,
-  c: Mat,
-  strideC: number,
-): void {
-  checkGroupOffsets(op, offsets);
-  const groups = offsets.length - 1;
-  const T = offsets[groups]!;
-  checkMat(op, 'a', a);
-  checkMat(op, 'b', b, strideB, groups);
-  checkMat(op, 'c', c, strideC, groups);
-  if (!a.trans) {
-    checkNotTransposed(op, 'c', c);
-    checkEqual(op, 'a.rows', a.rows, 'offsets[groups]', T);
-    checkEqual(op, 'c.rows', c.rows, 'offsets[groups]', T);
-    checkEqual(op, 'a.cols', a.cols, 'b.rows', b.rows);
-    checkEqual(op, 'b.cols', b.cols, 'c.cols', c.cols);
-    for (let g = 0; g < groups; g++) {
-      const r0 = offsets[g]!;
-      const r1 = offsets[g + 1]!;
-      if (r1 > r0)
-        gemm(alpha, rowsOf(a, r0, r1), b, beta, rowsOf(c, r0, r1), 0, g * strideB, g * strideC, round);
-    }
-    return;
-  }
-  checkNotTransposed(op, 'b', b);
+/**
+ * The shape checks of a product over row groups (a and c not transposed, rows offsets[g]..offsets[g+1]
+ * of each times operand `bName` of group g), after the operands' own checks.
+ */
+function checkRowGroups(op: string, T: number, a: Mat, bName: string, b: Mat | BMat, c: Mat): void {
   checkNotTransposed(op, 'c', c);
-  checkEqual(op, 'a.cols', a.cols, 'offsets[groups]', T);
-  checkEqual(op, 'b.rows', b.rows, 'offsets[groups]', T);
-  checkEqual(op, 'a.rows', a.rows, 'c.rows', c.rows);
-  checkEqual(op, 'b.cols', b.cols, 'c.cols', c.cols);
-  const oneC = c.rows === 0 || c.cols === 0 ? 0 : (c.rows - 1) * c.ld + c.cols;
-  if (groups > 1 && oneC > 0 && strideC < oneC) {
-    throw new Error(`${op}: strideC=${strideC} < ${oneC}: the C_g overlap`);
-  }
-  for (let g = 0; g < groups; g++) {
-    // C_g = A[:, group g]·B_g[group g rows, :]; an empty group gives beta·C_g.
+  checkEqual(op, 'a.rows', a.rows, 'offsets[groups]', T);
+  checkEqual(op, 'c.rows', c.rows, 'offsets[groups]', T);
+  checkEqual(op, 'a.cols', a.cols, `${bName}.rows`, b.rows);
+  checkEqual(op, `${bName}.cols`, b.cols, 'c.cols', c.cols);
+}
+
+/** Calls `fn` for each non-empty group g with its rows [r0, r1). */
+function forEachRowGroup(offsets: Int32Array, fn: (g: number, r0: number, r1: number) => void): void {
+  for (let g = 0; g + 1 < offsets.length; g++) {
     const r0 = offsets[g]!;
     const r1 = offsets[g + 1]!;
-    gemm(alpha, colsOf(a, r0, r1), rowsOf(b, r0, r1), beta, c, 0, g * strideB, g * strideC, round);
+    if (r1 > r0) fn(g, r0, r1);
   }
+}
+
+function groupedOp(op: 'sgemmGrouped' | 'sgemmGroupedBf16', round: boolean): KernelOps['sgemmGrouped'] {
+  return (offsets, alpha, a, b, strideB, beta, c, strideC) => {
+    checkGroupOffsets(op, offsets);
+    const groups = offsets.length - 1;
+    const T = offsets[groups]!;
+    checkMat(op, 'a', a);
+    checkMat(op, 'b', b, strideB, groups);
+    checkMat(op, 'c', c, strideC, groups);
+    if (!a.trans) {
+      checkRowGroups(op, T, a, 'b', b, c);
+      forEachRowGroup(offsets, (g, r0, r1) =>
+        gemm(alpha, rowsOf(a, r0, r1), b, beta, rowsOf(c, r0, r1), 0, g * strideB, g * strideC, round),
+      );
+      return;
+    }
+    checkNotTransposed(op, 'b', b);
+    checkNotTransposed(op, 'c', c);
+    checkEqual(op, 'a.cols', a.cols, 'offsets[groups]', T);
+    checkEqual(op, 'b.rows', b.rows, 'offsets[groups]', T);
+    checkEqual(op, 'a.rows', a.rows, 'c.rows', c.rows);
+    checkEqual(op, 'b.cols', b.cols, 'c.cols', c.cols);
+    const oneC = c.rows === 0 || c.cols === 0 ? 0 : (c.rows - 1) * c.ld + c.cols;
+    if (groups > 1 && oneC > 0 && strideC < oneC) {
+      throw new Error(`${op}: strideC=${strideC} < ${oneC}: the C_g overlap`);
+    }
+    for (let g = 0; g < groups; g++) {
+      // C_g = A[:, group g]·B_g[group g rows, :]; an empty group gives beta·C_g.
+      const r0 = offsets[g]!;
+      const r1 = offsets[g + 1]!;
+      gemm(alpha, colsOf(a, r0, r1), rowsOf(b, r0, r1), beta, c, 0, g * strideB, g * strideC, round);
+    }
+  };
 }
 
 const ops: KernelOps = {
-  sgemm(alpha, a, b, beta, c) {
-    productOp('sgemm', false, alpha, a, b, beta, c);
-  },
-
-  sgemmStridedBatched(batch, alpha, a, strideA, b, strideB, beta, c, strideC) {
-    batchedOp('sgemmStridedBatched', false, batch, alpha, a, strideA, b, strideB, beta, c, strideC);
-  },
-
-  sgemmGrouped(offsets, alpha, a, b, strideB, beta, c, strideC) {
-    groupedOp('sgemmGrouped', false, offsets, alpha, a, b, strideB, beta, c, strideC);
-  },
-
-  sgemmBf16(alpha, a, b, beta, c) {
-    productOp('sgemmBf16', true, alpha, a, b, beta, c);
-  },
-
-  sgemmStridedBatchedBf16(batch, alpha, a, strideA, b, strideB, beta, c, strideC) {
-    batchedOp('sgemmStridedBatchedBf16', true, batch, alpha, a, strideA, b, strideB, beta, c, strideC);
-  },
-
-  sgemmGroupedBf16(offsets, alpha, a, b, strideB, beta, c, strideC) {
-    groupedOp('sgemmGroupedBf16', true, offsets, alpha, a, b, strideB, beta, c, strideC);
-  },
+  sgemm: productOp('sgemm', false),
+  sgemmStridedBatched: batchedOp('sgemmStridedBatched', false),
+  sgemmGrouped: groupedOp('sgemmGrouped', false),
+  sgemmBf16: productOp('sgemmBf16', true),
+  sgemmStridedBatchedBf16: batchedOp('sgemmStridedBatchedBf16', true),
+  sgemmGroupedBf16: groupedOp('sgemmGroupedBf16', true),
 
   gemmBf16(alpha, a, w, beta, c) {
     const op = 'gemmBf16';
@@ -241,17 +225,10 @@ const ops: KernelOps = {
     checkMat(op, 'w', w, strideW, groups);
     checkMat(op, 'c', c, strideC, groups);
     checkNotTransposed(op, 'a', a);
-    checkNotTransposed(op, 'c', c);
-    checkEqual(op, 'a.rows', a.rows, 'offsets[groups]', T);
-    checkEqual(op, 'c.rows', c.rows, 'offsets[groups]', T);
-    checkEqual(op, 'a.cols', a.cols, 'w.rows', w.rows);
-    checkEqual(op, 'w.cols', w.cols, 'c.cols', c.cols);
-    for (let g = 0; g < groups; g++) {
-      const r0 = offsets[g]!;
-      const r1 = offsets[g + 1]!;
-      if (r1 > r0)
-        gemmBf16Ref(alpha, rowsOf(a, r0, r1), w, beta, rowsOf(c, r0, r1), g * strideW, g * strideC);
-    }
+    checkRowGroups(op, T, a, 'w', w, c);
+    forEachRowGroup(offsets, (g, r0, r1) =>
+      gemmBf16Ref(alpha, rowsOf(a, r0, r1), w, beta, rowsOf(c, r0, r1), g * strideW, g * strideC),
+    );
   },
 
   add(a, b, out) {
