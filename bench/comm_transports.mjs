@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { fitAlphaBeta } = await import(path.join(repo, 'dist/src/dist/bench.js'));
 const { summarize } = await import(path.join(repo, 'dist/src/bench/stats.js'));
+const { mpirunArgs } = await import(path.join(repo, 'dist/src/dist/run.js'));
 
 const { values } = parseArgs({
   options: {
@@ -26,16 +27,12 @@ const transports = {
   shm: ['--mca', 'btl', 'self,vader'],
   tcp: ['--mca', 'btl', 'self,tcp'],
 };
-const root = process.getuid?.() === 0 ? ['--allow-run-as-root'] : [];
 const runs = { shm: [], tcp: [] };
 for (let round = 0; round < Number(values.rounds); round++) {
   for (const [name, mca] of Object.entries(transports)) {
     const out = execFileSync(
       'mpirun',
-      [
-        '-np',
-        '2',
-        ...root,
+      mpirunArgs(2, [
         ...mca,
         process.execPath,
         path.join(repo, 'bin/glam.js'),
@@ -46,7 +43,7 @@ for (let round = 0; round < Number(values.rounds); round++) {
         values.repeat,
         '--max-bytes',
         values['max-bytes'],
-      ],
+      ]),
       { encoding: 'utf8', env: { ...process.env, GLAM_THREADS: '1' }, maxBuffer: 1 << 26 },
     );
     runs[name].push(JSON.parse(out.trim().split('\n').pop()));

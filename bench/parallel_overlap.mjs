@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { summarize } = await import(path.join(repo, 'dist/src/bench/stats.js'));
+const { mpirunArgs } = await import(path.join(repo, 'dist/src/dist/run.js'));
 const { values } = parseArgs({
   options: {
     rounds: { type: 'string', default: '5' },
@@ -25,15 +26,11 @@ const { values } = parseArgs({
   },
 });
 const mca = values.transport === 'tcp' ? ['--mca', 'btl', 'self,tcp'] : ['--mca', 'btl', 'self,vader'];
-const root = process.getuid?.() === 0 ? ['--allow-run-as-root'] : [];
 const rows = { on: [], off: [] };
 for (let round = 0; round < Number(values.rounds); round++) {
   const out = execFileSync(
     'mpirun',
-    [
-      '-np',
-      '2',
-      ...root,
+    mpirunArgs(2, [
       ...mca,
       process.execPath,
       path.join(repo, 'bin/glam.js'),
@@ -48,7 +45,7 @@ for (let round = 0; round < Number(values.rounds); round++) {
       values.parallel,
       '--steps',
       values.steps,
-    ],
+    ]),
     { encoding: 'utf8', maxBuffer: 1 << 24 },
   );
   for (const line of out

@@ -12,7 +12,7 @@
  *   node bench/recipe_probe.mjs plot logs/ out.svg dense 'moe16=MoE, 16 experts'   # curves of logged runs
  *
  * The spec's keys: preset, config (overrides), steps, seed (1), batch (8), seq (128), lr (peak of the
- * GLaM schedule, 0.01), warmup, decayStart, opt (createOptimizer options; kind adafactor), initScale
+ * GLaM schedule, 0.01), warmup, decayStart, opt (Adafactor options), initScale
  * ({kind or tensor name: factor}), evalEvery (200), evalBatches (16), evalCf (validation capacity
  * factor; the config's by default), threads (1).
  */
@@ -27,10 +27,7 @@ const { parseConfig } = await lib('model/config.js');
 const { initParams } = await lib('model/init.js');
 const { paramSpecs } = await lib('model/params.js');
 const { GlamModel } = await lib('model/glam.js');
-const { Workspace } = await lib('model/workspace.js');
-const { Grads } = await lib('model/weights.js');
-const { trainStep } = await lib('train/step.js');
-const { createOptimizer } = await lib('optim/create.js');
+const { newStepContext, trainStep } = await lib('train/step.js');
 const { Rng } = await lib('util/rng.js');
 const { kernels } = await lib('backend/index.js');
 const { renderSvg } = await lib('train/plot.js');
@@ -69,19 +66,17 @@ async function run(spec, dataDir, outDir) {
     for (let i = 0; i < d.length; i++) d[i] *= f;
   }
   const model = new GlamModel(cfg);
-  const ctx = {
+  const ctx = newStepContext(
     model,
     weights,
-    grads: Grads.like(weights),
-    ws: new Workspace(cfg),
-    optimizer: createOptimizer(weights, { kind: 'adafactor', ...(a.opt ?? {}) }),
-    schedule: {
+    { kind: 'adafactor', ...(a.opt ?? {}) },
+    {
       kind: 'rsqrt',
       peak_lr: a.lr ?? 0.01,
       warmup_steps: a.warmup ?? 0,
       decay_start: a.decayStart ?? 10000,
     },
-  };
+  );
   const pos = ds.initialPosition(seed);
   const val = [...ds.validationBatches(B, T, { maxBatches: a.evalBatches ?? 16 })].map(toBatch);
   const rng = new Rng(seed);

@@ -16,10 +16,9 @@ import type { GlamConfig } from '../model/config.js';
 import { type Batch, GlamModel } from '../model/glam.js';
 import { initParams } from '../model/init.js';
 import { resolveConfig } from '../model/presets.js';
-import { Grads } from '../model/weights.js';
-import { createOptimizer, RECIPE_OPTIMIZERS } from '../optim/create.js';
+import { RECIPE_OPTIMIZERS } from '../optim/create.js';
 import { GLAM_SCHEDULE } from '../optim/schedule.js';
-import { trainStep } from '../train/step.js';
+import { newStepContext, trainStep } from '../train/step.js';
 import { Rng } from '../util/rng.js';
 import { benchPeak } from './gemm.js';
 import { percent, type Summary, summarize } from './stats.js';
@@ -175,14 +174,7 @@ function benchSteps(
   const seed = opts.seed ?? 1;
   const model = new GlamModel(cfg);
   const weights = initParams(cfg, seed);
-  const ctx = {
-    model,
-    weights,
-    grads: Grads.like(weights),
-    ws: model.workspace(),
-    optimizer: createOptimizer(weights, RECIPE_OPTIMIZERS.adafactor.config),
-    schedule: GLAM_SCHEDULE,
-  };
+  const ctx = newStepContext(model, weights, RECIPE_OPTIMIZERS.adafactor.config, GLAM_SCHEDULE);
   const rng = new Rng(seed + 1);
   const batches = syntheticBatches(cfg, batch, seqLen, 4, rng);
   const tokensPerStep = batch * seqLen;

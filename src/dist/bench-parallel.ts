@@ -11,10 +11,8 @@ import type { Batch } from '../model/glam.js';
 import { GlamModel } from '../model/glam.js';
 import { initParams } from '../model/init.js';
 import { resolveConfig } from '../model/presets.js';
-import { Grads } from '../model/weights.js';
-import { createOptimizer } from '../optim/create.js';
 import { GLAM_SCHEDULE } from '../optim/schedule.js';
-import { trainStep } from '../train/step.js';
+import { newStepContext, trainStep } from '../train/step.js';
 import { Rng } from '../util/rng.js';
 import type { Communicator } from './comm.js';
 import { modelShard, type ParallelMode, RankParallel } from './parallel.js';
@@ -59,15 +57,7 @@ export async function benchParallel(
   const full = initParams(cfg, 1);
   // This rank's experts, as glam train takes them.
   const weights = shardWeights(full, model);
-  const ctx = {
-    model,
-    weights,
-    grads: Grads.like(weights),
-    ws: model.workspace(),
-    optimizer: createOptimizer(weights, { kind: 'adafactor' }),
-    schedule: GLAM_SCHEDULE,
-    parallel: par,
-  };
+  const ctx = newStepContext(model, weights, { kind: 'adafactor' }, GLAM_SCHEDULE, par);
   const local = o.batch / comm.size;
   const rng = new Rng(100 + comm.rank);
   const batches: Batch[] = Array.from({ length: 4 }, () => {

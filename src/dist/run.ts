@@ -74,6 +74,14 @@ function mpirunPath(): string | null {
   }
 }
 
+/** mpirun's options for np ranks on this host: root needs --allow-run-as-root, more ranks than cores --oversubscribe. */
+export function mpirunArgs(np: number, extra: readonly string[] = []): string[] {
+  const args = ['-np', String(np)];
+  if (process.getuid?.() === 0) args.push('--allow-run-as-root');
+  if (np > availableParallelism()) args.push('--oversubscribe');
+  return [...args, ...extra];
+}
+
 /**
  * `glam train --ranks R ...` on one host: runs `mpirun -np R glam train ... --parallel MODE` and
  * returns its exit status. As root mpirun needs --allow-run-as-root; more ranks than cores,
@@ -86,10 +94,7 @@ export function launchLocalRanks(ranks: number, trainArgs: string[], mode: Paral
   if (!addon.ok)
     throw new Error(`--ranks ${ranks}: the MPI addon is not available (${addon.reason}): ${MPI_HOWTO}`);
   const glam = fileURLToPath(new URL('../../../bin/glam.js', import.meta.url));
-  const args = ['-np', String(ranks)];
-  if (process.getuid?.() === 0) args.push('--allow-run-as-root');
-  if (ranks > availableParallelism()) args.push('--oversubscribe');
-  args.push(process.execPath, glam, 'train', ...trainArgs, '--parallel', mode);
+  const args = mpirunArgs(ranks, [process.execPath, glam, 'train', ...trainArgs, '--parallel', mode]);
   process.stderr.write(`glam: mpirun ${args.join(' ')}\n`);
   return new Promise((resolve, reject) => {
     const child = spawn('mpirun', args, { stdio: 'inherit' });

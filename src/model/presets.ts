@@ -54,6 +54,28 @@ function paper(
   };
 }
 
+// The CPU-sized dense models; each MoE sibling is the same model with experts added.
+const TINY: PresetShape = {
+  vocab_size: 512,
+  d_model: 64,
+  n_layers: 2,
+  n_heads: 4,
+  d_head: 16,
+  d_ff: 128,
+  n_experts: 0,
+  max_seq_len: 64,
+};
+const SMALL: PresetShape = {
+  vocab_size: 4096,
+  d_model: 256,
+  n_layers: 4,
+  n_heads: 8,
+  d_head: 32,
+  d_ff: 1024,
+  n_experts: 0,
+  max_seq_len: 256,
+};
+
 const PRESETS: Record<string, { doc: string; shape: PresetShape }> = {
   // GLaM Table 4, MoE models (E experts in every other layer, top-2 gating).
   'glam-0.1b-64e': {
@@ -90,58 +112,19 @@ const PRESETS: Record<string, { doc: string; shape: PresetShape }> = {
   'glam-8b': { doc: 'GLaM 8B dense (paper: 8.7B)', shape: paper(32, 4096, 16384, 32, 128, 0) },
   'glam-137b': { doc: 'GLaM 137B dense (paper: 137B)', shape: paper(64, 8192, 65536, 128, 128, 0) },
   // CPU-sized. tiny*: a few hundred thousand parameters, for tests.
-  tiny: {
-    doc: 'dense test model (0.12M params)',
-    shape: {
-      vocab_size: 512,
-      d_model: 64,
-      n_layers: 2,
-      n_heads: 4,
-      d_head: 16,
-      d_ff: 128,
-      n_experts: 0,
-      max_seq_len: 64,
-    },
-  },
+  tiny: { doc: 'dense test model (0.12M params)', shape: TINY },
   'tiny-moe': {
     doc: 'MoE test model, 8 experts (0.22M params, 0.12M active)',
-    shape: {
-      vocab_size: 512,
-      d_model: 64,
-      n_layers: 2,
-      n_heads: 4,
-      d_head: 16,
-      d_ff: 128,
-      n_experts: 8,
-      max_seq_len: 64,
-    },
+    shape: { ...TINY, n_experts: 8 },
   },
   // small*: sized to train on two CPU cores at a few thousand tokens/s.
-  small: {
-    doc: 'dense model for CPU training (5.2M params)',
-    shape: {
-      vocab_size: 4096,
-      d_model: 256,
-      n_layers: 4,
-      n_heads: 8,
-      d_head: 32,
-      d_ff: 1024,
-      n_experts: 0,
-      max_seq_len: 256,
-    },
-  },
+  small: { doc: 'dense model for CPU training (5.2M params)', shape: SMALL },
   'small-moe': {
     doc: 'MoE model for CPU training, 16 experts (12.1M params, 4.7M active)',
     shape: {
-      vocab_size: 4096,
-      d_model: 256,
-      n_layers: 4,
-      n_heads: 8,
-      d_head: 32,
-      d_ff: 1024,
+      ...SMALL,
       n_experts: 16,
       d_ff_expert: 512,
-      max_seq_len: 256,
       // GShard's second-expert policy: at capacity factor 2.0 keeping every second choice fills the
       // slots exactly, so any imbalance drops ~10%; this drops ~4% at the same loss (docs/results.md).
       second_expert_policy: 'random',

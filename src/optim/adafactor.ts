@@ -33,12 +33,12 @@
  */
 import { kernels } from '../backend/index.js';
 import type { Params } from '../model/params.js';
-import { type Shape, Tensor } from '../tensor/tensor.js';
+import type { Shape, Tensor } from '../tensor/tensor.js';
 import {
   checkStepArgs,
-  copyStateInto,
   decayMatricesOnly,
   type Optimizer,
+  OptimizerState,
   type ParamShapes,
   snapshotShapes,
 } from './optimizer.js';
@@ -93,7 +93,7 @@ export class Adafactor implements Optimizer {
   readonly options: Readonly<ResolvedOptions>;
   private readonly shapes: Map<string, Shape>;
   private readonly slots: Slot[] = [];
-  private readonly state = new Map<string, Tensor>();
+  private readonly state = new OptimizerState('Adafactor');
   // Per-slice Σ U² and step sizes, sized for the deepest stack, so step() allocates nothing.
   private readonly sliceSumSq: Float64Array;
   private readonly sliceSteps: Float64Array;
@@ -158,11 +158,11 @@ export class Adafactor implements Optimizer {
   }
 
   stateTensors(): Map<string, Tensor> {
-    return new Map(this.state);
+    return this.state.views();
   }
 
   loadStateTensors(saved: ReadonlyMap<string, Tensor>): void {
-    copyStateInto('Adafactor.loadStateTensors', this.state, saved);
+    this.state.load(saved);
   }
 
   private makeSlot(name: string, shape: Shape): Slot {
@@ -185,19 +185,12 @@ export class Adafactor implements Optimizer {
       v: EMPTY,
     };
     if (factored) {
-      slot.vRow = this.addState(`${name}.v_row`, [...lead, rows]);
-      slot.vCol = this.addState(`${name}.v_col`, [...lead, cols]);
+      slot.vRow = this.state.add(`${name}.v_row`, [...lead, rows]);
+      slot.vCol = this.state.add(`${name}.v_col`, [...lead, cols]);
     } else {
-      slot.v = this.addState(`${name}.v`, shape);
+      slot.v = this.state.add(`${name}.v`, shape);
     }
     return slot;
-  }
-
-  private addState(name: string, shape: Shape): Float32Array {
-    if (this.state.has(name)) throw new Error(`Adafactor: state name '${name}' is taken twice`);
-    const t = Tensor.zeros(shape);
-    this.state.set(name, t);
-    return t.data;
   }
 
   /** lr · scale / max(1, RMS(U)/d). */

@@ -7,12 +7,12 @@
  * '<name>.v' is float32; arithmetic is float64, rounded once when stored.
  */
 import type { Params } from '../model/params.js';
-import { type Shape, Tensor } from '../tensor/tensor.js';
+import type { Shape, Tensor } from '../tensor/tensor.js';
 import {
   checkStepArgs,
-  copyStateInto,
   decayMatricesOnly,
   type Optimizer,
+  OptimizerState,
   type ParamShapes,
   snapshotShapes,
 } from './optimizer.js';
@@ -40,7 +40,7 @@ export class AdamW implements Optimizer {
   readonly options: Readonly<Required<AdamWOptions>>;
   private readonly shapes: Map<string, Shape>;
   private readonly slots: Slot[] = [];
-  private readonly state = new Map<string, Tensor>();
+  private readonly state = new OptimizerState('AdamW');
 
   constructor(params: ParamShapes, options: AdamWOptions = {}) {
     this.options = resolveOptions(options);
@@ -49,8 +49,8 @@ export class AdamW implements Optimizer {
       this.slots.push({
         name,
         decays: this.options.weightDecay !== 0 && this.options.shouldDecay(name, shape),
-        m: this.addState(`${name}.m`, shape),
-        v: this.addState(`${name}.v`, shape),
+        m: this.state.add(`${name}.m`, shape),
+        v: this.state.add(`${name}.v`, shape),
       });
     }
   }
@@ -79,18 +79,11 @@ export class AdamW implements Optimizer {
   }
 
   stateTensors(): Map<string, Tensor> {
-    return new Map(this.state);
+    return this.state.views();
   }
 
   loadStateTensors(saved: ReadonlyMap<string, Tensor>): void {
-    copyStateInto('AdamW.loadStateTensors', this.state, saved);
-  }
-
-  private addState(name: string, shape: Shape): Float32Array {
-    if (this.state.has(name)) throw new Error(`AdamW: state name '${name}' is taken twice`);
-    const t = Tensor.zeros(shape);
-    this.state.set(name, t);
-    return t.data;
+    this.state.load(saved);
   }
 }
 

@@ -1,5 +1,5 @@
 import type { Params } from '../model/params.js';
-import { type Shape, sameShape, shapeString, type Tensor } from '../tensor/tensor.js';
+import { type Shape, sameShape, shapeString, Tensor } from '../tensor/tensor.js';
 import { briefValue } from '../util/files.js';
 
 export type OptimizerKind = 'adafactor' | 'adamw';
@@ -86,25 +86,47 @@ export function checkStepArgs(
   }
 }
 
-/** Copy `saved` into `own` (same names, same shapes, nothing extra) or throw naming the difference. */
-export function copyStateInto(
-  op: string,
-  own: ReadonlyMap<string, Tensor>,
-  saved: ReadonlyMap<string, Tensor>,
-): void {
-  for (const name of saved.keys()) {
-    if (!own.has(name)) throw new Error(`${op}: unexpected state tensor '${name}'`);
+/**
+ * An optimizer's state tensors by name (float32, zero at the start): allotted once per name, exported
+ * as the live views, and loaded back only with the same names and shapes.
+ */
+export class OptimizerState {
+  private readonly tensors = new Map<string, Tensor>();
+
+  /** `owner` names the optimizer in messages (e.g. 'AdamW'). */
+  constructor(private readonly owner: string) {}
+
+  /** A new zeroed state tensor; its data. */
+  add(name: string, shape: Shape): Float32Array {
+    if (this.tensors.has(name)) throw new Error(`${this.owner}: state name '${name}' is taken twice`);
+    const t = Tensor.zeros(shape);
+    this.tensors.set(name, t);
+    return t.data;
   }
-  for (const [name, t] of own) {
-    const s = saved.get(name);
-    if (s === undefined) throw new Error(`${op}: state tensor '${name}' is missing`);
-    if (!sameShape(s.shape, t.shape)) {
-      throw new Error(
-        `${op}: state tensor '${name}' has shape ${shapeString(s.shape)}, expected ${shapeString(t.shape)}`,
-      );
+
+  /** The state tensors (views of the live state). */
+  views(): Map<string, Tensor> {
+    return new Map(this.tensors);
+  }
+
+  /** Copy `saved` in (same names, same shapes, nothing extra) or throw naming the difference. */
+  load(saved: ReadonlyMap<string, Tensor>): void {
+    const op = `${this.owner}.loadStateTensors`;
+    const own = this.tensors;
+    for (const name of saved.keys()) {
+      if (!own.has(name)) throw new Error(`${op}: unexpected state tensor '${name}'`);
     }
+    for (const [name, t] of own) {
+      const s = saved.get(name);
+      if (s === undefined) throw new Error(`${op}: state tensor '${name}' is missing`);
+      if (!sameShape(s.shape, t.shape)) {
+        throw new Error(
+          `${op}: state tensor '${name}' has shape ${shapeString(s.shape)}, expected ${shapeString(t.shape)}`,
+        );
+      }
+    }
+    for (const [name, t] of own) t.data.set(saved.get(name)!.data);
   }
-  for (const [name, t] of own) t.data.set(saved.get(name)!.data);
 }
 
 /** Name → shape, copied, so later changes to the caller's map do not matter. */

@@ -177,8 +177,8 @@ function readLogitBias(v: unknown, vocab: number): Map<number, number> {
   return out;
 }
 
-/** Validates a parsed /v1/completions body. */
-export function parseCompletionRequest(raw: unknown, vocab: number): CompletionParams {
+/** A parsed request body as an object, or the 400 every endpoint gives for any other JSON value. */
+export function bodyObject(raw: unknown): Body {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new ApiError(
       400,
@@ -188,7 +188,12 @@ export function parseCompletionRequest(raw: unknown, vocab: number): CompletionP
       'invalid_json',
     );
   }
-  const b = raw as Body;
+  return raw as Body;
+}
+
+/** Validates a parsed /v1/completions body. */
+export function parseCompletionRequest(raw: unknown, vocab: number): CompletionParams {
+  const b = bodyObject(raw);
   if (b.prompt === undefined || b.prompt === null) throw badParam('prompt', "'prompt' is required");
   const model = optional(
     b,

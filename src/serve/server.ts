@@ -31,6 +31,7 @@ import type { ExpertSnapshot, FromWorker, ModelInfo, ToWorker, WorkerOptions } f
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry } from './metrics.js';
 import {
   ApiError,
+  bodyObject,
   type CompletionChoice,
   type CompletionParams,
   contextLengthError,
@@ -442,7 +443,7 @@ export class GlamServer {
   }
 
   private tokenize(res: ServerResponse, body: unknown): void {
-    const b = asObject(body);
+    const b = bodyObject(body);
     if (typeof b.prompt !== 'string') {
       throw new ApiError(
         400,
@@ -466,7 +467,7 @@ export class GlamServer {
   }
 
   private detokenize(res: ServerResponse, body: unknown): void {
-    const b = asObject(body);
+    const b = bodyObject(body);
     const ids = b.tokens;
     const V = this.config.vocab_size;
     if (!Array.isArray(ids) || !ids.every((t) => Number.isInteger(t) && t >= 0 && t < V)) {
@@ -687,19 +688,6 @@ function tooLarge(limit: number): ApiError {
     null,
     'request_too_large',
   );
-}
-
-function asObject(body: unknown): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new ApiError(
-      400,
-      'the request body must be a JSON object',
-      'invalid_request_error',
-      null,
-      'invalid_json',
-    );
-  }
-  return body as Record<string, unknown>;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -3,21 +3,15 @@
  * checkpoints hold them and the bf16 products (gemmBf16) read them: half the bytes of float32.
  */
 import { fromBf16, toBf16 } from '../backend/index.js';
-import { type Shape, shapeSize, shapeString, Tensor } from './tensor.js';
+import { checkedShape, type Shape, Tensor } from './tensor.js';
 
 export class Bf16Tensor {
   readonly data: Uint16Array;
   readonly shape: Shape;
 
   constructor(data: Uint16Array, shape: Shape) {
-    const n = shapeSize(shape);
-    if (data.length !== n) {
-      throw new Error(
-        `bf16 tensor of shape ${shapeString(shape)} needs ${n} elements, storage has ${data.length}`,
-      );
-    }
+    this.shape = checkedShape('bf16 tensor', data.length, shape);
     this.data = data;
-    this.shape = [...shape];
   }
 
   /** A float32 tensor rounded to bf16 (nearest even). */

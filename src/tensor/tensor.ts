@@ -18,6 +18,15 @@ export function shapeString(shape: Shape): string {
   return `[${shape.join(', ')}]`;
 }
 
+/** A copy of `shape` after checking that storage of `length` elements holds exactly it; `what` names the tensor kind. */
+export function checkedShape(what: string, length: number, shape: Shape): Shape {
+  const n = shapeSize(shape);
+  if (length !== n) {
+    throw new Error(`${what} of shape ${shapeString(shape)} needs ${n} elements, storage has ${length}`);
+  }
+  return [...shape];
+}
+
 /**
  * A shape-checked view on Float32 storage. Tensors never own a copy implicitly:
  * `view`, `rows` and `row` share storage with their parent.
@@ -27,14 +36,8 @@ export class Tensor {
   readonly shape: Shape;
 
   constructor(data: Float32Array, shape: Shape) {
-    const n = shapeSize(shape);
-    if (data.length !== n) {
-      throw new Error(
-        `tensor of shape ${shapeString(shape)} needs ${n} elements, storage has ${data.length}`,
-      );
-    }
+    this.shape = checkedShape('tensor', data.length, shape);
     this.data = data;
-    this.shape = [...shape];
   }
 
   /** A fresh zero tensor on 64-byte-aligned storage. */

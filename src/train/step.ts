@@ -5,8 +5,9 @@
  * which is skipped (and not counted by the optimiser) when a gradient is NaN or ±Infinity.
  */
 import type { Batch, ForwardOptions, GlamModel, LossParts } from '../model/glam.js';
-import type { Grads, Weights } from '../model/weights.js';
+import { Grads, type Weights } from '../model/weights.js';
 import type { Workspace } from '../model/workspace.js';
+import { createOptimizer, type OptimizerConfig } from '../optim/create.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { type LrSchedule, learningRate } from '../optim/schedule.js';
 import type { StepParallel } from './parallel.js';
@@ -21,6 +22,25 @@ export interface StepContext {
   schedule: LrSchedule;
   /** Set when this process is one of several sharing each batch (data or expert parallelism). */
   parallel?: StepParallel;
+}
+
+/** A context over `weights`: fresh gradients and workspace, and a new optimiser built from `optimizer`. */
+export function newStepContext(
+  model: GlamModel,
+  weights: Weights,
+  optimizer: OptimizerConfig,
+  schedule: LrSchedule,
+  parallel?: StepParallel,
+): StepContext {
+  return {
+    model,
+    weights,
+    grads: Grads.like(weights),
+    ws: model.workspace(),
+    optimizer: createOptimizer(weights, optimizer),
+    schedule,
+    ...(parallel !== undefined ? { parallel } : {}),
+  };
 }
 
 export interface StepOptions {

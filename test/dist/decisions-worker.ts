@@ -10,10 +10,8 @@ import { shardWeights } from '../../src/dist/run.js';
 import { GlamModel } from '../../src/model/glam.js';
 import { initParams } from '../../src/model/init.js';
 import { getPreset } from '../../src/model/presets.js';
-import { Grads } from '../../src/model/weights.js';
-import { createOptimizer } from '../../src/optim/create.js';
 import { GLAM_SCHEDULE } from '../../src/optim/schedule.js';
-import { trainStep } from '../../src/train/step.js';
+import { newStepContext, trainStep } from '../../src/train/step.js';
 import { Rng } from '../../src/util/rng.js';
 
 const mode = process.argv[2] as ParallelMode;
@@ -22,15 +20,8 @@ const { rank } = comm;
 const config = { ...getPreset('tiny-moe'), vocab_size: 64 };
 const model = new GlamModel(config, modelShard(comm, config, mode));
 const weights = shardWeights(initParams(config, 1), model);
-const ctx = {
-  model,
-  weights,
-  grads: Grads.like(weights),
-  ws: model.workspace(),
-  optimizer: createOptimizer(weights, { kind: 'adafactor' }),
-  schedule: GLAM_SCHEDULE,
-  parallel: new RankParallel(comm, model, mode),
-};
+const parallel = new RankParallel(comm, model, mode);
+const ctx = newStepContext(model, weights, { kind: 'adafactor' }, GLAM_SCHEDULE, parallel);
 const rng = new Rng(7 + rank);
 const seqLen = 8;
 const tokens = () => Int32Array.from({ length: 2 * seqLen }, () => rng.int(config.vocab_size));
@@ -55,10 +46,10 @@ out.spoiled = {
   weightsUnchanged: weights.data.every((v, i) => Object.is(v, before[i])),
   optimizerSteps: ctx.optimizer.stepCount,
 };
-out.anyRank = ctx.parallel.anyRank([rank === 1, false]);
+out.anyRank = parallel.anyRank([rank === 1, false]);
 const check = (step: number): string | null => {
   try {
-    ctx.parallel.checkReplicas(weights, step);
+    parallel.checkReplicas(weights, step);
     return null;
   } catch (err) {
     return err instanceof Error ? err.message : String(err);

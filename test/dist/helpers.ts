@@ -1,10 +1,10 @@
 /** Launching test workers under mpirun; the tests skip (saying why) where MPI is not installed. */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MPI_ADDON_PATH } from '../../src/dist/mpi.js';
+import { mpirunArgs } from '../../src/dist/run.js';
 
 export const REPO = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -37,14 +37,6 @@ export function mpiSkipReason(): string | null {
  * (the multi-host test's bridge) while these run, and a rank that picked one up fails to connect.
  */
 export const LOOPBACK_ENV = { OMPI_MCA_btl_tcp_if_include: 'lo', OMPI_MCA_oob_tcp_if_include: 'lo' };
-
-/** mpirun options for np local ranks: root needs --allow-run-as-root, more ranks than cores --oversubscribe. */
-export function mpirunArgs(np: number, extra: string[] = []): string[] {
-  const args = ['-np', String(np)];
-  if (process.getuid?.() === 0) args.push('--allow-run-as-root');
-  if (np > availableParallelism()) args.push('--oversubscribe');
-  return [...args, ...extra];
-}
 
 export interface RunResult {
   code: number | null;

@@ -15,10 +15,9 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadCheckpoint } from '../../src/model/checkpoint.js';
 import { type Batch, GlamModel } from '../../src/model/glam.js';
-import { Grads } from '../../src/model/weights.js';
-import { createOptimizer, type OptimizerConfig, RECIPE_OPTIMIZERS } from '../../src/optim/create.js';
+import { type OptimizerConfig, RECIPE_OPTIMIZERS } from '../../src/optim/create.js';
 import { GLAM_SCHEDULE, type LrSchedule } from '../../src/optim/schedule.js';
-import { trainStep } from '../../src/train/step.js';
+import { newStepContext, trainStep } from '../../src/train/step.js';
 import { DEFAULT_TRAIN_SETTINGS } from '../../src/train/trainer.js';
 
 const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/trajectory');
@@ -46,14 +45,7 @@ function followsOracle(
   assert.equal(rows.length, steps);
   const { config, weights } = loadCheckpoint(dir);
   const model = new GlamModel(config);
-  const ctx = {
-    model,
-    weights,
-    grads: Grads.like(weights),
-    ws: model.workspace(),
-    optimizer: createOptimizer(weights, optimizer),
-    schedule,
-  };
+  const ctx = newStepContext(model, weights, optimizer, schedule);
   rows.forEach((batchRows, step) => {
     const B = batchRows.length;
     const T = batchRows[0]!.length - 1;
