@@ -141,6 +141,25 @@ function batchedOp(
   };
 }
 
+/** The operand checks every grouped product starts with; returns the group count and T = offsets[groups]. */
+function checkGroupedOperands(
+  op: string,
+  offsets: Int32Array,
+  a: Mat,
+  bName: string,
+  b: Mat | BMat,
+  strideB: number,
+  c: Mat,
+  strideC: number,
+): [groups: number, T: number] {
+  checkGroupOffsets(op, offsets);
+  const groups = offsets.length - 1;
+  checkMat(op, 'a', a);
+  checkMat(op, bName, b, strideB, groups);
+  checkMat(op, 'c', c, strideC, groups);
+  return [groups, offsets[groups]!];
+}
+
 /**
  * The shape checks of a product over row groups (a and c not transposed, rows offsets[g]..offsets[g+1]
  * of each times operand `bName` of group g), after the operands' own checks.
@@ -164,12 +183,7 @@ function forEachRowGroup(offsets: Int32Array, fn: (g: number, r0: number, r1: nu
 
 function groupedOp(op: 'sgemmGrouped' | 'sgemmGroupedBf16', round: boolean): KernelOps['sgemmGrouped'] {
   return (offsets, alpha, a, b, strideB, beta, c, strideC) => {
-    checkGroupOffsets(op, offsets);
-    const groups = offsets.length - 1;
-    const T = offsets[groups]!;
-    checkMat(op, 'a', a);
-    checkMat(op, 'b', b, strideB, groups);
-    checkMat(op, 'c', c, strideC, groups);
+    const [groups, T] = checkGroupedOperands(op, offsets, a, 'b', b, strideB, c, strideC);
     if (!a.trans) {
       checkRowGroups(op, T, a, 'b', b, c);
       forEachRowGroup(offsets, (g, r0, r1) =>
@@ -218,12 +232,7 @@ const ops: KernelOps = {
 
   gemmGroupedBf16(offsets, alpha, a, w, strideW, beta, c, strideC) {
     const op = 'gemmGroupedBf16';
-    checkGroupOffsets(op, offsets);
-    const groups = offsets.length - 1;
-    const T = offsets[groups]!;
-    checkMat(op, 'a', a);
-    checkMat(op, 'w', w, strideW, groups);
-    checkMat(op, 'c', c, strideC, groups);
+    const [, T] = checkGroupedOperands(op, offsets, a, 'w', w, strideW, c, strideC);
     checkNotTransposed(op, 'a', a);
     checkRowGroups(op, T, a, 'w', w, c);
     forEachRowGroup(offsets, (g, r0, r1) =>
