@@ -8,23 +8,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { listCheckpointSteps } from '../../src/train/checkpoints.js';
-import { prepareBookDataset } from '../train/helpers.js';
+import { BIN, glam, tinyTrain } from '../reliability/helpers.js';
+import { prepareBookDataset, SHIP_BOOK } from '../train/helpers.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const BIN = path.resolve(here, '../../../bin/glam.js');
 const root = mkdtempSync(path.join(tmpdir(), 'glam-cli-train-'));
 const data = path.join(root, 'data');
 const run = path.join(root, 'run');
-
-function glam(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, GLAM_THREADS: '1' },
-  });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
 
 /** Steps logged in metrics.jsonl (a line being written by a running trainer is skipped). */
 function metricSteps(dir: string): number[] {
@@ -38,49 +28,33 @@ function metricSteps(dir: string): number[] {
   return steps;
 }
 
-const TRAIN = [
-  '--config',
-  'tiny',
-  '--data',
-  data,
-  '--seq-len',
-  '16',
-  '--batch-size',
-  '2',
-  '--checkpoint-every',
-  '3',
-];
+/** `glam train` of the tiny model on `data` into `out`, a checkpoint every 3 steps. */
+const train = (out: string, ...more: string[]) => tinyTrain(data, out, '--checkpoint-every', '3', ...more);
 
 before(() => {
-  prepareBookDataset(root, data, {
-    seed: 5,
-    words: 'the old ship sailed across a quiet sea while sailors sang of home and distant shores',
-    docs: 80,
-    wordsPerDoc: 60,
-    heading: 'Chapter',
-  });
+  prepareBookDataset(root, data, SHIP_BOOK);
 });
 
 after(() => rmSync(root, { recursive: true, force: true }));
 
 test('train writes metrics and checkpoints, refuses to overwrite, resumes', () => {
-  const r = glam('train', ...TRAIN, '--max-steps', '6', '--out', run);
+  const r = glam(train(run, '--max-steps', '6'));
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /glam generate --model/);
   assert.deepEqual(metricSteps(run), [1, 2, 3, 4, 5, 6]);
   assert.deepEqual(listCheckpointSteps(run).slice(-1), [6]);
 
-  const again = glam('train', ...TRAIN, '--max-steps', '6', '--out', run);
+  const again = glam(train(run, '--max-steps', '6'));
   assert.equal(again.code, 1);
   assert.match(again.stderr, /already holds checkpoints.*--resume/);
 
-  const resumed = glam('train', ...TRAIN, '--max-steps', '8', '--out', run, '--resume');
+  const resumed = glam(train(run, '--max-steps', '8', '--resume'));
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.deepEqual(metricSteps(run), [1, 2, 3, 4, 5, 6, 7, 8]);
 });
 
 test('generate samples from a run directory and plot renders an SVG', () => {
-  const g = glam(
+  const greedy = [
     'generate',
     '--model',
     run,
@@ -90,23 +64,14 @@ test('generate samples from a run directory and plot renders an SVG', () => {
     '8',
     '--temperature',
     '0',
-  );
+  ];
+  const g = glam(greedy);
   assert.equal(g.code, 0, g.stderr);
   assert.ok(g.stdout.startsWith('the old'));
   assert.ok(g.stdout.length > 'the old\n'.length);
-  const greedyAgain = glam(
-    'generate',
-    '--model',
-    run,
-    '--prompt',
-    'the old',
-    '--max-tokens',
-    '8',
-    '--temperature',
-    '0',
-  );
+  const greedyAgain = glam(greedy);
   assert.equal(greedyAgain.stdout, g.stdout);
-  const p = glam('plot', run);
+  const p = glam(['plot', run]);
   assert.equal(p.code, 0, p.stderr);
   const svg = readFileSync(path.join(run, 'curves.svg'), 'utf8');
   assert.match(svg, /^<svg/);
@@ -115,7 +80,7 @@ test('generate samples from a run directory and plot renders an SVG', () => {
 
 test('SIGINT stops training after the current step with a checkpoint', async () => {
   const out = path.join(root, 'interrupted');
-  const child = spawn(process.execPath, [BIN, 'train', ...TRAIN, '--max-steps', '100000', '--out', out], {
+  const child = spawn(process.execPath, [BIN, ...train(out, '--max-steps', '100000')], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, GLAM_THREADS: '1' },
   });
@@ -145,12 +110,12 @@ test('SIGINT stops training after the current step with a checkpoint', async () 
 test('bad input gets clear errors', () => {
   const cases: [string[], RegExp][] = [
     [['train', '--config', 'no-such-preset', '--data', data, '--max-steps', '1'], /no-such-preset/],
-    [['train', ...TRAIN, '--max-steps', '0', '--out', path.join(root, 'x')], /--max-steps/],
+    [train(path.join(root, 'x'), '--max-steps', '0'), /--max-steps/],
     [
       ['train', '--config', 'tiny', '--data', path.join(root, 'missing'), '--max-steps', '1'],
       /no prepared dataset/,
     ],
-    [['train', ...TRAIN, '--max-steps', '2', '--out', path.join(root, 'y'), '--resume'], /no checkpoint/],
+    [train(path.join(root, 'y'), '--max-steps', '2', '--resume'), /no checkpoint/],
     [['generate', '--model', path.join(root, 'nowhere'), '--prompt', 'x'], /does not exist/],
     [['generate', '--model', root, '--prompt', 'x'], /neither a checkpoint/],
     [['generate', '--model', run, '--prompt', 'x', '--top-p', '0'], /top-p/],
@@ -165,7 +130,7 @@ test('bad input gets clear errors', () => {
   writeFileSync(weights, readFileSync(weights).subarray(0, 5000));
   cases.push([['generate', '--model', broken, '--prompt', 'x'], /model\.safetensors/]);
   for (const [args, pattern] of cases) {
-    const r = glam(...args);
+    const r = glam(args);
     assert.equal(r.code, 1, `${args.join(' ')} should fail`);
     assert.match(r.stderr, pattern, `${args.join(' ')}: ${r.stderr}`);
     assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, 'no stack trace');
@@ -173,7 +138,7 @@ test('bad input gets clear errors', () => {
 });
 
 test('--overwrite starts afresh: no checkpoint or metrics of the earlier run survive', () => {
-  const r = glam('train', ...TRAIN, '--max-steps', '2', '--out', run, '--overwrite');
+  const r = glam(train(run, '--max-steps', '2', '--overwrite'));
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(metricSteps(run), [1, 2]);
   assert.ok(listCheckpointSteps(run).every((s) => s <= 2));

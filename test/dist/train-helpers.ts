@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { GlamConfig } from '../../src/model/config.js';
 import { getPreset } from '../../src/model/presets.js';
-import { prepareBookDataset } from '../train/helpers.js';
+import { prepareBookDataset, SHIP_BOOK } from '../train/helpers.js';
 import { LOOPBACK_ENV, REPO, type RunResult, runCommand } from './helpers.js';
 
 export const BIN = path.join(REPO, 'bin/glam.js');
@@ -14,13 +14,7 @@ export const BIN = path.join(REPO, 'bin/glam.js');
 export function preparedDataset(): { root: string; data: string } {
   const root = mkdtempSync(path.join(tmpdir(), 'glam-dist-'));
   const data = path.join(root, 'data');
-  prepareBookDataset(root, data, {
-    seed: 5,
-    words: 'the old ship sailed across a quiet sea while sailors sang of home and distant shores',
-    docs: 80,
-    wordsPerDoc: 60,
-    heading: 'Chapter',
-  });
+  prepareBookDataset(root, data, SHIP_BOOK);
   return { root, data };
 }
 

@@ -9,12 +9,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadTaskData } from '../../src/eval/data.js';
 import { evaluateTask } from '../../src/eval/evaluate.js';
-import { type ModelCodec, ModelScorer } from '../../src/eval/model-scorer.js';
+import { ModelScorer } from '../../src/eval/model-scorer.js';
 import { getTask } from '../../src/eval/tasks.js';
-import { parseConfig } from '../../src/model/config.js';
 import { GlamModel } from '../../src/model/glam.js';
 import { initParams } from '../../src/model/init.js';
-import { sharedEvalsets } from './helpers.js';
+import { byteCodec, byteModelConfig, sharedEvalsets } from './helpers.js';
 
 const root = sharedEvalsets();
 const skip = root === undefined ? '../shared/evalsets is not beside the repository' : false;
@@ -36,23 +35,8 @@ const FILES: Array<[string, string, string, number]> = [
   ['winogrande', 'winogrande/llmfoundry_winogrande.jsonl', 'generic-schema', 1267],
 ];
 
-const byteCodec: ModelCodec = {
-  eosId: 2,
-  encode: (s) => [...Buffer.from(s, 'utf8')].map((b) => b + 3),
-  decode: (ids) => Buffer.from(ids.filter((i) => i >= 3).map((i) => i - 3)).toString('utf8'),
-};
-
 test('every real file loads in its format with all its examples, and scores', { skip }, async () => {
-  const cfg = parseConfig({
-    vocab_size: 260,
-    d_model: 16,
-    n_layers: 2,
-    n_heads: 2,
-    d_head: 8,
-    d_ff: 32,
-    n_experts: 4,
-    max_seq_len: 64,
-  });
+  const cfg = byteModelConfig({ max_seq_len: 64 });
   const scorer = new ModelScorer(new GlamModel(cfg), initParams(cfg, 1), byteCodec, 'random');
   for (const [task, file, format, n] of FILES) {
     const data = loadTaskData(getTask(task), join(root!, file));

@@ -10,17 +10,10 @@ import { logSoftmaxAt, type ModelCodec, ModelScorer } from '../../src/eval/model
 import { cutAtStop, encodePair } from '../../src/eval/scorer.js';
 import { searchAll, topK } from '../../src/eval/search.js';
 import { generateIds } from '../../src/infer/generate.js';
-import { parseConfig } from '../../src/model/config.js';
 import { GlamModel } from '../../src/model/glam.js';
 import { initParams } from '../../src/model/init.js';
 import type { Weights } from '../../src/model/weights.js';
-
-/** Bytes as ids 3..258 (0-2 special, 2 the end of a document). */
-const byteCodec: ModelCodec = {
-  eosId: 2,
-  encode: (s) => [...Buffer.from(s, 'utf8')].map((b) => b + 3),
-  decode: (ids) => Buffer.from(ids.filter((i) => i >= 3).map((i) => i - 3)).toString('utf8'),
-};
+import { byteCodec, byteModelConfig } from './helpers.js';
 
 interface Tiny {
   model: GlamModel;
@@ -28,18 +21,7 @@ interface Tiny {
 }
 
 function tinyModel(overrides: Record<string, unknown> = {}): Tiny {
-  const cfg = parseConfig({
-    vocab_size: 260,
-    d_model: 16,
-    n_layers: 2,
-    n_heads: 2,
-    d_head: 8,
-    d_ff: 32,
-    n_experts: 4,
-    d_ff_expert: 16,
-    max_seq_len: 24,
-    ...overrides,
-  });
+  const cfg = byteModelConfig({ d_ff_expert: 16, max_seq_len: 24, ...overrides });
   return { model: new GlamModel(cfg), weights: initParams(cfg, 7) };
 }
 

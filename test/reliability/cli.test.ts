@@ -11,7 +11,8 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { loadDataConfig } from '../../src/data/config.js';
 import { prepareData } from '../../src/data/prepare.js';
-import { BIN, glam, refuses, tempRoot, tinyTrain, writeTinyCorpus } from './helpers.js';
+import { SHIP_BOOK, writeBookCorpus } from '../train/helpers.js';
+import { BIN, glam, refuses, tempRoot, tinyTrain } from './helpers.js';
 
 const root = tempRoot('cli');
 const data = path.join(root, 'data');
@@ -19,7 +20,7 @@ const run = path.join(root, 'run');
 const tokens = path.join(root, 'tokens.json');
 
 before(async () => {
-  await prepareData({ out: data, config: loadDataConfig(writeTinyCorpus(root)) });
+  await prepareData({ out: data, config: loadDataConfig(writeBookCorpus(root, SHIP_BOOK)) });
   const r = glam(tinyTrain(data, run, '--max-steps', '5', '--eval-every', '2'));
   assert.equal(r.code, 0, r.stderr);
   writeFileSync(tokens, JSON.stringify([[1, 2, 3, 4]]));

@@ -26,14 +26,15 @@ import { initParams } from '../../src/model/init.js';
 import { getPreset } from '../../src/model/presets.js';
 import { listCheckpointSteps, stepDir } from '../../src/train/checkpoints.js';
 import { acquireLock } from '../../src/util/lock.js';
-import { BIN, deadPid, glam, refuses, tempRoot, tinyTrain, writeTinyCorpus } from './helpers.js';
+import { SHIP_BOOK, writeBookCorpus } from '../train/helpers.js';
+import { BIN, deadPid, glam, refuses, tempRoot, tinyTrain, tinyTrainOf } from './helpers.js';
 
 const root = tempRoot('loss');
 const data = path.join(root, 'data');
 let dataConfig: string;
 
 before(async () => {
-  dataConfig = writeTinyCorpus(root);
+  dataConfig = writeBookCorpus(root, SHIP_BOOK);
   await prepareData({ out: data, config: loadDataConfig(dataConfig) });
 });
 
@@ -204,7 +205,7 @@ test('item 14: what a killed prepare leaves is cleaned by the next one; a negati
   // A bigger corpus, so prepare is still running when killed.
   const big = path.join(root, 'big');
   mkdirSync(big);
-  const cfg = writeTinyCorpus(big, 3000, 200);
+  const cfg = writeBookCorpus(big, { ...SHIP_BOOK, docs: 3000, wordsPerDoc: 200 });
   const out = path.join(root, 'killed');
   const child = spawn(process.execPath, [BIN, 'prepare', '--data-config', cfg, '--out', out], {
     stdio: 'ignore',
@@ -246,21 +247,7 @@ test('item 18: a run that fails at its first step leaves nothing that blocks the
   const config = path.join(root, 'groups.json');
   // 2 x 16 tokens are not divisible by 3 groups: the first forward pass fails.
   writeFileSync(config, JSON.stringify({ ...getPreset('tiny-moe'), num_groups: 3 }));
-  const args = [
-    'train',
-    '--config',
-    config,
-    '--data',
-    data,
-    '--seq-len',
-    '16',
-    '--batch-size',
-    '2',
-    '--out',
-    run,
-    '--max-steps',
-    '3',
-  ];
+  const args = tinyTrainOf(config, data, run, '--max-steps', '3');
   fails(glam(args), /num_groups \(3\) must divide/);
   fails(glam(args), /num_groups \(3\) must divide/);
   assert.deepEqual(listCheckpointSteps(run), []);

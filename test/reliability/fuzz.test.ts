@@ -19,7 +19,8 @@ import { type GlamConfig, parseConfig } from '../../src/model/config.js';
 import { initParams } from '../../src/model/init.js';
 import { readSafetensors } from '../../src/model/safetensors.js';
 import { Rng } from '../../src/util/rng.js';
-import { tempRoot, writeTinyCorpus } from './helpers.js';
+import { SHIP_BOOK, writeBookCorpus } from '../train/helpers.js';
+import { tempRoot } from './helpers.js';
 
 const SEED = 20_261_202;
 /** Cases per kind: a fixed number, so every run checks the same cases (about 2 s in all; FUZZ_CASES=N for a longer search). */
@@ -48,7 +49,10 @@ before(async () => {
   ckpt = path.join(root, 'ckpt');
   saveCheckpoint(ckpt, MICRO, initParams(MICRO, 1));
   dataset = path.join(root, 'data');
-  await prepareData({ out: dataset, config: loadDataConfig(writeTinyCorpus(root, 40, 30)) });
+  await prepareData({
+    out: dataset,
+    config: loadDataConfig(writeBookCorpus(root, { ...SHIP_BOOK, docs: 40, wordsPerDoc: 30 })),
+  });
   originals.set('model.safetensors', readFileSync(path.join(ckpt, 'model.safetensors')));
   originals.set('config.json', readFileSync(path.join(ckpt, 'config.json')));
   originals.set('tokenizer.json', readFileSync(path.join(dataset, 'tokenizer.json')));

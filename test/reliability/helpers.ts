@@ -1,12 +1,11 @@
 /** Shared set-up of the reliability tests: the real CLI, a tiny corpus, a tiny dataset. */
 import assert from 'node:assert/strict';
 import { type SpawnSyncOptions, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { joinNegativeValues } from '../../src/cli/args.js';
-import { Rng } from '../../src/util/rng.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const BIN = path.resolve(here, '../../../bin/glam.js');
@@ -32,37 +31,17 @@ export function tempRoot(prefix: string): string {
   return mkdtempSync(path.join(tmpdir(), `glam-rel-${prefix}-`));
 }
 
-/** Writes a small text corpus and its data config into `dir`; returns the config's path. */
-export function writeTinyCorpus(dir: string, docs = 80, words = 60): string {
-  const rng = new Rng(5);
-  const vocab = 'the old ship sailed across a quiet sea while sailors sang of home and distant shores'.split(
-    ' ',
-  );
-  const text = Array.from({ length: docs }, (_, i) => {
-    const w = Array.from({ length: words }, () => vocab[rng.int(vocab.length)]!);
-    return `Chapter ${i}. ${w.join(' ')}.`;
-  });
-  writeFileSync(path.join(dir, 'book.txt'), text.join('\n\n'));
-  const config = path.join(dir, 'data.json');
-  writeFileSync(
-    config,
-    JSON.stringify({
-      sources: [{ path: 'book.txt', category: 'books', split: 'paragraph' }],
-      vocab_size: 400,
-      valid_fraction: 0.1,
-      min_category_tokens: 0,
-      quality: { enabled: false },
-    }),
-  );
-  return config;
-}
-
 /** `glam train` options for a tiny, fast run on `data`. */
 export function tinyTrain(data: string, out: string, ...more: string[]): string[] {
+  return tinyTrainOf('tiny', data, out, ...more);
+}
+
+/** The same for the model `config` (a preset name or a config file). */
+export function tinyTrainOf(config: string, data: string, out: string, ...more: string[]): string[] {
   return [
     'train',
     '--config',
-    'tiny',
+    config,
     '--data',
     data,
     '--seq-len',

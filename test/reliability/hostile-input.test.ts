@@ -22,14 +22,15 @@ import { initParams } from '../../src/model/init.js';
 import { getPreset } from '../../src/model/presets.js';
 import { readSafetensors } from '../../src/model/safetensors.js';
 import { Rng } from '../../src/util/rng.js';
-import { glam, tempRoot, writeTinyCorpus } from './helpers.js';
+import { SHIP_BOOK, writeBookCorpus } from '../train/helpers.js';
+import { glam, tempRoot } from './helpers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = tempRoot('hostile');
 const data = path.join(root, 'data');
 
 before(async () => {
-  await prepareData({ out: data, config: loadDataConfig(writeTinyCorpus(root)) });
+  await prepareData({ out: data, config: loadDataConfig(writeBookCorpus(root, SHIP_BOOK)) });
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 

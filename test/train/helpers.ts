@@ -17,11 +17,20 @@ export interface Book {
   heading: string;
 }
 
+/** The book most CLI tests train on: 80 paragraphs of 60 words about a ship at sea. */
+export const SHIP_BOOK: Book = {
+  seed: 5,
+  words: 'the old ship sailed across a quiet sea while sailors sang of home and distant shores',
+  docs: 80,
+  wordsPerDoc: 60,
+  heading: 'Chapter',
+};
+
 /**
  * Writes the book (`dir/book.txt`) and a data config (`dir/data.json`: one books source, a 400-token
- * vocabulary, no quality filter), then runs `glam prepare` into `out`; throws with its stderr if it fails.
+ * vocabulary, no quality filter); returns the config's path.
  */
-export function prepareBookDataset(dir: string, out: string, book: Book): void {
+export function writeBookCorpus(dir: string, book: Book): string {
   const rng = new Rng(book.seed);
   const words = book.words.split(' ');
   const docs = Array.from({ length: book.docs }, (_, i) => {
@@ -29,8 +38,9 @@ export function prepareBookDataset(dir: string, out: string, book: Book): void {
     return `${book.heading} ${i}. ${w.join(' ')}.`;
   });
   writeFileSync(path.join(dir, 'book.txt'), docs.join('\n\n'));
+  const config = path.join(dir, 'data.json');
   writeFileSync(
-    path.join(dir, 'data.json'),
+    config,
     JSON.stringify({
       sources: [{ path: 'book.txt', category: 'books', split: 'paragraph' }],
       vocab_size: 400,
@@ -39,13 +49,15 @@ export function prepareBookDataset(dir: string, out: string, book: Book): void {
       quality: { enabled: false },
     }),
   );
-  const r = spawnSync(
-    process.execPath,
-    [BIN, 'prepare', '--data-config', path.join(dir, 'data.json'), '--out', out],
-    {
-      encoding: 'utf8',
-    },
-  );
+  return config;
+}
+
+/** writeBookCorpus, then `glam prepare` into `out`; throws with its stderr if it fails. */
+export function prepareBookDataset(dir: string, out: string, book: Book): void {
+  const config = writeBookCorpus(dir, book);
+  const r = spawnSync(process.execPath, [BIN, 'prepare', '--data-config', config, '--out', out], {
+    encoding: 'utf8',
+  });
   if (r.status !== 0) throw new Error(`glam prepare failed (${r.status}): ${r.stderr}`);
 }
 

@@ -1,18 +1,10 @@
 /** Shared helpers of the model I/O tests. */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { repoRoot } from '../../paths.js';
 
-/** The repository root (the tests run compiled from dist/test/model/io). */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'test'))) return dir;
-    dir = resolve(dir, '..');
-  }
-  throw new Error('repository root not found above the test file');
-}
+export { repoRoot };
 
 export function fixture(...parts: string[]): string {
   return join(repoRoot(), 'test', 'fixtures', ...parts);
