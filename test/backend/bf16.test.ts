@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { bf16Bits, bf16Value, fromBf16, roundToBf16, toBf16 } from '../../src/backend/bf16.js';
 import { type BMat, bmat, type Mat, mat, rowRange, transpose } from '../../src/backend/mat.js';
+import type { KernelOps } from '../../src/backend/ops.js';
 import { withPrecision } from '../../src/backend/precision.js';
 import { referenceKernels } from '../../src/backend/reference.js';
 import { assertClose, forEachPath, native, nativeMissing, randomArray, U } from './helpers.js';
@@ -331,40 +332,16 @@ describe('bf16-operand products (bf16 mixed-precision training)', { skip: native
     const [bh, t, dh] = [6, 40, 24];
     const q = randomArray(bh * t * dh, 71);
     const kk = randomArray(bh * t * dh, 72);
-    const want = new Float32Array(bh * t * t);
-    referenceKernels.sgemmStridedBatchedBf16(
-      bh,
-      0.25,
-      mat(q, t, dh),
-      t * dh,
-      transpose(mat(kk, t, dh)),
-      t * dh,
-      0,
-      mat(want, t, t),
-      t * t,
-    );
     const [E, d, f] = [4, 48, 40];
     const offsets = new Int32Array([0, 10, 10, 41, 60]);
     const T = 60;
     const x = randomArray(T * d, 73);
     const w = randomArray(E * d * f, 74);
     const dy = randomArray(T * f, 75);
-    const wantY = new Float32Array(T * f);
-    referenceKernels.sgemmGroupedBf16(offsets, 1, mat(x, T, d), mat(w, d, f), d * f, 0, mat(wantY, T, f), 0);
-    const wantG = new Float32Array(E * d * f).fill(1);
-    referenceKernels.sgemmGroupedBf16(
-      offsets,
-      1,
-      transpose(mat(x, T, d)),
-      mat(dy, T, f),
-      0,
-      1,
-      mat(wantG, d, f),
-      d * f,
-    );
-    forEachBf16Path((path) => {
+    // The batched product and both grouped ones, by kernels k into fresh outputs.
+    const products = (k: KernelOps) => {
       const c = new Float32Array(bh * t * t);
-      native!.sgemmStridedBatchedBf16(
+      k.sgemmStridedBatchedBf16(
         bh,
         0.25,
         mat(q, t, dh),
@@ -375,6 +352,15 @@ describe('bf16-operand products (bf16 mixed-precision training)', { skip: native
         mat(c, t, t),
         t * t,
       );
+      const y = new Float32Array(T * f);
+      k.sgemmGroupedBf16(offsets, 1, mat(x, T, d), mat(w, d, f), d * f, 0, mat(y, T, f), 0);
+      const g = new Float32Array(E * d * f).fill(1);
+      k.sgemmGroupedBf16(offsets, 1, transpose(mat(x, T, d)), mat(dy, T, f), 0, 1, mat(g, d, f), d * f);
+      return { c, y, g };
+    };
+    const want = products(referenceKernels);
+    forEachBf16Path((path) => {
+      const { c, y, g } = products(native!);
       for (let i = 0; i < bh; i++) {
         const o = i * t * t;
         const bnd = bound(
@@ -384,18 +370,19 @@ describe('bf16-operand products (bf16 mixed-precision training)', { skip: native
           0,
           mat(new Float32Array(t * t), t, t),
         );
-        assertClose(`${path} batched item ${i}`, c.subarray(o, o + t * t), want.subarray(o, o + t * t), bnd);
+        assertClose(
+          `${path} batched item ${i}`,
+          c.subarray(o, o + t * t),
+          want.c.subarray(o, o + t * t),
+          bnd,
+        );
       }
-      const y = new Float32Array(T * f);
-      native!.sgemmGroupedBf16(offsets, 1, mat(x, T, d), mat(w, d, f), d * f, 0, mat(y, T, f), 0);
-      assertClose(`${path} grouped forward`, y, wantY, (i) => 2 ** -16 * (1 + Math.abs(wantY[i]!)) * d);
-      const g = new Float32Array(E * d * f).fill(1);
-      native!.sgemmGroupedBf16(offsets, 1, transpose(mat(x, T, d)), mat(dy, T, f), 0, 1, mat(g, d, f), d * f);
+      assertClose(`${path} grouped forward`, y, want.y, (i) => 2 ** -16 * (1 + Math.abs(want.y[i]!)) * d);
       assertClose(
         `${path} grouped weight gradient`,
         g,
-        wantG,
-        (i) => 2 ** -16 * (1 + Math.abs(wantG[i]!)) * T,
+        want.g,
+        (i) => 2 ** -16 * (1 + Math.abs(want.g[i]!)) * T,
       );
     });
   });

@@ -21,6 +21,13 @@ const curatedWords =
 const webWords =
   'click here now for free cheap deals buy viagra win money fast limited offer unsubscribe'.split(' ');
 
+/** The three files the test corpus writes, one per category. */
+const SOURCES = [
+  { path: 'books.txt', category: 'books', split: 'paragraph' },
+  { path: 'web.jsonl', category: 'webpages', field: 'body' },
+  { path: 'news.jsonl', category: 'news' },
+];
+
 function doc(rng: Rng, words: string[], n: number, tag: string): string {
   const w: string[] = [];
   for (let i = 0; i < n; i++) w.push(words[rng.int(words.length)]!);
@@ -42,11 +49,7 @@ before(async () => {
   writeFileSync(path.join(root, 'news.jsonl'), `${news.join('\n')}\n`);
   const config = parseDataConfig(
     {
-      sources: [
-        { path: 'books.txt', category: 'books', split: 'paragraph' },
-        { path: 'web.jsonl', category: 'webpages', field: 'body' },
-        { path: 'news.jsonl', category: 'news' },
-      ],
+      sources: SOURCES,
       vocab_size: 400,
       valid_fraction: 0.1,
       min_category_tokens: 0,
@@ -211,11 +214,7 @@ test('openDataset on a missing or damaged directory gives a clear error', () => 
 
 test('prepare: tokenizer.file reuses a tokenizer; curated splits do not depend on the web filter', async () => {
   const raw = {
-    sources: [
-      { path: 'books.txt', category: 'books', split: 'paragraph' },
-      { path: 'web.jsonl', category: 'webpages', field: 'body' },
-      { path: 'news.jsonl', category: 'news' },
-    ],
+    sources: SOURCES,
     valid_fraction: 0.1,
     min_category_tokens: 0,
     min_doc_chars: 10,
