@@ -116,7 +116,7 @@ describe("README's architecture table", () => {
       const source = readFileSync(path.join(root, f), 'utf8');
       for (const m of source.matchAll(/^#include\s+"([^"]+)"/gm)) {
         const to = tableFolder(path.posix.normalize(path.posix.join(path.posix.dirname(f), m[1]!)));
-        if (to !== undefined && to.startsWith('native/') && rank.get(to)! > rank.get(from)!) {
+        if (to?.startsWith('native/') && rank.get(to)! > rank.get(from)!) {
           bad.push(`${f} includes "${m[1]}" (${to}, below it in the table)`);
         }
       }
