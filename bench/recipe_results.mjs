@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /**
- * Assembles docs/results/research.json from the recipe probe's logs (bench/recipe_probe.mjs): the
- * runs quoted in docs/results.md, each with its configuration, parameter and FLOP accounting (at the
- * runs' sequence length, 128), tokens, final validation loss and validation curve.
+ * Assembles docs/results/research.json: the runs of `glam sweep` directories (their research.json, in
+ * the order given) and then the recipe probe's runs (bench/recipe_probe.mjs logs), each with its
+ * configuration, parameter and FLOP accounting (at the runs' sequence length, 128), tokens and final
+ * validation loss (probe runs also carry their validation curve), plus the sweeps' crossing points.
  *
- *   node bench/recipe_results.mjs docs/results/probe docs/results/research.json
+ *   node bench/recipe_results.mjs docs/results/probe docs/results/research.json [--sweep DIR ...]
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 
@@ -12,10 +13,26 @@ const dist = new URL('../dist/src/', import.meta.url);
 const { accounting } = await import(new URL('model/accounting.js', dist).href);
 const { getPreset } = await import(new URL('model/presets.js', dist).href);
 const { parseConfig } = await import(new URL('model/config.js', dist).href);
-const [logs, outFile] = process.argv.slice(2);
+const [logs, outFile, ...rest] = process.argv.slice(2);
+const sweepDirs = [];
+for (let i = 0; i < rest.length; i += 2) {
+  if (rest[i] !== '--sweep' || rest[i + 1] === undefined) {
+    console.error(`recipe_results.mjs: expected --sweep DIR, got '${rest[i]}'`);
+    process.exit(2);
+  }
+  sweepDirs.push(rest[i + 1]);
+}
 if (logs === undefined || outFile === undefined) {
-  console.error('usage: recipe_results.mjs LOG_DIR OUT.json');
+  console.error('usage: recipe_results.mjs LOG_DIR OUT.json [--sweep DIR ...]');
   process.exit(2);
+}
+// Sweep runs first: each line as the sweep wrote it, with the sweep's plan name and token budget.
+const sweepRuns = [];
+const crossings = [];
+for (const dir of sweepDirs) {
+  const r = JSON.parse(readFileSync(`${dir}/research.json`, 'utf8'));
+  for (const run of r.runs) sweepRuns.push({ sweep: r.plan, ...run });
+  for (const c of r.crossings ?? []) crossings.push({ sweep: r.plan, ...c });
 }
 const runs = [
   ['moe-vs-dense', 'L-dense-ps03', 'small', {}, 1],
@@ -83,11 +100,13 @@ for (const [experiment, name, preset, overrides, seed, recipe] of runs) {
     val_loss: last.val,
     seed,
     recipe: recipe ?? 'default (relative steps, lr 0.03)',
+    dataset: 'default before the nlp-corpus web source (vocabulary 4096)',
     val_curve: withVal.map((r) => [r.tokens, r.val]),
   });
 }
+const lines = (xs) => xs.map((r) => `  ${JSON.stringify(r)}`).join(',\n');
 writeFileSync(
   outFile,
-  `{\n "source": "bench/recipe_probe.mjs logs in docs/results/probe/; 8x128 tokens per step; parameters and FLOPs from the model accounting at sequence length 128",\n "runs": [\n${out.map((r) => `  ${JSON.stringify(r)}`).join(',\n')}\n ]\n}\n`,
+  `{\n "source": "glam sweep runs (sweep: the plan) and bench/recipe_probe.mjs logs in docs/results/probe/; 8x128 tokens per step; parameters and FLOPs from the model accounting at sequence length 128",\n "runs": [\n${lines([...sweepRuns, ...out])}\n ],\n "crossings": [\n${lines(crossings)}\n ]\n}\n`,
 );
 console.log(out.map((r) => `${r.name} ${r.steps} ${r.val_loss}`).join('\n'));
