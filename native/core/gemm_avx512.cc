@@ -203,17 +203,7 @@ void streamTile(int64_t kc, const float* a, const float* b, int64_t ldb, float* 
     streamSteps<R, Q>(a, b, ldb, vecs, w, last, sums);
   }
   for (; p < kc; p++, b += ldb, a += MR) streamSteps<R, 1>(a, b, ldb, vecs, w, last, sums);
-  const __m512 va = _mm512_set1_ps(alpha);
-  const __m512 vb = _mm512_set1_ps(beta);
-  for (int r = 0; r < R; r++) {
-    for (int64_t v = 0; v < vecs; v++) {
-      const __mmask16 m = v == vecs - 1 ? last : static_cast<__mmask16>(0xFFFF);
-      float* cp = c + r * ldc + 16 * v;
-      __m512 t = _mm512_mul_ps(va, _mm512_load_ps(sums + r * w + 16 * v));
-      if (beta != 0.0f) t = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cp), t);
-      _mm512_mask_storeu_ps(cp, m, t);
-    }
-  }
+  storeStreamSums(sums, w, R, cols, c, ldc, alpha, beta);
 }
 
 void stream(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, float alpha, float beta,

@@ -84,4 +84,22 @@ inline __attribute__((always_inline)) void transpose16x16(__m512 r[16]) {
   for (int i = 0; i < 16; i++) r[i] = t[i];
 }
 
+// The end of a stream call (GemmKernel::stream, Bf16Kernel::stream): C[0:rows, 0:cols] = alpha·sums
+// (+ beta·C by one FMA), as every micro-tile stores; sums rows are w floats apart.
+inline void storeStreamSums(const float* sums, int64_t w, int rows, int64_t cols, float* c, int64_t ldc, float alpha,
+                            float beta) {
+  const __m512 va = _mm512_set1_ps(alpha);
+  const __m512 vb = _mm512_set1_ps(beta);
+  const int64_t vecs = (cols + 15) / 16;
+  for (int r = 0; r < rows; r++) {
+    for (int64_t v = 0; v < vecs; v++) {
+      const __mmask16 m = v == vecs - 1 ? laneMask(static_cast<int>(cols - 16 * v)) : static_cast<__mmask16>(0xFFFF);
+      float* cp = c + r * ldc + 16 * v;
+      __m512 t = _mm512_mul_ps(va, _mm512_load_ps(sums + r * w + 16 * v));
+      if (beta != 0.0f) t = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cp), t);
+      _mm512_mask_storeu_ps(cp, m, t);
+    }
+  }
+}
+
 #endif  // __AVX512F__
