@@ -62,12 +62,16 @@ for (const m of opt.rows.split(',').map(Number)) {
   const y = filled(m * F);
   const copies = Array.from({ length: 24 }, () => filled(D * F));
   let i = 0;
-  time(`rows ${m}: x · W [${D}x${F}]`, D * F * 4, (K) =>
-    K.sgemm(1, mat(x, m, D), mat(copies[i++ % 24], D, F), 0, mat(y, m, F)),
-  );
-  time(`rows ${m}: x · W [${F}x${D}]`, D * F * 4, (K) =>
-    K.sgemm(1, mat(x, m, F), mat(copies[i++ % 24], F, D), 0, mat(y, m, D)),
-  );
+  // The two weight shapes of a layer: d_model -> d_ff and d_ff -> d_model.
+  const shapes = [
+    [D, F],
+    [F, D],
+  ];
+  for (const [k, n] of shapes) {
+    time(`rows ${m}: x · W [${k}x${n}]`, D * F * 4, (K) =>
+      K.sgemm(1, mat(x, m, k), mat(copies[i++ % 24], k, n), 0, mat(y, m, n)),
+    );
+  }
   const emb = filled(V * D);
   const logits = new Float32Array(m * V);
   time(`rows ${m}: logits x · Eᵀ`, V * D * 4, (K) =>
@@ -82,30 +86,20 @@ for (const m of opt.rows.split(',').map(Number)) {
   let o = 0;
   const xa = filled(2 * m * F);
   const ya = filled(2 * m * F);
-  time(`rows ${m}: 2 experts [${D}x${F}]`, 2 * D * F * 4, (K) =>
-    K.sgemmGrouped(
-      offsets[o++ % 16],
-      1,
-      mat(xa, 2 * m, D),
-      mat(experts, D, F),
-      D * F,
-      0,
-      mat(ya, 2 * m, F),
-      0,
-    ),
-  );
-  time(`rows ${m}: 2 experts [${F}x${D}]`, 2 * D * F * 4, (K) =>
-    K.sgemmGrouped(
-      offsets[o++ % 16],
-      1,
-      mat(xa, 2 * m, F),
-      mat(experts, F, D),
-      D * F,
-      0,
-      mat(ya, 2 * m, D),
-      0,
-    ),
-  );
+  for (const [k, n] of shapes) {
+    time(`rows ${m}: 2 experts [${k}x${n}]`, 2 * D * F * 4, (K) =>
+      K.sgemmGrouped(
+        offsets[o++ % 16],
+        1,
+        mat(xa, 2 * m, k),
+        mat(experts, k, n),
+        D * F,
+        0,
+        mat(ya, 2 * m, n),
+        0,
+      ),
+    );
+  }
 }
 const bw = sides[0].K.readBandwidth(threads, 1024, 2);
 console.log(

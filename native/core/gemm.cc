@@ -290,7 +290,7 @@ void gemmFewRows(const GemmCall& g, const Operands& o, int nt, const GemmKernel&
   if (rowMajor && g.m <= kern.streamRows) {
     // Runs of columns, one per claim: as long as the sums allow, but at least one per thread.
     const int64_t perThread = ceilDiv(ceilDiv(g.n, nt), 16) * 16;
-    const int64_t run = minI(kStreamFloats / g.m / 16 * 16, perThread);
+    const int64_t run = minI(streamRunCols(g.m), perThread);
     forEachUnit(nt, ceilDiv(g.n, run), [&](int64_t u) {
       streamColumns(kern, g.m, g.k, g.alpha, packedA, o.b, o.rsB, g.beta, g.c, g.ldc, u * run,
                     minI(g.n, (u + 1) * run));
@@ -360,7 +360,7 @@ thread_local Scratch tlsStreamSums;
 void streamColumns(const GemmKernel& kern, int64_t m, int64_t k, float alpha, const float* packedA, const float* b,
                    int64_t ldb, float beta, float* c, int64_t ldc, int64_t j0, int64_t j1) {
   const int64_t kcMax = kern.kc;
-  const int64_t run = kStreamFloats / m / 16 * 16;
+  const int64_t run = streamRunCols(m);
   float* sums = tlsStreamSums.get(streamSumsFloats(m, run));
   for (int64_t j = j0; j < j1; j += run) {
     const int64_t cols = minI(run, j1 - j);

@@ -114,7 +114,7 @@ thread_local Scratch tlsStreamSums16;
 // packAllA: runs of columns as long as the sums allow, each KC block reading every B row's run once.
 void streamRange(const Bf16Kernel& kern, int64_t m, int64_t k, const char* packedA, const uint16_t* b, int64_t rsB,
                  int64_t j0, int64_t j1, float* c, int64_t ldc, float alpha, float beta) {
-  const int64_t run = kStreamFloats / m / 32 * 32;
+  const int64_t run = streamRunCols(m);
   float* sums = tlsStreamSums16.get(streamSumsFloats(m, run));
   const int64_t rows = ceilDiv(m, kern.mr) * kern.mr;
   for (int64_t j = j0; j < j1; j += run) {
@@ -142,7 +142,7 @@ void gemmBf16On(const Bf16Call& g, int maxThreads) {
   packAllA(kern, g.m, g.k, g.a, g.rsA, g.csA, packedA);
   if (streams(kern, g.m, g.bf, g.csB)) {
     // One run of columns per claim, at least one per thread.
-    const int64_t run = minI(kStreamFloats / g.m / 32 * 32, ceilDiv(ceilDiv(g.n, nt), 32) * 32);
+    const int64_t run = minI(streamRunCols(g.m), ceilDiv(ceilDiv(g.n, nt), 32) * 32);
     forEachUnit(nt, ceilDiv(g.n, run), [&](int64_t u) {
       streamRange(kern, g.m, g.k, packedA, g.b, g.rsB, u * run, minI(g.n, (u + 1) * run), g.c, g.ldc, g.alpha,
                   g.beta);
