@@ -8,7 +8,9 @@
  * e.g. an older commit's, built), both builds run in one process, alternating in blocks of 7 calls over 4
  * rounds, and the ratio of the medians is printed (this build over that one).
  *
- *   node bench/decode_products.mjs [--against DIST] [--threads 2] [--rows 1,4]
+ * With --dtype bf16 the weights are bf16 (gemmBf16, gemmGroupedBf16: half the bytes).
+ *
+ *   node bench/decode_products.mjs [--against DIST] [--threads 2] [--rows 1,4] [--dtype f32|bf16]
  *
  * Run it under `nice -n -10` on a quiet machine; needs this tree built.
  */
@@ -19,9 +21,13 @@ const { values: opt } = parseArgs({
     against: { type: 'string' },
     threads: { type: 'string', default: '2' },
     rows: { type: 'string', default: '1,4' },
+    dtype: { type: 'string', default: 'f32' },
   },
 });
 const threads = Number(opt.threads);
+if (opt.dtype !== 'f32' && opt.dtype !== 'bf16')
+  throw new Error(`decode_products: --dtype must be f32 or bf16, got ${opt.dtype}`);
+const bf16 = opt.dtype === 'bf16';
 const builds = [new URL('../dist/', import.meta.url).pathname, ...(opt.against ? [opt.against] : [])];
 const sides = [];
 for (const d of builds) {
@@ -31,11 +37,21 @@ for (const d of builds) {
   K.setThreads(threads);
   sides.push({ B, K });
 }
-const { mat, transpose } = sides[0].B;
+const { mat, bmat, transpose } = sides[0].B;
 const filled = (n) => {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i += 97) a[i] = Math.random();
   return a;
+};
+// Weights: float32, or bf16 (every element 0.5 or 0: the values do not change the time).
+const weights = (n) => (bf16 ? new Uint16Array(n).fill(0x3f00) : filled(n));
+const wbytes = bf16 ? 2 : 4;
+// y = alpha·x·W, W [k, n] (or its transpose viewed from [n, k]) in the chosen dtype.
+const product = (K, x, w, k, n, y, trans = false) => {
+  const v = bf16 ? bmat(w, trans ? n : k, trans ? k : n) : mat(w, trans ? n : k, trans ? k : n);
+  const b = trans ? transpose(v) : v;
+  if (bf16) K.gemmBf16(1, x, b, 0, y);
+  else K.sgemm(1, x, b, 0, y);
 };
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
 function time(label, bytes, fn) {
@@ -56,11 +72,11 @@ function time(label, bytes, fn) {
   console.log(`${label.padEnd(34)} ${cols.join('  ')}${ratio}`);
 }
 const [D, F, V, E] = [768, 3072, 256000, 64];
-console.log(`decode products, ${threads} threads; this: ${sides[0].K.describe()}`);
+console.log(`decode products, ${opt.dtype} weights, ${threads} threads; this: ${sides[0].K.describe()}`);
 for (const m of opt.rows.split(',').map(Number)) {
   const x = filled(m * F);
   const y = filled(m * F);
-  const copies = Array.from({ length: 24 }, () => filled(D * F));
+  const copies = Array.from({ length: 24 }, () => weights(D * F));
   let i = 0;
   // The two weight shapes of a layer: d_model -> d_ff and d_ff -> d_model.
   const shapes = [
@@ -68,16 +84,16 @@ for (const m of opt.rows.split(',').map(Number)) {
     [F, D],
   ];
   for (const [k, n] of shapes) {
-    time(`rows ${m}: x · W [${k}x${n}]`, D * F * 4, (K) =>
-      K.sgemm(1, mat(x, m, k), mat(copies[i++ % 24], k, n), 0, mat(y, m, n)),
+    time(`rows ${m}: x · W [${k}x${n}]`, D * F * wbytes, (K) =>
+      product(K, mat(x, m, k), copies[i++ % 24], k, n, mat(y, m, n)),
     );
   }
-  const emb = filled(V * D);
+  const emb = weights(V * D);
   const logits = new Float32Array(m * V);
-  time(`rows ${m}: logits x · Eᵀ`, V * D * 4, (K) =>
-    K.sgemm(1, mat(x, m, D), transpose(mat(emb, V, D)), 0, mat(logits, m, V)),
+  time(`rows ${m}: logits x · Eᵀ`, V * D * wbytes, (K) =>
+    product(K, mat(x, m, D), emb, D, V, mat(logits, m, V), true),
   );
-  const experts = filled(E * D * F);
+  const experts = weights(E * D * F);
   // 16 pairs of experts, each getting the m rows.
   const offsets = Array.from({ length: 16 }, (_, p) => {
     const [e1, e2] = [(p * 7) % 32, 32 + ((p * 13) % 32)];
@@ -87,17 +103,28 @@ for (const m of opt.rows.split(',').map(Number)) {
   const xa = filled(2 * m * F);
   const ya = filled(2 * m * F);
   for (const [k, n] of shapes) {
-    time(`rows ${m}: 2 experts [${k}x${n}]`, 2 * D * F * 4, (K) =>
-      K.sgemmGrouped(
-        offsets[o++ % 16],
-        1,
-        mat(xa, 2 * m, k),
-        mat(experts, k, n),
-        D * F,
-        0,
-        mat(ya, 2 * m, n),
-        0,
-      ),
+    time(`rows ${m}: 2 experts [${k}x${n}]`, 2 * D * F * wbytes, (K) =>
+      bf16
+        ? K.gemmGroupedBf16(
+            offsets[o++ % 16],
+            1,
+            mat(xa, 2 * m, k),
+            bmat(experts, k, n),
+            D * F,
+            0,
+            mat(ya, 2 * m, n),
+            0,
+          )
+        : K.sgemmGrouped(
+            offsets[o++ % 16],
+            1,
+            mat(xa, 2 * m, k),
+            mat(experts, k, n),
+            D * F,
+            0,
+            mat(ya, 2 * m, n),
+            0,
+          ),
     );
   }
 }

@@ -139,6 +139,203 @@ void micro6x16(int64_t kc, const float* a, const float* b, int64_t ldb, float* c
   storeTile<NR>(tile, c, ldc, alpha, beta, rows, cols);
 }
 
+// Streaming few-row products (GemmKernel::stream and streamTransposed; the widening Bf16Kernel's too): up to
+// kStreamRows rows of C against a weight matrix read once, in place, float32 or bf16 (widened as it is
+// loaded: products of bf16 values are exact in float32). Each element of C is summed over p in order from
+// zero, one FMA per step, per KC block, and stored as alpha·sum (+ beta·C by one FMA), as micro6x16 does:
+// the routes change no bit, so a row of C never depends on how many rows the product has.
+constexpr int kStreamRows = 4;
+
+inline float load1(const float* p) { return *p; }
+inline float load1(const uint16_t* p) { return bf16Widen(*p); }
+
+// bf16 pairs: 8 32-bit lanes of two bf16 values each (p, p + 1) split into the widened first and second
+// values, two integer operations and no shuffle.
+inline __m256 firstOfPairs(__m256i v) { return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)); }
+inline __m256 secondOfPairs(__m256i v) {
+  return _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
+}
+
+// Columns a row-major stream step takes per vector step: 8 floats, or 16 bf16 (one 32-byte load split into
+// the even and the odd columns, whose sums are kept in that order: sums[j..j+7] even, [j+8..j+15] odd).
+template <typename T>
+constexpr int64_t kStreamChunk = sizeof(T) == 2 ? 16 : 8;
+
+// Q k steps of a row-major stream call (Q rows of B from b, ldb apart) over `cols` columns: each sums
+// vector is loaded once, takes Q FMAs in order of p and is stored once; columns past the last whole chunk
+// one by one with the same operations.
+template <int R, int Q, typename T>
+inline __attribute__((always_inline)) void streamSteps(const float* a, const T* b, int64_t ldb, int64_t cols,
+                                                      int64_t w, float* sums) {
+  constexpr int64_t chunk = kStreamChunk<T>;
+  constexpr int V = chunk / 8;
+  __m256 av[Q][R];
+#pragma GCC unroll 4
+  for (int q = 0; q < Q; q++) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) av[q][r] = _mm256_broadcast_ss(a + q * MR + r);
+  }
+  const int64_t whole = cols / chunk * chunk;
+  for (int64_t j = 0; j < whole; j += chunk) {
+    __m256 bv[Q][V];
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; q++) {
+      if constexpr (V == 2) {
+        const __m256i pairs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + q * ldb + j));
+        bv[q][0] = firstOfPairs(pairs);
+        bv[q][1] = secondOfPairs(pairs);
+      } else {
+        bv[q][0] = _mm256_loadu_ps(reinterpret_cast<const float*>(b + q * ldb + j));
+      }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+#pragma GCC unroll 2
+      for (int v = 0; v < V; v++) {
+        float* s = sums + r * w + j + 8 * v;
+        __m256 t = _mm256_load_ps(s);
+#pragma GCC unroll 4
+        for (int q = 0; q < Q; q++) t = _mm256_fmadd_ps(av[q][r], bv[q][v], t);
+        _mm256_store_ps(s, t);
+      }
+    }
+  }
+  for (int64_t j = whole; j < cols; j++) {
+    for (int r = 0; r < R; r++) {
+      float t = sums[r * w + j];
+      for (int q = 0; q < Q; q++) t = __builtin_fmaf(a[q * MR + r], load1(b + q * ldb + j), t);
+      sums[r * w + j] = t;
+    }
+  }
+}
+
+// alpha·s (+ beta·C by one FMA) into 8 columns of C, as micro6x16 and storeTile store.
+inline void store8(__m256 s, float* c, float alpha, float beta) {
+  __m256 t = _mm256_mul_ps(_mm256_set1_ps(alpha), s);
+  if (beta != 0.0f) t = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(c), t);
+  _mm256_storeu_ps(c, t);
+}
+
+// C[0:rows, 0:cols] = alpha·sums (+ beta·C by one FMA), the first `paired` columns of each row held as
+// even/odd halves of 16 (kStreamChunk<uint16_t>) and put back in order.
+inline void storeSums(const float* sums, int64_t w, int rows, int64_t cols, int64_t paired, float* c, int64_t ldc,
+                      float alpha, float beta) {
+  const int64_t whole = cols / 8 * 8;
+  for (int r = 0; r < rows; r++) {
+    float* cr = c + r * ldc;
+    const float* sr = sums + r * w;
+    int64_t j = 0;
+    for (; j < paired; j += 16) {
+      const __m256 even = _mm256_load_ps(sr + j), odd = _mm256_load_ps(sr + j + 8);
+      const __m256 lo = _mm256_unpacklo_ps(even, odd), hi = _mm256_unpackhi_ps(even, odd);
+      store8(_mm256_permute2f128_ps(lo, hi, 0x20), cr + j, alpha, beta);
+      store8(_mm256_permute2f128_ps(lo, hi, 0x31), cr + j + 8, alpha, beta);
+    }
+    for (; j < whole; j += 8) store8(_mm256_load_ps(sr + j), cr + j, alpha, beta);
+    for (; j < cols; j++) cr[j] = beta == 0.0f ? alpha * sr[j] : __builtin_fmaf(beta, cr[j], alpha * sr[j]);
+  }
+}
+
+template <int R, typename T>
+void streamTile(int64_t kc, const float* a, const T* b, int64_t ldb, float* c, int64_t ldc, float alpha, float beta,
+                int64_t cols, float* sums) {
+  constexpr int Q = 4;
+  const int64_t w = (cols + 15) / 16 * 16 + 16;  // row stride of the sums: see streamSumsFloats (gemm.h)
+  for (int64_t i = 0; i < R * w; i += 8) _mm256_store_ps(sums + i, _mm256_setzero_ps());
+  // No software prefetch: Zen 3's hardware prefetchers follow the B rows' runs, and fetching rows ahead
+  // measured no faster (up to 25% slower for 3 KiB rows).
+  int64_t p = 0;
+  for (; p + Q <= kc; p += Q, b += Q * ldb, a += Q * MR) streamSteps<R, Q>(a, b, ldb, cols, w, sums);
+  for (; p < kc; p++, b += ldb, a += MR) streamSteps<R, 1>(a, b, ldb, cols, w, sums);
+  const int64_t paired = sizeof(T) == 2 ? cols / 16 * 16 : 0;
+  storeSums(sums, w, R, cols, paired, c, ldc, alpha, beta);
+}
+
+template <typename T>
+void stream(int64_t kc, const float* a, const T* b, int64_t ldb, float* c, int64_t ldc, float alpha, float beta,
+            int rows, int64_t cols, float* sums) {
+  using StreamFn = void (*)(int64_t, const float*, const T*, int64_t, float*, int64_t, float, float, int64_t, float*);
+  static constexpr StreamFn fns[kStreamRows] = {streamTile<1, T>, streamTile<2, T>, streamTile<3, T>,
+                                                streamTile<4, T>};
+  fns[rows - 1](kc, a, b, ldb, c, ldc, alpha, beta, cols, sums);
+}
+
+// acc[r] += a[p, r]·col for the R rows, one FMA each.
+template <int R>
+inline __attribute__((always_inline)) void addStep(const float* a, __m256 col, __m256 acc[R]) {
+#pragma GCC unroll 4
+  for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + r), col, acc[r]);
+}
+
+// B stored transposed (column j of B is row j of bt, k contiguous), as the tied-embedding logits x·Eᵀ:
+// 8 columns at a time, the 8 weight rows' next 32 bytes transposed in registers as 8x8 32-bit values (8 k
+// steps of float32, or 16 of bf16 pairs split after the transpose: one transpose per 32 bytes of each row
+// either way), the sums of the R rows in registers, each KC block's from zero, stored in block order. The
+// 8 rows are read front to back, as sequential streams that the hardware prefetchers follow. Measured no
+// faster here (Zen 3): software prefetch, copying each group in address order, more groups of 8 at a
+// time or several KC blocks side by side (more chains of FMAs, but more rows sharing L1 sets).
+template <int R, typename T>
+void streamTransposedTile(int64_t k, int64_t kcMax, const float* a, const T* bt, int64_t ldb, float* c, int64_t ldc,
+                          float alpha, float beta, int64_t cols) {
+  constexpr int64_t step = 32 / sizeof(T);
+  const int64_t groups = cols / 8;
+  for (int64_t g = 0; g < groups; g++) {
+    const T* rows = bt + g * 8 * ldb;
+    for (int64_t pc = 0; pc < k; pc += kcMax) {
+      const int64_t end = pc + blocking::minI(kcMax, k - pc);
+      __m256 acc[R];
+#pragma GCC unroll 4
+      for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+      int64_t p = pc;
+      for (; p + step <= end; p += step) {
+        __m256 col[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) col[i] = _mm256_loadu_ps(reinterpret_cast<const float*>(rows + i * ldb + p));
+        transpose8x8(col);
+#pragma GCC unroll 8
+        for (int q = 0; q < 8; q++) {
+          if constexpr (sizeof(T) == 2) {
+            addStep<R>(a + (p + 2 * q) * MR, firstOfPairs(_mm256_castps_si256(col[q])), acc);
+            addStep<R>(a + (p + 2 * q + 1) * MR, secondOfPairs(_mm256_castps_si256(col[q])), acc);
+          } else {
+            addStep<R>(a + (p + q) * MR, col[q], acc);
+          }
+        }
+      }
+      for (; p < end; p++) {
+        const __m256 col = _mm256_setr_ps(load1(rows + p), load1(rows + ldb + p), load1(rows + 2 * ldb + p),
+                                          load1(rows + 3 * ldb + p), load1(rows + 4 * ldb + p),
+                                          load1(rows + 5 * ldb + p), load1(rows + 6 * ldb + p),
+                                          load1(rows + 7 * ldb + p));
+        addStep<R>(a + p * MR, col, acc);
+      }
+      const float blockBeta = pc == 0 ? beta : 1.0f;
+#pragma GCC unroll 4
+      for (int r = 0; r < R; r++) store8(acc[r], c + r * ldc + g * 8, alpha, blockBeta);
+    }
+  }
+  for (int64_t j = groups * 8; j < cols; j++) {
+    const T* row = bt + j * ldb;
+    for (int64_t pc = 0; pc < k; pc += kcMax) {
+      const int64_t end = pc + blocking::minI(kcMax, k - pc);
+      float sums[R] = {};
+      for (int64_t p = pc; p < end; p++) {
+        for (int r = 0; r < R; r++) sums[r] = __builtin_fmaf(a[p * MR + r], load1(row + p), sums[r]);
+      }
+      storeSums(sums, 1, R, 1, 0, c + j, ldc, alpha, pc == 0 ? beta : 1.0f);
+    }
+  }
+}
+
+template <typename T>
+void streamTransposed(int64_t k, int64_t kcMax, const float* a, const T* bt, int64_t ldb, float* c, int64_t ldc,
+                      float alpha, float beta, int rows, int64_t cols) {
+  using Fn = void (*)(int64_t, int64_t, const float*, const T*, int64_t, float*, int64_t, float, float, int64_t);
+  static constexpr Fn fns[kStreamRows] = {streamTransposedTile<1, T>, streamTransposedTile<2, T>,
+                                          streamTransposedTile<3, T>, streamTransposedTile<4, T>};
+  fns[rows - 1](k, kcMax, a, bt, ldb, c, ldc, alpha, beta, cols);
+}
+
 // B stored transposed (rs == 1): each panel column is a source row; 8x8 transposes turn 8 source rows
 // into 8 panel rows of 8 floats.
 void packBPanelTransposed(int64_t kc, const float* src, int64_t cs, float* dst) {
@@ -222,9 +419,22 @@ void packB(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, float
 }  // namespace
 
 GemmKernel avx2GemmKernel() {
-  return GemmKernel{MR, NR, NR, 0, blocking::kKC, blocking::kMC, false, false, packA, packB, micro6x16, 0, nullptr};
+  return GemmKernel{MR,    NR,        NR,          0,           blocking::kKC, blocking::kMC, false, false, packA,
+                    packB, micro6x16, kStreamRows, stream<float>, streamTransposed<float>};
 }
 
-Bf16Kernel avx2Bf16Widening() { return wideningBf16Kernel<MR, NR, micro6x16>(blocking::kKC); }
+Bf16Kernel avx2Bf16Widening() {
+  Bf16Kernel kern = wideningBf16Kernel<MR, NR, micro6x16>(blocking::kKC);
+  kern.streamRows = kStreamRows;
+  kern.stream = [](int64_t kc, const void* a, const uint16_t* b, int64_t ldb, float* c, int64_t ldc, float alpha,
+                   float beta, int rows, int64_t cols, float* sums) {
+    stream<uint16_t>(kc, static_cast<const float*>(a), b, ldb, c, ldc, alpha, beta, rows, cols, sums);
+  };
+  kern.streamTransposed = [](int64_t k, int64_t kcMax, const void* a, const uint16_t* bt, int64_t ldb, float* c,
+                             int64_t ldc, float alpha, float beta, int rows, int64_t cols) {
+    streamTransposed<uint16_t>(k, kcMax, static_cast<const float*>(a), bt, ldb, c, ldc, alpha, beta, rows, cols);
+  };
+  return kern;
+}
 
 }  // namespace glam

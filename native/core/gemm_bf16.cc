@@ -105,7 +105,7 @@ void runTiles(const Bf16Kernel& kern, int64_t m, int64_t k, const char* packedA,
 
 // Whether a product of m rows takes the kernel's stream route: bf16 weights read in place, few rows.
 bool streams(const Bf16Kernel& kern, int64_t m, const float* bf, int64_t csB) {
-  return readsInPlace(kern, bf, csB) && kern.stream != nullptr && m <= kern.streamRows;
+  return bf == nullptr && csB == 1 && kern.stream != nullptr && m <= kern.streamRows;
 }
 
 thread_local Scratch tlsStreamSums16;
@@ -146,6 +146,16 @@ void gemmBf16On(const Bf16Call& g, int maxThreads) {
     forEachUnit(nt, ceilDiv(g.n, run), [&](int64_t u) {
       streamRange(kern, g.m, g.k, packedA, g.b, g.rsB, u * run, minI(g.n, (u + 1) * run), g.c, g.ldc, g.alpha,
                   g.beta);
+    });
+    return;
+  }
+  if (g.bf == nullptr && g.rsB == 1 && g.csB != 1 && kern.streamTransposed != nullptr && g.m <= kern.streamRows) {
+    // bf16 weights stored transposed (the tied-embedding logits), read in place: runs of columns per claim.
+    const int64_t run = minI(kTransposedRunCols, ceilDiv(ceilDiv(g.n, nt), 8) * 8);
+    forEachUnit(nt, ceilDiv(g.n, run), [&](int64_t u) {
+      const int64_t j0 = u * run;
+      kern.streamTransposed(g.k, kern.kc, packedA, g.b + j0 * g.csB, g.csB, g.c + j0, g.ldc, g.alpha, g.beta,
+                            static_cast<int>(g.m), minI(run, g.n - j0));
     });
     return;
   }

@@ -49,6 +49,12 @@ struct GemmKernel {
   int streamRows;
   void (*stream)(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, float alpha,
                  float beta, int rows, int64_t cols, float* sums);
+  // The same for a B stored transposed and read in place (column j of B is row j of bt, ldb apart, k
+  // contiguous: the tied-embedding logits x·Eᵀ), or null: C[0:rows, 0:cols] over all of k, cut at
+  // multiples of kcMax as the other routes cut it (a packs A over all of k, mr floats per k step). Each
+  // element is summed per KC block and stored as micro does, so this route changes no bit either.
+  void (*streamTransposed)(int64_t k, int64_t kcMax, const float* a, const float* bt, int64_t ldb, float* c,
+                           int64_t ldc, float alpha, float beta, int rows, int64_t cols) = nullptr;
 };
 
 
@@ -126,6 +132,9 @@ struct Bf16Kernel {
   int streamRows = 0;
   void (*stream)(int64_t kc, const void* a, const uint16_t* b, int64_t ldb, float* c, int64_t ldc, float alpha,
                  float beta, int rows, int64_t cols, float* sums) = nullptr;
+  // GemmKernel::streamTransposed's twin for a bf16 B stored transposed (at most streamRows rows), or null.
+  void (*streamTransposed)(int64_t k, int64_t kcMax, const void* a, const uint16_t* bt, int64_t ldb, float* c,
+                           int64_t ldc, float alpha, float beta, int rows, int64_t cols) = nullptr;
 };
 
 struct Isa {
