@@ -64,6 +64,11 @@ export class StepRouter {
           v2 = v;
         }
       }
+      if (b2 < 0) {
+        // NaN probabilities: any other expert, as training routes them, so every index stays valid.
+        b2 = b1 === 0 ? 1 : 0;
+        v2 = p[o + b2]!;
+      }
       first[t] = b1;
       second[t] = b2;
       gate1[t] = v1 / (v1 + v2);
