@@ -43,7 +43,7 @@ const filled = (n) => {
   for (let i = 0; i < n; i += 97) a[i] = Math.random();
   return a;
 };
-// Weights: float32, or bf16 (every element 0.5 or 0: the values do not change the time).
+// Weights: float32, or bf16 (every element 0.5: the values do not change the time).
 const weights = (n) => (bf16 ? new Uint16Array(n).fill(0x3f00) : filled(n));
 const wbytes = bf16 ? 2 : 4;
 // y = alpha·x·W, W [k, n] (or its transpose viewed from [n, k]) in the chosen dtype.

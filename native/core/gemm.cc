@@ -299,7 +299,7 @@ void gemmFewRows(const GemmCall& g, const Operands& o, int nt, const GemmKernel&
   }
   if (!rowMajor && o.rsB == 1 && g.m <= kern.streamRows && kern.streamTransposed != nullptr) {
     // B stored transposed (the tied-embedding logits x·Eᵀ), read in place: runs of columns, one per claim.
-    const int64_t run = minI(kTransposedRunCols, ceilDiv(ceilDiv(g.n, nt), 8) * 8);
+    const int64_t run = transposedRunCols(g.n, nt);
     forEachUnit(nt, ceilDiv(g.n, run), [&](int64_t u) {
       const int64_t j0 = u * run;
       kern.streamTransposed(g.k, kcMax, packedA, o.b + j0 * o.csB, o.csB, g.c + j0, g.ldc, g.alpha, g.beta,

@@ -40,9 +40,14 @@ void streamColumns(const GemmKernel& kern, int64_t m, int64_t k, float alpha, co
 constexpr int64_t kStreamFloats = 2048;
 // The columns of one stream call for `rows` rows of C (a multiple of 32: whole bf16 pairs of vectors).
 inline int64_t streamRunCols(int64_t rows) { return kStreamFloats / rows / 32 * 32; }
-// Columns per claim of the transposed stream routes (GemmKernel::streamTransposed, Bf16Kernel's): 256 weight
-// rows, 768 KiB of a 0.1B model's float32 embedding.
-constexpr int64_t kTransposedRunCols = 256;
+// Columns per claim of the transposed stream routes (GemmKernel::streamTransposed, Bf16Kernel's) over n
+// columns on nt threads: at most 256 weight rows (768 KiB of a 0.1B model's float32 embedding), at least
+// one claim per thread, whole groups of 8.
+inline int64_t transposedRunCols(int64_t n, int nt) {
+  const int64_t perThread = (n + nt - 1) / nt;
+  const int64_t run = (perThread + 7) / 8 * 8;
+  return run < 256 ? run : 256;
+}
 // Floats a stream call's sums need: rows of cols rounded up to 32, each row 16 floats longer so that
 // rows are never a multiple of 4 KiB apart (loads of one row would wait on stores to another).
 inline int64_t streamSumsFloats(int64_t rows, int64_t cols) { return rows * ((cols + 31) / 32 * 32 + 16); }

@@ -42,6 +42,14 @@ constexpr int NR = 16;
   "vfmadd231ps %%ymm12, %%ymm15, %t[c50]\n\t"         \
   "vfmadd231ps %%ymm13, %%ymm15, %t[c51]\n\t"
 
+// alpha·s (+ beta·C by one FMA) into 8 columns of C: every full tile and stream route stores so, and
+// storeTile (pack_impl.h) the same per element.
+inline void store8(__m256 s, float* c, float alpha, float beta) {
+  __m256 t = _mm256_mul_ps(_mm256_set1_ps(alpha), s);
+  if (beta != 0.0f) t = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(c), t);
+  _mm256_storeu_ps(c, t);
+}
+
 // 6x16 tile in 12 ymm accumulators: per k step, two loads of the B row, six broadcasts of A, twelve
 // independent FMAs (enough in flight to cover the FMA latency on two pipes). The k loop is written in
 // assembly: compilers shuffle and spill the 12 accumulators of the intrinsics version. B rows are ldb
@@ -105,21 +113,11 @@ void micro6x16(int64_t kc, const float* a, const float* b, int64_t ldb, float* c
     b += ldb;
   }
 
-  const __m256 va = _mm256_set1_ps(alpha);
   if (rows == MR && cols == NR) {
     const __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-    if (beta == 0.0f) {
-      for (int r = 0; r < MR; r++) {
-        _mm256_storeu_ps(c + r * ldc, _mm256_mul_ps(va, acc[r][0]));
-        _mm256_storeu_ps(c + r * ldc + 8, _mm256_mul_ps(va, acc[r][1]));
-      }
-    } else {
-      const __m256 vb = _mm256_set1_ps(beta);
-      for (int r = 0; r < MR; r++) {
-        float* cr = c + r * ldc;
-        _mm256_storeu_ps(cr, _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), _mm256_mul_ps(va, acc[r][0])));
-        _mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), _mm256_mul_ps(va, acc[r][1])));
-      }
+    for (int r = 0; r < MR; r++) {
+      store8(acc[r][0], c + r * ldc, alpha, beta);
+      store8(acc[r][1], c + r * ldc + 8, alpha, beta);
     }
     return;
   }
@@ -207,13 +205,6 @@ inline __attribute__((always_inline)) void streamSteps(const float* a, const T* 
       sums[r * w + j] = t;
     }
   }
-}
-
-// alpha·s (+ beta·C by one FMA) into 8 columns of C, as micro6x16 and storeTile store.
-inline void store8(__m256 s, float* c, float alpha, float beta) {
-  __m256 t = _mm256_mul_ps(_mm256_set1_ps(alpha), s);
-  if (beta != 0.0f) t = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(c), t);
-  _mm256_storeu_ps(c, t);
 }
 
 // C[0:rows, 0:cols] = alpha·sums (+ beta·C by one FMA), the first `paired` columns of each row held as

@@ -103,9 +103,14 @@ void runTiles(const Bf16Kernel& kern, int64_t m, int64_t k, const char* packedA,
   }
 }
 
-// Whether a product of m rows takes the kernel's stream route: bf16 weights read in place, few rows.
+// Whether a product of m rows takes the kernel's stream route: few rows, bf16 weights stored row-major.
 bool streams(const Bf16Kernel& kern, int64_t m, const float* bf, int64_t csB) {
   return bf == nullptr && csB == 1 && kern.stream != nullptr && m <= kern.streamRows;
+}
+
+// The same for the transposed stream route: few rows, bf16 weights stored transposed (the tied logits).
+bool streamsTransposed(const Bf16Kernel& kern, int64_t m, const float* bf, int64_t rsB, int64_t csB) {
+  return bf == nullptr && rsB == 1 && csB != 1 && kern.streamTransposed != nullptr && m <= kern.streamRows;
 }
 
 thread_local Scratch tlsStreamSums16;
@@ -149,9 +154,9 @@ void gemmBf16On(const Bf16Call& g, int maxThreads) {
     });
     return;
   }
-  if (g.bf == nullptr && g.rsB == 1 && g.csB != 1 && kern.streamTransposed != nullptr && g.m <= kern.streamRows) {
+  if (streamsTransposed(kern, g.m, g.bf, g.rsB, g.csB)) {
     // bf16 weights stored transposed (the tied-embedding logits), read in place: runs of columns per claim.
-    const int64_t run = minI(kTransposedRunCols, ceilDiv(ceilDiv(g.n, nt), 8) * 8);
+    const int64_t run = transposedRunCols(g.n, nt);
     forEachUnit(nt, ceilDiv(g.n, run), [&](int64_t u) {
       const int64_t j0 = u * run;
       kern.streamTransposed(g.k, kern.kc, packedA, g.b + j0 * g.csB, g.csB, g.c + j0, g.ldc, g.alpha, g.beta,

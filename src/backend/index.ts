@@ -23,7 +23,7 @@ export {
 } from './native.js';
 export { type ArgKind, type KernelOps, type Kernels, OP_NAMES, OPS, type OpName } from './ops.js';
 export { PRECISIONS, type Precision, parsePrecision, withPrecision } from './precision.js';
-export { referenceKernels } from './reference.js';
+export { referenceKernels, type TopTwo, topTwo } from './reference.js';
 
 let active: Kernels | undefined;
 

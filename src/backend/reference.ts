@@ -27,6 +27,48 @@ import { type KernelOps, type Kernels, OP_NAMES } from './ops.js';
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
 /** gelu (tanh approximation) and its derivative, shared by every TypeScript path. */
+/** A token's two routed experts and their probabilities, as topTwo writes them. */
+export interface TopTwo {
+  e1: number;
+  p1: number;
+  e2: number;
+  p2: number;
+}
+
+/**
+ * The top-2 experts of the router probabilities p[o, o + E) in one scan (GLaM/GShard: e1 = argmax, e2 =
+ * argmax over the rest; strict > keeps the lowest index on ties), into `out`. NaN probabilities take
+ * any other expert as second choice, so both indices stay valid. The training kernel and the inference
+ * router both route with it.
+ */
+export function topTwo(p: Float32Array, o: number, E: number, out: TopTwo): TopTwo {
+  let b1 = 0;
+  let v1 = p[o]!;
+  let b2 = -1;
+  let v2 = -Infinity;
+  for (let e = 1; e < E; e++) {
+    const v = p[o + e]!;
+    if (v > v1) {
+      b2 = b1;
+      v2 = v1;
+      b1 = e;
+      v1 = v;
+    } else if (v > v2) {
+      b2 = e;
+      v2 = v;
+    }
+  }
+  if (b2 < 0) {
+    b2 = b1 === 0 ? 1 : 0;
+    v2 = p[o + b2]!;
+  }
+  out.e1 = b1;
+  out.p1 = v1;
+  out.e2 = b2;
+  out.p2 = v2;
+  return out;
+}
+
 export function geluScalar(x: number): number {
   return 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
 }
@@ -642,6 +684,7 @@ const ops: KernelOps = {
     const pd = p.data;
     const ld = logits.data;
     const meanP = new Float64Array(E);
+    const pick: TopTwo = { e1: 0, p1: 0, e2: 0, p2: 0 };
     const used = new Int32Array(E);
     load.fill(0, 0, E);
     routed.fill(0, 0, E);
@@ -652,34 +695,13 @@ const ops: KernelOps = {
     for (let g = 0; g < groups; g++) {
       const t0 = g * S;
       const t1 = t0 + S;
-      // Top-2 in one scan (strict > keeps the lowest index on ties), with the group's mean probabilities
-      // and the entropy on the way: log p_e = (l_e − l_e1) + log p_e1, one log per token.
+      // Top-2 (topTwo), the group's mean probabilities and the entropy: log p_e = (l_e − l_e1) + log p_e1,
+      // one log per token.
       meanP.fill(0);
       for (let t = t0; t < t1; t++) {
         const o = p.offset + t * E;
-        let b1 = 0;
-        let v1 = pd[o]!;
-        let b2 = -1;
-        let v2 = -Infinity;
-        meanP[0] += v1;
-        for (let e = 1; e < E; e++) {
-          const v = pd[o + e]!;
-          meanP[e] += v;
-          if (v > v1) {
-            b2 = b1;
-            v2 = v1;
-            b1 = e;
-            v1 = v;
-          } else if (v > v2) {
-            b2 = e;
-            v2 = v;
-          }
-        }
-        if (b2 < 0) {
-          // NaN probabilities: any other expert, so every index stays valid.
-          b2 = b1 === 0 ? 1 : 0;
-          v2 = pd[o + b2]!;
-        }
+        for (let e = 0; e < E; e++) meanP[e] += pd[o + e]!;
+        const { e1: b1, p1: v1, e2: b2, p2: v2 } = topTwo(pd, o, E, pick);
         const ol = logits.offset + t * E;
         const l1 = ld[ol + b1]!;
         const log1 = Math.log(v1);

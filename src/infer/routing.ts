@@ -12,6 +12,7 @@
  * Kept assignments come out counting-sorted by expert (tokens ascending within an expert), so each
  * expert's rows are one contiguous block and its weights are read once for the whole step.
  */
+import { type TopTwo, topTwo } from '../backend/index.js';
 export class StepRouter {
   /** [E+1] prefix sums of the kept assignments per expert. */
   readonly offsets: Int32Array;
@@ -30,6 +31,7 @@ export class StepRouter {
   assignments = 0;
   dropped = 0;
   private readonly used: Int32Array;
+  private readonly pick: TopTwo = { e1: 0, p1: 0, e2: 0, p2: 0 };
 
   constructor(readonly experts: number) {
     if (experts < 2) throw new Error(`top-2 routing needs at least 2 experts, got ${experts}`);
@@ -46,33 +48,13 @@ export class StepRouter {
     const E = this.experts;
     this.ensure(rows);
     const { first, second, gate1, gate2, kept1, kept2, used, load } = this;
+    const pick = this.pick;
     for (let t = 0; t < rows; t++) {
-      const o = t * E;
-      let b1 = 0;
-      let v1 = p[o]!;
-      let b2 = -1;
-      let v2 = -Infinity;
-      for (let e = 1; e < E; e++) {
-        const v = p[o + e]!;
-        if (v > v1) {
-          b2 = b1;
-          v2 = v1;
-          b1 = e;
-          v1 = v;
-        } else if (v > v2) {
-          b2 = e;
-          v2 = v;
-        }
-      }
-      if (b2 < 0) {
-        // NaN probabilities: any other expert, as training routes them, so every index stays valid.
-        b2 = b1 === 0 ? 1 : 0;
-        v2 = p[o + b2]!;
-      }
-      first[t] = b1;
-      second[t] = b2;
-      gate1[t] = v1 / (v1 + v2);
-      gate2[t] = v2 / (v1 + v2);
+      const { e1, p1, e2, p2 } = topTwo(p, t * E, E, pick);
+      first[t] = e1;
+      second[t] = e2;
+      gate1[t] = p1 / (p1 + p2);
+      gate2[t] = p2 / (p1 + p2);
     }
     load.fill(0);
     let dropped = 0;
