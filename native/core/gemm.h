@@ -46,7 +46,7 @@ inline int64_t streamRunCols(int64_t rows) { return kStreamFloats / rows / 32 * 
 inline int64_t transposedRunCols(int64_t n, int nt) {
   const int64_t perThread = (n + nt - 1) / nt;
   const int64_t run = (perThread + 7) / 8 * 8;
-  return run < 256 ? run : 256;
+  return run < 1024 ? run : 1024;
 }
 // Floats a stream call's sums need: rows of cols rounded up to 32, each row 16 floats longer so that
 // rows are never a multiple of 4 KiB apart (loads of one row would wait on stores to another).

@@ -165,7 +165,7 @@ template <int R, int Q>
 inline __attribute__((always_inline)) void streamSteps(const float* a, const float* b, int64_t ldb, int64_t vecs,
                                                       int64_t w, __mmask16 last, float* sums) {
   __m512 av[Q][R];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int q = 0; q < Q; q++) {
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) av[q][r] = _mm512_set1_ps(a[q * MR + r]);
@@ -173,13 +173,13 @@ inline __attribute__((always_inline)) void streamSteps(const float* a, const flo
   for (int64_t v = 0; v < vecs; v++) {
     const __mmask16 m = v == vecs - 1 ? last : static_cast<__mmask16>(0xFFFF);
     __m512 bv[Q];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int q = 0; q < Q; q++) bv[q] = _mm512_maskz_loadu_ps(m, b + q * ldb + 16 * v);
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
       float* s = sums + r * w + 16 * v;
       __m512 t = _mm512_load_ps(s);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int q = 0; q < Q; q++) t = _mm512_fmadd_ps(av[q][r], bv[q], t);
       _mm512_store_ps(s, t);
     }
@@ -189,7 +189,7 @@ inline __attribute__((always_inline)) void streamSteps(const float* a, const flo
 template <int R>
 void streamTile(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, float alpha,
                 float beta, int64_t cols, float* sums) {
-  constexpr int Q = 4;
+  constexpr int Q = R <= 2 ? 8 : 4;  // k steps per pass over the sums: Q·R broadcasts stay in registers
   const int64_t vecs = (cols + 15) / 16;
   const int64_t w = vecs * 16 + 16;  // row stride of the sums: see streamSumsFloats (gemm.h)
   const __mmask16 last = laneMask(static_cast<int>(cols - 16 * (vecs - 1)));
@@ -212,6 +212,45 @@ void stream(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, i
                             float*);
   static constexpr StreamFn fns[kStreamRows] = {streamTile<1>, streamTile<2>, streamTile<3>, streamTile<4>};
   fns[rows - 1](kc, a, b, ldb, c, ldc, alpha, beta, cols, sums);
+}
+
+// The transposed stream route's KC blocks (transposedStreamGroups, simd_impl.h): the 16 weight rows' next 64
+// bytes transposed in registers (16x16 floats: 16 k steps), one FMA per k step into each row's sums.
+template <int R>
+void streamTransposedTile(int64_t k, int64_t kcMax, const float* a, const float* bt, int64_t ldb, float* c,
+                          int64_t ldc, float alpha, float beta, int64_t cols) {
+  auto block = [a, ldb](const float* rows, int live, int64_t pc, int64_t end, NextGroupFetch& fetch, __m512* acc)
+                   __attribute__((always_inline)) {
+    int64_t p = pc;
+    for (; p + 16 <= end; p += 16) {
+      fetch.step();
+      __m512 col[16];
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; i++) col[i] = i < live ? _mm512_loadu_ps(rows + i * ldb + p) : _mm512_setzero_ps();
+      transpose16x16(col);
+#pragma GCC unroll 16
+      for (int q = 0; q < 16; q++) {
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[(p + q) * MR + r]), col[q], acc[r]);
+      }
+    }
+    for (; p < end; p++) {
+      alignas(64) float col[16] = {};
+      for (int i = 0; i < live; i++) col[i] = rows[i * ldb + p];
+      const __m512 v = _mm512_load_ps(col);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[p * MR + r]), v, acc[r]);
+    }
+  };
+  transposedStreamGroups<R>(k, kcMax, bt, ldb, c, ldc, alpha, beta, cols, block);
+}
+
+void streamTransposed(int64_t k, int64_t kcMax, const float* a, const float* bt, int64_t ldb, float* c, int64_t ldc,
+                      float alpha, float beta, int rows, int64_t cols) {
+  using Fn = void (*)(int64_t, int64_t, const float*, const float*, int64_t, float*, int64_t, float, float, int64_t);
+  static constexpr Fn fns[kStreamRows] = {streamTransposedTile<1>, streamTransposedTile<2>, streamTransposedTile<3>,
+                                          streamTransposedTile<4>};
+  fns[rows - 1](k, kcMax, a, bt, ldb, c, ldc, alpha, beta, cols);
 }
 
 void packA(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, float* dst) {
@@ -290,7 +329,8 @@ void packB(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, float
 }  // namespace
 
 GemmKernel avx512GemmKernel() {
-  return GemmKernel{MR, NR, 16 * kWideNV, kWideRows, kKC, kMC, true, true, packA, packB, micro, kStreamRows, stream};
+  return GemmKernel{MR,    NR,    16 * kWideNV, kWideRows,   kKC,   kMC, true, true,
+                    packA, packB, micro,        kStreamRows, stream, streamTransposed};
 }
 
 Bf16Kernel avx512Bf16Widening() { return wideningBf16Kernel<MR, NR, micro>(kKC); }

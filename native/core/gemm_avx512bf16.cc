@@ -203,27 +203,49 @@ void streamTile(int64_t kc, const void* aPacked, const uint16_t* b, int64_t ldb,
   const __m512i lo = _mm512_load_si512(kInterleaveLo);
   const __m512i hi = _mm512_load_si512(kInterleaveHi);
   const int64_t rowBytes = cols * static_cast<int64_t>(sizeof(uint16_t));
-  for (int64_t q = 0; q < pairs; q++) {
-    const uint16_t* r0 = b + 2 * q * ldb;
-    const bool second = q < full;
-    for (int64_t ahead = kStreamAheadRows; ahead < kStreamAheadRows + 2 && 2 * q + ahead < kc; ahead++) {
+  // QP pairs per pass over the sums (each sums vector loaded and stored once per pass: stores between the
+  // loads of weights slow the stream from memory), their R·QP broadcasts in registers.
+  constexpr int QP = R <= 2 ? 4 : 2;
+  for (int64_t q0 = 0; q0 < pairs; q0 += QP) {
+    const int n = pairs - q0 < QP ? static_cast<int>(pairs - q0) : QP;
+    const uint16_t* r0 = b + 2 * q0 * ldb;
+    for (int64_t ahead = kStreamAheadRows; ahead < kStreamAheadRows + 2 * n && 2 * q0 + ahead < kc; ahead++) {
       const char* row = reinterpret_cast<const char*>(r0 + ahead * ldb);
       for (int64_t l = 0; l < rowBytes; l += 64) _mm_prefetch(row + l, _MM_HINT_T1);
     }
-    __m512bh av[R];
+    __m512bh av[QP][R];
 #pragma GCC unroll 4
-    for (int r = 0; r < R; r++) av[r] = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[q * MR + r]));
+    for (int t = 0; t < QP; t++) {
+#pragma GCC unroll 4
+      for (int r = 0; r < R; r++) av[t][r] = (__m512bh)_mm512_set1_epi32(t < n ? static_cast<int>(a[(q0 + t) * MR + r]) : 0);
+    }
     for (int64_t g = 0; g < groups; g++) {
       const __mmask32 words = wordMask(cols - 32 * g);
-      const __m512i x0 = _mm512_maskz_loadu_epi16(words, r0 + 32 * g);
-      const __m512i x1 = second ? _mm512_maskz_loadu_epi16(words, r0 + ldb + 32 * g) : _mm512_setzero_si512();
-      const __m512bh b0 = (__m512bh)_mm512_permutex2var_epi16(x0, lo, x1);
-      const __m512bh b1 = (__m512bh)_mm512_permutex2var_epi16(x0, hi, x1);
+      __m512 s0[R], s1[R];
 #pragma GCC unroll 4
       for (int r = 0; r < R; r++) {
-        float* s = sums + r * w + 32 * g;
-        _mm512_store_ps(s, _mm512_dpbf16_ps(_mm512_load_ps(s), av[r], b0));
-        _mm512_store_ps(s + 16, _mm512_dpbf16_ps(_mm512_load_ps(s + 16), av[r], b1));
+        s0[r] = _mm512_load_ps(sums + r * w + 32 * g);
+        s1[r] = _mm512_load_ps(sums + r * w + 32 * g + 16);
+      }
+#pragma GCC unroll 4
+      for (int t = 0; t < QP; t++) {
+        if (t >= n) break;
+        const uint16_t* rt = r0 + 2 * t * ldb;
+        const bool second = q0 + t < full;
+        const __m512i x0 = _mm512_maskz_loadu_epi16(words, rt + 32 * g);
+        const __m512i x1 = second ? _mm512_maskz_loadu_epi16(words, rt + ldb + 32 * g) : _mm512_setzero_si512();
+        const __m512bh b0 = (__m512bh)_mm512_permutex2var_epi16(x0, lo, x1);
+        const __m512bh b1 = (__m512bh)_mm512_permutex2var_epi16(x0, hi, x1);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+          s0[r] = _mm512_dpbf16_ps(s0[r], av[t][r], b0);
+          s1[r] = _mm512_dpbf16_ps(s1[r], av[t][r], b1);
+        }
+      }
+#pragma GCC unroll 4
+      for (int r = 0; r < R; r++) {
+        _mm512_store_ps(sums + r * w + 32 * g, s0[r]);
+        _mm512_store_ps(sums + r * w + 32 * g + 16, s1[r]);
       }
     }
   }
@@ -236,6 +258,52 @@ void stream(int64_t kc, const void* a, const uint16_t* b, int64_t ldb, float* c,
                             float*);
   static constexpr StreamFn fns[kStreamRows] = {streamTile<1>, streamTile<2>, streamTile<3>, streamTile<4>};
   fns[rows - 1](kc, a, b, ldb, c, ldc, alpha, beta, cols, sums);
+}
+
+// The transposed stream route with bf16 weights (transposedStreamGroups, simd_impl.h). Pair q of column j is
+// the dword at q of row j, so a 16x16 dword transpose of the 16 rows' next 64 bytes gives 16 pair vectors
+// laid out as a packed panel's: 32 k steps per transpose, one vdpbf16ps per pair in order (an odd last k
+// step paired with zero), as the tiles sum.
+template <int R>
+void streamTransposedTile(int64_t k, int64_t kcMax, const uint32_t* a, const uint16_t* bt, int64_t ldb, float* c,
+                          int64_t ldc, float alpha, float beta, int64_t cols) {
+  auto block = [a, ldb](const uint16_t* rows, int live, int64_t pc, int64_t end, NextGroupFetch& fetch, __m512* acc)
+                   __attribute__((always_inline)) {
+    auto pairStep = [&](int64_t p, __m512 pairs) __attribute__((always_inline)) {
+#pragma GCC unroll 4
+      for (int r = 0; r < R; r++) {
+        const __m512bh av = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[p / 2 * MR + r]));
+        acc[r] = _mm512_dpbf16_ps(acc[r], av, (__m512bh)pairs);
+      }
+    };
+    int64_t p = pc;
+    for (; p + 32 <= end; p += 32) {
+      fetch.step();
+      __m512 col[16];
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; i++) {
+        col[i] = i < live ? _mm512_loadu_ps(reinterpret_cast<const float*>(rows + i * ldb + p)) : _mm512_setzero_ps();
+      }
+      transpose16x16(col);
+#pragma GCC unroll 16
+      for (int t = 0; t < 16; t++) pairStep(p + 2 * t, col[t]);
+    }
+    for (; p < end; p += 2) {
+      alignas(64) uint32_t pair[16] = {};
+      for (int i = 0; i < live; i++) pair[i] = pairOf(rows[i * ldb + p], p + 1 < end ? rows[i * ldb + p + 1] : 0);
+      pairStep(p, _mm512_load_ps(reinterpret_cast<const float*>(pair)));
+    }
+  };
+  transposedStreamGroups<R>(k, kcMax, bt, ldb, c, ldc, alpha, beta, cols, block);
+}
+
+void streamTransposed(int64_t k, int64_t kcMax, const void* a, const uint16_t* bt, int64_t ldb, float* c, int64_t ldc,
+                      float alpha, float beta, int rows, int64_t cols) {
+  using Fn = void (*)(int64_t, int64_t, const uint32_t*, const uint16_t*, int64_t, float*, int64_t, float, float,
+                      int64_t);
+  static constexpr Fn fns[kStreamRows] = {streamTransposedTile<1>, streamTransposedTile<2>, streamTransposedTile<3>,
+                                          streamTransposedTile<4>};
+  fns[rows - 1](k, kcMax, static_cast<const uint32_t*>(a), bt, ldb, c, ldc, alpha, beta, cols);
 }
 
 // A: per pair q of each MR-row panel, MR dwords; rows past mc and the odd last step are zeros. Scalar: A
@@ -403,7 +471,7 @@ void packB(int64_t kc, int64_t nc, const uint16_t* b, int64_t rs, int64_t cs, vo
 
 Bf16Kernel avx512Bf16Dot() {
   return Bf16Kernel{"vdpbf16ps", MR,    NR,         16 * wideVectors(kWideRows), kWideRows, 16 * wideVectors(1), kKC, 2, 2,
-                    packA,       packB, packBFloat, micro,        microInPlace, kStreamRows, stream};
+                    packA,       packB, packBFloat, micro,        microInPlace, kStreamRows, stream, streamTransposed};
 }
 
 }  // namespace glam

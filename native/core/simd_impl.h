@@ -84,6 +84,60 @@ inline __attribute__((always_inline)) void transpose16x16(__m512 r[16]) {
   for (int i = 0; i < 16; i++) r[i] = t[i];
 }
 
+// Fetches (towards L2) the next group of rows of a transposed stream route while the current group is read:
+// the group's rows are contiguous, so a KC block [pc, end) of k fetches the same share of the next group's
+// bytes in address order, 1 KiB per step (the 1 KiB it reads). Memory then sees one sequential stream
+// instead of 16 interleaved ones: on Zen 4 the logits read 1.4-2.7x faster (fetching to L1 was slower).
+struct NextGroupFetch {
+  const char* at = nullptr;
+  const char* end = nullptr;
+  NextGroupFetch(const void* next, int64_t groupBytes, int64_t pc, int64_t blockEnd, int64_t k) {
+    if (next == nullptr) return;
+    at = static_cast<const char*>(next) + groupBytes * pc / k;
+    end = static_cast<const char*>(next) + groupBytes * blockEnd / k;
+  }
+  inline __attribute__((always_inline)) void step() {
+    if (at >= end) return;
+    for (int l = 0; l < 16; l++) _mm_prefetch(at + 64 * l, _MM_HINT_T1);
+    at += 1024;
+  }
+};
+
+// The frame of the AVX-512 transposed stream routes (GemmKernel::streamTransposed and its vdpbf16ps twin),
+// B stored transposed (column j of B is row j of bt, k contiguous: the tied-embedding logits x·Eᵀ): 16
+// columns of C at a time, each KC block summed by `block(rows, live, pc, end, fetch, acc)` into the R rows'
+// sums in registers from zero, then stored in block order as the tiles store (alpha·sum, + beta·C by one
+// FMA for the first block, + C for the others): the packed route's bits, for any number of rows. Columns
+// past `cols` are masked at the store (the block reads their rows as zeros).
+template <int R, typename T, typename Block>
+inline __attribute__((always_inline)) void transposedStreamGroups(int64_t k, int64_t kcMax, const T* bt, int64_t ldb,
+                                                                  float* c, int64_t ldc, float alpha, float beta,
+                                                                  int64_t cols, Block&& block) {
+  const __m512 va = _mm512_set1_ps(alpha);
+  const int64_t groupBytes = 16 * ldb * static_cast<int64_t>(sizeof(T));
+  for (int64_t j0 = 0; j0 < cols; j0 += 16) {
+    const int live = cols - j0 < 16 ? static_cast<int>(cols - j0) : 16;
+    const __mmask16 m = laneMask(live);
+    const T* rows = bt + j0 * ldb;
+    for (int64_t pc = 0; pc < k; pc += kcMax) {
+      const int64_t end = pc + (kcMax < k - pc ? kcMax : k - pc);
+      NextGroupFetch fetch(j0 + 32 <= cols ? rows + 16 * ldb : nullptr, groupBytes, pc, end, k);
+      __m512 acc[R];
+#pragma GCC unroll 4
+      for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+      block(rows, live, pc, end, fetch, acc);
+      const float blockBeta = pc == 0 ? beta : 1.0f;
+#pragma GCC unroll 4
+      for (int r = 0; r < R; r++) {
+        float* cp = c + r * ldc + j0;
+        __m512 t = _mm512_mul_ps(va, acc[r]);
+        if (blockBeta != 0.0f) t = _mm512_fmadd_ps(_mm512_set1_ps(blockBeta), _mm512_maskz_loadu_ps(m, cp), t);
+        _mm512_mask_storeu_ps(cp, m, t);
+      }
+    }
+  }
+}
+
 // The end of a stream call (GemmKernel::stream, Bf16Kernel::stream): C[0:rows, 0:cols] = alpha·sums
 // (+ beta·C by one FMA), as every micro-tile stores; sums rows are w floats apart.
 inline void storeStreamSums(const float* sums, int64_t w, int rows, int64_t cols, float* c, int64_t ldc, float alpha,

@@ -19,9 +19,11 @@ static inline void cpuRelax() {}
 namespace glam {
 namespace {
 
-// After a job, idle workers poll this long before sleeping: kernels called back to back from
-// JavaScript then start without a futex wake-up, and an idle process stops using the core soon.
-constexpr auto kIdleSpin = std::chrono::microseconds(200);
+// After a job, idle workers poll this long before sleeping: kernels called from JavaScript with some
+// work between them (a decode step's ~80) then start without a futex wake-up, and an idle process stops
+// using the core soon. 200 µs let the workers fall asleep between most decode kernels (Zen 4: batch-1
+// decode about a tenth slower than with 2 ms).
+constexpr auto kIdleSpin = std::chrono::microseconds(2000);
 constexpr int kSpinsBeforeYield = 4000;
 
 // Each worker waits on its own sequence number, so a job on fewer threads than the pool

@@ -16,10 +16,15 @@ import { initParams } from '../model/init.js';
 import { resolveConfig } from '../model/presets.js';
 import { createOptimizer, type OptimizerConfig, RECIPE_OPTIMIZERS } from '../optim/create.js';
 import type { OptimizerKind } from '../optim/optimizer.js';
-import { GLAM_SCHEDULE } from '../optim/schedule.js';
 import { listCheckpointSteps, loadNewestUsable } from '../train/checkpoints.js';
 import { checkFreshRun, lockRun } from '../train/run-dir.js';
-import { type BatchSource, DEFAULT_TRAIN_SETTINGS, type TrainSettings, train } from '../train/trainer.js';
+import {
+  type BatchSource,
+  DEFAULT_TRAIN_SETTINGS,
+  RECIPE_SCHEDULE,
+  type TrainSettings,
+  train,
+} from '../train/trainer.js';
 import { READ_LIMITS, readTextFile } from '../util/files.js';
 import { formatDuration } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
@@ -31,7 +36,7 @@ const DEFAULT_CONFIG = 'small-moe';
 const DEFAULT_DATA = 'data/default';
 const DEFAULT_MINUTES = 10;
 const D = DEFAULT_TRAIN_SETTINGS;
-const DECAY_START = GLAM_SCHEDULE.decay_start;
+const DECAY_START = RECIPE_SCHEDULE.decay_start;
 
 const HELP = `usage: glam train [--config NAME|FILE] [--data DIR] [--max-steps N | --max-tokens N | --time MIN]
                   [--seed N] [--out DIR] [--resume] [options]
@@ -66,6 +71,9 @@ options:
   --lr X                peak learning rate (default ${RECIPE_OPTIMIZERS.adafactor.lr} for adafactor, ${RECIPE_OPTIMIZERS.adamw.lr} for adamw)
   --warmup N            linear warm-up steps (default ${D.schedule.warmup_steps})
   --decay-start N       constant-lr steps before inverse-sqrt decay (default ${DECAY_START})
+  --cooldown F          cool the rate linearly towards 0 over the last fraction F of the run (default
+                        ${D.cooldownFraction ?? 0}; 0: none); a run limited by --time alone starts it at (1 - F) of the
+                        time and ends at the step the whole time gives at the pace so far
   --checkpoint-every N  steps between checkpoints (default ${D.checkpointEvery})
   --keep N              checkpoints kept (default ${D.keepLast})
   --eval-every N        steps between validation runs (default ${D.evalEvery})
@@ -173,6 +181,7 @@ const OPTIONS = {
   lr: { type: 'string' },
   warmup: { type: 'string', default: String(D.schedule.warmup_steps) },
   'decay-start': { type: 'string', default: String(DECAY_START) },
+  cooldown: { type: 'string', default: String(D.cooldownFraction ?? 0) },
   'checkpoint-every': { type: 'string', default: String(D.checkpointEvery) },
   keep: { type: 'string', default: String(D.keepLast) },
   'eval-every': { type: 'string', default: String(D.evalEvery) },
@@ -182,6 +191,13 @@ const OPTIONS = {
   ranks: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+function cooldownOption(value: string): number {
+  const fraction = numberOption('cooldown', value);
+  if (!(fraction >= 0 && fraction < 1))
+    throw new Error(`--cooldown must be a fraction in [0, 1), got ${value}`);
+  return fraction;
+}
 
 function parseTrainArgs(args: string[]) {
   return parseArgs({ args, options: OPTIONS });
@@ -349,6 +365,7 @@ async function trainCommand(
       warmup_steps: intOption('warmup', v.warmup, 0),
       decay_start: intOption('decay-start', v['decay-start'], 1),
     },
+    cooldownFraction: cooldownOption(v.cooldown),
     checkpointEvery: intOption('checkpoint-every', v['checkpoint-every'], 1),
     keepLast: intOption('keep', v.keep, 1),
     evalEvery: intOption('eval-every', v['eval-every'], 1),

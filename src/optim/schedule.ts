@@ -4,12 +4,26 @@
  * warm-up, lr = peak · t / warmup_steps for t < warmup_steps (0 at t = 0).
  *
  * - 'rsqrt' (GLaM): constant peak_lr up to decay_start, then peak_lr · sqrt(decay_start / t).
- *   The paper: peak 0.01, decay_start 10000, no warm-up.
+ *   The paper: peak 0.01, decay_start 10000, no warm-up. An optional cool-down (not GLaM's) then
+ *   scales the rate linearly to 0 over [cooldown_start, total_steps], so a run of known length ends
+ *   annealed (the last update still moves: its rate is peak · decay / (total_steps - start + 1)).
  * - 'constant': peak_lr.
  * - 'cosine': from peak_lr at the end of warm-up down to min_lr at total_steps, then min_lr.
  */
+/** A linear cool-down towards 0 over the updates (start, total_steps]; 0 <= start <= total_steps. */
+export interface Cooldown {
+  start: number;
+  total_steps: number;
+}
+
 export type LrSchedule =
-  | { kind: 'rsqrt'; peak_lr: number; warmup_steps: number; decay_start: number }
+  | {
+      kind: 'rsqrt';
+      peak_lr: number;
+      warmup_steps: number;
+      decay_start: number;
+      cooldown?: Cooldown;
+    }
   | { kind: 'constant'; peak_lr: number; warmup_steps: number }
   | { kind: 'cosine'; peak_lr: number; warmup_steps: number; total_steps: number; min_lr: number };
 
@@ -28,8 +42,10 @@ export function learningRate(s: LrSchedule, t: number): number {
   switch (s.kind) {
     case 'constant':
       return s.peak_lr * warm;
-    case 'rsqrt':
-      return s.peak_lr * warm * (t > s.decay_start ? Math.sqrt(s.decay_start / t) : 1);
+    case 'rsqrt': {
+      const decay = t > s.decay_start ? Math.sqrt(s.decay_start / t) : 1;
+      return s.peak_lr * warm * decay * cooldownFactor(s.cooldown, t);
+    }
     case 'cosine': {
       if (t < s.warmup_steps) return s.peak_lr * warm;
       const span = s.total_steps - s.warmup_steps;
@@ -37,4 +53,20 @@ export function learningRate(s: LrSchedule, t: number): number {
       return s.min_lr + (s.peak_lr - s.min_lr) * 0.5 * (1 + Math.cos(Math.PI * progress));
     }
   }
+}
+
+/** 1 up to the cool-down's start, then down in equal steps to 1/(total - start + 1) at total_steps, then 0. */
+function cooldownFactor(c: Cooldown | undefined, t: number): number {
+  if (c === undefined || t <= c.start) return 1;
+  return Math.max(0, (c.total_steps + 1 - t) / (c.total_steps + 1 - c.start));
+}
+
+/** The cool-down over the last `fraction` of a run of `totalSteps` updates (none for fraction 0). */
+export function cooldownOver(fraction: number, totalSteps: number): Cooldown | undefined {
+  if (!(fraction >= 0 && fraction < 1))
+    throw new Error(`cool-down fraction must be in [0, 1), got ${fraction}`);
+  if (fraction === 0) return undefined;
+  if (!(Number.isInteger(totalSteps) && totalSteps > 0))
+    throw new Error(`a cool-down needs the run's length in steps, got ${totalSteps}`);
+  return { start: Math.round(totalSteps * (1 - fraction)), total_steps: totalSteps };
 }

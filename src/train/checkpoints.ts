@@ -25,6 +25,7 @@ import type { Params } from '../model/params.js';
 import { readSafetensors, writeSafetensors } from '../model/safetensors.js';
 import type { Weights } from '../model/weights.js';
 import { type Optimizer, optimizerMetadata, restoreOptimizer } from '../optim/optimizer.js';
+import type { Cooldown } from '../optim/schedule.js';
 import { ATOMIC_TEMP, atomicWriteJsonSync, fsyncDir } from '../util/atomic.js';
 import { briefValue, lstatOrUndefined, READ_LIMITS, readJsonFile } from '../util/files.js';
 import type { RngState } from '../util/rng.js';
@@ -67,6 +68,8 @@ export interface TrainerState {
   data: unknown;
   elapsedSeconds: number;
   emaLoss: number | null;
+  /** The learning-rate cool-down once the trainer has fixed it (see TrainSettings.cooldownFraction), else null. */
+  cooldown: Cooldown | null;
 }
 
 export function checkpointsDir(outDir: string): string {
@@ -200,6 +203,19 @@ function parseTrainerState(file: string, raw: unknown): TrainerState {
     bad(`'rng' must be an RNG state {"s": [...]}, got ${briefValue(s.rng)}`);
   if (typeof s.data !== 'object' || s.data === null)
     bad(`'data' must be the data reader's position (an object), got ${briefValue(s.data)}`);
+  // States written before cool-downs existed have none.
+  if (s.cooldown === undefined) s.cooldown = null;
+  const c = s.cooldown as { start?: unknown; total_steps?: unknown } | null;
+  if (
+    c !== null &&
+    (typeof c !== 'object' ||
+      !Number.isSafeInteger(c.start) ||
+      !Number.isSafeInteger(c.total_steps) ||
+      !((c.start as number) >= 0 && (c.start as number) <= (c.total_steps as number)))
+  )
+    bad(
+      `'cooldown' must be null or {"start", "total_steps"} with 0 <= start <= total_steps, got ${briefValue(c)}`,
+    );
   return s as unknown as TrainerState;
 }
 

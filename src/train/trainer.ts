@@ -12,7 +12,7 @@ import { Grads, type Weights } from '../model/weights.js';
 import type { Workspace } from '../model/workspace.js';
 import { RECIPE_OPTIMIZERS } from '../optim/create.js';
 import type { Optimizer } from '../optim/optimizer.js';
-import { GLAM_SCHEDULE, type LrSchedule } from '../optim/schedule.js';
+import { type Cooldown, cooldownOver, GLAM_SCHEDULE, type LrSchedule } from '../optim/schedule.js';
 import { Rng } from '../util/rng.js';
 import {
   type LoadedTrainingCheckpoint,
@@ -57,15 +57,34 @@ export interface TrainSettings {
   maxRollbacks: number;
   /** Matrix-product precision (backend/precision.ts); weights and optimiser state stay float32. Default fp32. */
   precision?: Precision;
+  /**
+   * Cool the learning rate linearly to 0 over the last fraction of the run (0: never), unless the schedule
+   * has its own cool-down. With maxSteps or maxTokens the run's length is known at its first step; a run
+   * limited by time alone starts its cool-down when (1 - fraction) of the time has passed, and ends it
+   * (and the run) at the step the whole time gives at the pace so far.
+   */
+  cooldownFraction?: number;
 }
 
 /**
- * The one place of the trainer's defaults (GLaM's schedule shape at the recipe's learning rate);
+ * The default recipe's schedule: GLaM's inverse square root at the recipe's peak, but decaying from step 250
+ * instead of 10k (GLaM's constant phase is 10B tokens; here the rate would not decay within a run), and with
+ * the cool-down of DEFAULT_TRAIN_SETTINGS over the last fifth of the run. docs/results.md has the evidence.
+ */
+export const RECIPE_SCHEDULE: Readonly<Extract<LrSchedule, { kind: 'rsqrt' }>> = {
+  ...GLAM_SCHEDULE,
+  peak_lr: RECIPE_OPTIMIZERS.adafactor.lr,
+  decay_start: 250,
+};
+
+/**
+ * The one place of the trainer's defaults (the recipe's schedule and cool-down);
  * `glam train` takes its option defaults and help text from here.
  */
 export const DEFAULT_TRAIN_SETTINGS: Readonly<Omit<TrainSettings, 'seed'>> = {
   gradAccum: 1,
-  schedule: { ...GLAM_SCHEDULE, peak_lr: RECIPE_OPTIMIZERS.adafactor.lr },
+  schedule: RECIPE_SCHEDULE,
+  cooldownFraction: 0.2,
   checkpointEvery: 200,
   keepLast: 3,
   evalEvery: 100,
@@ -236,11 +255,36 @@ function evaluate(
   return { loss: loss / batches.length, lm: lm / batches.length };
 }
 
-function isDone(s: TrainSettings, step: number, tokensSeen: number, elapsed: number): boolean {
+function isDone(s: TrainSettings, state: TrainerState): boolean {
+  const { step, tokensSeen, elapsedSeconds: elapsed } = state;
+  // A run limited by time alone ends with its cool-down (a run of known length by its limits).
+  const knownLength = s.maxSteps !== undefined || s.maxTokens !== undefined;
+  if (!knownLength && state.cooldown !== null && step >= state.cooldown.total_steps) return true;
   if (s.maxSteps !== undefined && step >= s.maxSteps) return true;
   if (s.maxTokens !== undefined && tokensSeen >= s.maxTokens) return true;
   if (s.timeMinutes !== undefined && elapsed >= s.timeMinutes * 60) return true;
   return false;
+}
+
+/**
+ * The cool-down over the last `fraction` of the run, once it can be fixed after `step`: from the step or
+ * token limit (the smaller), else (time limit only) when `timeDue`, from `step` to step / (1 - fraction),
+ * the step the whole time gives at the pace so far (ranks agree on it without sharing a clock).
+ */
+function resolveCooldown(
+  s: TrainSettings,
+  fraction: number,
+  step: number,
+  tokensPerStep: number,
+  timeDue: boolean,
+): Cooldown | null {
+  const limits: number[] = [];
+  if (s.maxSteps !== undefined) limits.push(s.maxSteps);
+  if (s.maxTokens !== undefined) limits.push(Math.ceil(s.maxTokens / tokensPerStep));
+  if (limits.length > 0) return cooldownOver(fraction, Math.min(...limits)) ?? null;
+  if (!timeDue) return null;
+  const total = Math.max(step + 1, Math.round(step / (1 - fraction)));
+  return { start: step, total_steps: total };
 }
 
 /**
@@ -283,6 +327,7 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
     data: data.getState(),
     elapsedSeconds: 0,
     emaLoss: null,
+    cooldown: null,
   };
 
   const restore = (dir: string, keepDataPosition: boolean): void => {
@@ -347,6 +392,16 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
     lastCheckpointStep = state.step;
   };
 
+  // A schedule with its own cool-down keeps it.
+  const cooldownFraction =
+    s.schedule.kind === 'rsqrt' && s.schedule.cooldown === undefined ? (s.cooldownFraction ?? 0) : 0;
+  const knownLength = s.maxSteps !== undefined || s.maxTokens !== undefined;
+  let cooldownFixedHere = false;
+  if (cooldownFraction > 0 && knownLength && state.step > 0) {
+    // Resumed: this session's limits place the cool-down (the tokens per step as so far).
+    state.cooldown = resolveCooldown(s, cooldownFraction, state.step, state.tokensSeen / state.step, false);
+    cooldownFixedHere = true;
+  }
   const startTime = performance.now();
   const elapsedBefore = state.elapsedSeconds;
   let lastLoss = Number.NaN;
@@ -356,10 +411,7 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
   // Ranks of a parallel run see the clock and signals at different moments: they stop together.
   const agreed = (flags: boolean[]): boolean[] => (parallel === undefined ? flags : parallel.anyRank(flags));
   for (;;) {
-    const [finished, stop] = agreed([
-      isDone(s, state.step, state.tokensSeen, state.elapsedSeconds),
-      run.stopSignal?.stop === true,
-    ]);
+    const [finished, stop] = agreed([isDone(s, state), run.stopSignal?.stop === true]);
     if (finished) break;
     if (stop) {
       stoppedBySignal = true;
@@ -369,9 +421,13 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
     const step = state.step + 1;
     const batches: Batch[] = [];
     for (let micro = 0; micro < s.gradAccum; micro++) batches.push(data.next());
+    const schedule: LrSchedule =
+      state.cooldown === null || s.schedule.kind !== 'rsqrt'
+        ? s.schedule
+        : { ...s.schedule, cooldown: state.cooldown };
     let diverged = false;
     const { parts, finite, gradNorm, lr } = trainStep(
-      { model, weights, grads, ws, optimizer, schedule: s.schedule, ...(parallel ? { parallel } : {}) },
+      { model, weights, grads, ws, optimizer, schedule, ...(parallel ? { parallel } : {}) },
       batches,
       {
         forward: { rng },
@@ -394,6 +450,17 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
     state.tokensSeen += m.tokens;
     const dt = (performance.now() - t0) / 1000;
     state.elapsedSeconds = elapsedBefore + (performance.now() - startTime) / 1000;
+    if (cooldownFraction > 0 && (state.cooldown === null || (knownLength && !cooldownFixedHere))) {
+      // A run of known length fixes its cool-down from this session's limits after the session's first
+      // step (whose rate came from the checkpoint's); one limited by time alone once, when the ranks agree
+      // that (1 - fraction) of the time has passed, and keeps it across resumes.
+      const [due] = agreed([
+        s.timeMinutes !== undefined && state.elapsedSeconds >= (1 - cooldownFraction) * s.timeMinutes * 60,
+      ]);
+      const fixed = resolveCooldown(s, cooldownFraction, state.step, m.tokens, due ?? false);
+      if (fixed !== null) state.cooldown = fixed;
+      cooldownFixedHere = fixed !== null;
+    }
     lastLoss = m.total;
     const record: StepRecord = {
       step,
@@ -423,7 +490,7 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
     if (!diverged && finite)
       state.emaLoss = state.emaLoss === null ? m.total : 0.9 * state.emaLoss + 0.1 * m.total;
 
-    const [done] = agreed([isDone(s, state.step, state.tokensSeen, state.elapsedSeconds)]);
+    const [done] = agreed([isDone(s, state)]);
     if (validation.length > 0 && (step % s.evalEvery === 0 || done)) {
       const v = evaluate(model, weights, ws, validation, parallel);
       record.val_loss = v.loss;

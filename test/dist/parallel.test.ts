@@ -62,31 +62,40 @@ describe('parallel training without MPI', () => {
       keepLast: 2,
       evalEvery: 4,
     };
-    const records = async (out: string, parallel: boolean, maxSteps: number, resume = false) => {
+    // Runs of 8 steps (the default recipe cools the rate over the last two); b is stopped after step 5,
+    // as Ctrl-C stops it, and resumed.
+    const records = async (out: string, parallel: boolean, resume = false, stopAfter?: number) => {
       const full = initParams(cfg, 5);
       const comm = new SingleProcessComm();
       const rank = parallel ? setupRank(comm, cfg, 'expert') : undefined;
       const weights = rank === undefined ? full : rank.weights(full);
       const seen: StepRecord[] = [];
+      const stopSignal = { stop: false };
       await train({
         model: rank?.model ?? new GlamModel(cfg),
         weights,
         optimizer: createOptimizer(weights, { kind: 'adafactor' }),
         data: new PatternSource(cfg.vocab_size, 4, 16),
         outDir: out,
-        settings: { ...settings, maxSteps },
+        settings: { ...settings, maxSteps: 8 },
         resume,
-        hooks: { onStep: (r) => seen.push(r) },
+        stopSignal,
+        hooks: {
+          onStep: (r) => {
+            seen.push(r);
+            stopSignal.stop = r.step === stopAfter;
+          },
+        },
         ...(rank === undefined ? {} : { parallel: rank.parallel }),
       });
       return seen;
     };
     const root = mkdtempSync(path.join(tmpdir(), 'glam-par-'));
     try {
-      const a = await records(path.join(root, 'a'), false, 8);
-      const b = await records(path.join(root, 'b'), true, 5);
-      // The first run ends with a checkpoint at step 5; the resumed one goes on to 8.
-      b.push(...(await records(path.join(root, 'b'), true, 8, true)));
+      const a = await records(path.join(root, 'a'), false);
+      const b = await records(path.join(root, 'b'), true, false, 5);
+      // The first run stops with a checkpoint at step 5; the resumed one goes on to 8.
+      b.push(...(await records(path.join(root, 'b'), true, true)));
       assert.deepEqual(
         b.map((r) => r.step),
         [1, 2, 3, 4, 5, 6, 7, 8],

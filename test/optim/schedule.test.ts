@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { GLAM_SCHEDULE, type LrSchedule, learningRate } from '../../src/optim/schedule.js';
+import { cooldownOver, GLAM_SCHEDULE, type LrSchedule, learningRate } from '../../src/optim/schedule.js';
 import { assertClose } from './helpers.js';
 
 describe('GLaM inverse square root schedule', () => {
@@ -43,5 +43,30 @@ describe('constant and cosine schedules', () => {
   it('refuses a negative or non-finite step', () => {
     assert.throws(() => learningRate(GLAM_SCHEDULE, -1), /step/);
     assert.throws(() => learningRate(GLAM_SCHEDULE, Number.NaN), /step/);
+  });
+});
+
+describe('cool-down', () => {
+  it('scales the rate down in equal steps after its start, on top of the decay', () => {
+    const s: LrSchedule = {
+      kind: 'rsqrt',
+      peak_lr: 0.03,
+      warmup_steps: 0,
+      decay_start: 4,
+      cooldown: { start: 16, total_steps: 19 },
+    };
+    const decay = (t: number) => 0.03 * Math.sqrt(4 / t);
+    assertClose(
+      [2, 16, 17, 18, 19, 20].map((t) => learningRate(s, t)),
+      [0.03, decay(16), decay(17) * 0.75, decay(18) * 0.5, decay(19) * 0.25, 0],
+      1e-15,
+    );
+  });
+
+  it('cooldownOver places it over the last fraction of a run', () => {
+    assert.deepEqual(cooldownOver(0.2, 2540), { start: 2032, total_steps: 2540 });
+    assert.equal(cooldownOver(0, 100), undefined);
+    assert.throws(() => cooldownOver(1, 100), /fraction/);
+    assert.throws(() => cooldownOver(0.2, 0), /length/);
   });
 });

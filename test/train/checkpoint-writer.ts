@@ -37,6 +37,7 @@ for (;;) {
       data: { step },
       elapsedSeconds: 0,
       emaLoss: null,
+      cooldown: null,
     },
   });
   process.stdout.write(`saved ${step}\n`);

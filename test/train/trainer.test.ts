@@ -26,6 +26,7 @@ import {
   type TrainSettings,
   train,
 } from '../../src/train/trainer.js';
+import { assertClose } from '../optim/helpers.js';
 import { PatternSource } from './helpers.js';
 
 const CFG: GlamConfig = {
@@ -52,6 +53,17 @@ function settings(over: Partial<TrainSettings>): TrainSettings {
 /** The model, its weights and GLaM's optimiser, as a TrainRun takes them. */
 function model(weights: Weights) {
   return { model: new GlamModel(CFG), weights, optimizer: createOptimizer(weights, { kind: 'adafactor' }) };
+}
+
+/** A run of the small model on the pattern data with these settings (seed 3 weights). */
+function trainPattern(outDir: string, over: Partial<TrainSettings>, resume = false) {
+  return train({
+    ...model(initParams(CFG, 3)),
+    data: new PatternSource(CFG.vocab_size, B, T),
+    outDir,
+    settings: settings(over),
+    resume,
+  });
 }
 
 function readRecords(dir: string): StepRecord[] {
@@ -103,17 +115,24 @@ test('resume from a checkpoint reproduces the uninterrupted losses exactly', asy
   const a = tmp();
   const b = tmp();
   try {
-    const run = (out: string, maxSteps: number, resume: boolean) =>
-      train({
+    // Run b is stopped after step 5 (as Ctrl-C stops it) and resumed: the default recipe's cool-down over
+    // steps 9-10 comes back with it.
+    const run = (out: string, resume: boolean, stopAfter?: number) => {
+      const stopSignal = { stop: false };
+      return train({
         ...model(initParams(CFG, 7)),
         data: new PatternSource(CFG.vocab_size, B, T),
         outDir: out,
-        settings: settings({ maxSteps }),
+        settings: settings({ maxSteps: 10 }),
         resume,
+        stopSignal,
+        hooks: { onStep: (r) => (stopSignal.stop = r.step === stopAfter) },
       });
-    await run(a, 10, false);
-    await run(b, 5, false);
-    await run(b, 10, true);
+    };
+    await run(a, false);
+    const stopped = await run(b, false, 5);
+    assert.equal(stopped.step, 5);
+    await run(b, true);
     const ra = readRecords(a);
     const rb = readRecords(b);
     assert.equal(rb.length, 10);
@@ -127,6 +146,52 @@ test('resume from a checkpoint reproduces the uninterrupted losses exactly', asy
   } finally {
     rmSync(a, { recursive: true, force: true });
     rmSync(b, { recursive: true, force: true });
+  }
+});
+
+test('a cool-down over the last fraction of a run of known length, kept in its checkpoints', async () => {
+  const out = tmp();
+  try {
+    await trainPattern(out, { maxSteps: 10, cooldownFraction: 0.2 });
+    const lrs = readRecords(out).map((r) => r.lr);
+    assertClose(lrs, [...Array(8).fill(0.01), 0.01 * (2 / 3), 0.01 * (1 / 3)], 1e-12);
+    assert.deepEqual(loadTrainingCheckpoint(latestCheckpoint(out)!).state.cooldown, {
+      start: 8,
+      total_steps: 10,
+    });
+    // Resumed with a longer run, the cool-down moves to the end of the new length.
+    await trainPattern(out, { maxSteps: 20, cooldownFraction: 0.2 }, true);
+    assertClose(
+      readRecords(out)
+        .slice(10)
+        .map((r) => r.lr),
+      [...Array(6).fill(0.01), 0.008, 0.006, 0.004, 0.002],
+      1e-12,
+    );
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('a run limited by time alone starts its cool-down at (1 - fraction) of the time and ends it', async () => {
+  const out = tmp();
+  try {
+    const res = await trainPattern(out, { timeMinutes: 1.5 / 60, cooldownFraction: 0.5 });
+    const recs = readRecords(out);
+    const { cooldown } = loadTrainingCheckpoint(latestCheckpoint(out)!).state;
+    assert.ok(cooldown !== null && cooldown.start >= 1, `cool-down fixed: ${JSON.stringify(cooldown)}`);
+    // Fixed when half the time had passed, as long again as the steps before it.
+    const start = recs.find((r) => r.elapsed_s >= 0.75)!.step;
+    assert.deepEqual(cooldown, { start, total_steps: Math.max(start + 1, Math.round(start / 0.5)) });
+    assert.ok(res.step <= cooldown.total_steps);
+    const n = cooldown.total_steps + 1 - cooldown.start;
+    assertClose(
+      recs.map((r) => r.lr),
+      recs.map((r) => (r.step <= start ? 0.01 : (0.01 * (cooldown.total_steps + 1 - r.step)) / n)),
+      1e-12,
+    );
+  } finally {
+    rmSync(out, { recursive: true, force: true });
   }
 });
 
@@ -251,7 +316,7 @@ test('--precision bf16: bf16 products, float32 master weights; losses track the 
         ...m,
         data: new PatternSource(CFG.vocab_size, B, T),
         outDir: out,
-        settings: settings({ maxSteps: 12, precision }),
+        settings: settings({ maxSteps: 12, precision, cooldownFraction: 0 }),
       });
       return m.weights;
     };
