@@ -41,11 +41,12 @@ constexpr int64_t kStreamFloats = 2048;
 // The columns of one stream call for `rows` rows of C (a multiple of 32: whole bf16 pairs of vectors).
 inline int64_t streamRunCols(int64_t rows) { return kStreamFloats / rows / 32 * 32; }
 // Columns per claim of the transposed stream routes (GemmKernel::streamTransposed, Bf16Kernel's) over n
-// columns on nt threads: at most 256 weight rows (768 KiB of a 0.1B model's float32 embedding), at least
-// one claim per thread, whole groups of 8.
+// columns on nt threads: at most 1024 weight rows (3 MiB of a 0.1B model's float32 embedding: fewer claim
+// boundaries, where the next group is not fetched ahead, than 256 gave), at least one claim per thread,
+// whole groups of 16 (AVX-512; two groups of 8 on AVX2).
 inline int64_t transposedRunCols(int64_t n, int nt) {
   const int64_t perThread = (n + nt - 1) / nt;
-  const int64_t run = (perThread + 7) / 8 * 8;
+  const int64_t run = (perThread + 15) / 16 * 16;
   return run < 1024 ? run : 1024;
 }
 // Floats a stream call's sums need: rows of cols rounded up to 32, each row 16 floats longer so that
