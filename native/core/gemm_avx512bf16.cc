@@ -142,10 +142,7 @@ void tile(int64_t kc, const void* aPacked, const void* bSrc, int64_t ldb, float*
 #pragma GCC unroll 8
     for (int v = 0; v < V; v++) {
       const __mmask16 m = v == V - 1 ? last : static_cast<__mmask16>(0xFFFF);
-      float* cp = c + r * ldc + 16 * v;
-      __m512 t = _mm512_mul_ps(va, acc[r][v]);
-      if (beta != 0.0f) t = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cp), t);
-      _mm512_mask_storeu_ps(cp, m, t);
+      store16(c + r * ldc + 16 * v, m, acc[r][v], va, vb, beta);
     }
   }
 }

@@ -16,6 +16,7 @@ import { initParams } from '../model/init.js';
 import { resolveConfig } from '../model/presets.js';
 import { createOptimizer, type OptimizerConfig, RECIPE_OPTIMIZERS } from '../optim/create.js';
 import type { OptimizerKind } from '../optim/optimizer.js';
+import { checkCooldownFraction } from '../optim/schedule.js';
 import { listCheckpointSteps, loadNewestUsable } from '../train/checkpoints.js';
 import { checkFreshRun, lockRun } from '../train/run-dir.js';
 import {
@@ -194,8 +195,7 @@ const OPTIONS = {
 
 function cooldownOption(value: string): number {
   const fraction = numberOption('cooldown', value);
-  if (!(fraction >= 0 && fraction < 1))
-    throw new Error(`--cooldown must be a fraction in [0, 1), got ${value}`);
+  checkCooldownFraction(fraction, '--cooldown');
   return fraction;
 }
 

@@ -61,10 +61,15 @@ function cooldownFactor(c: Cooldown | undefined, t: number): number {
   return Math.max(0, (c.total_steps + 1 - t) / (c.total_steps + 1 - c.start));
 }
 
+/** Throws unless `fraction` (named `name` in the message) is a cool-down fraction, in [0, 1). */
+export function checkCooldownFraction(fraction: number, name: string): void {
+  if (!(fraction >= 0 && fraction < 1))
+    throw new Error(`${name} must be a fraction in [0, 1), got ${fraction}`);
+}
+
 /** The cool-down over the last `fraction` of a run of `totalSteps` updates (none for fraction 0). */
 export function cooldownOver(fraction: number, totalSteps: number): Cooldown | undefined {
-  if (!(fraction >= 0 && fraction < 1))
-    throw new Error(`cool-down fraction must be in [0, 1), got ${fraction}`);
+  checkCooldownFraction(fraction, 'cool-down fraction');
   if (fraction === 0) return undefined;
   if (!(Number.isInteger(totalSteps) && totalSteps > 0))
     throw new Error(`a cool-down needs the run's length in steps, got ${totalSteps}`);

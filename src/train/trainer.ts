@@ -12,7 +12,13 @@ import { Grads, type Weights } from '../model/weights.js';
 import type { Workspace } from '../model/workspace.js';
 import { RECIPE_OPTIMIZERS } from '../optim/create.js';
 import type { Optimizer } from '../optim/optimizer.js';
-import { type Cooldown, cooldownOver, GLAM_SCHEDULE, type LrSchedule } from '../optim/schedule.js';
+import {
+  type Cooldown,
+  checkCooldownFraction,
+  cooldownOver,
+  GLAM_SCHEDULE,
+  type LrSchedule,
+} from '../optim/schedule.js';
 import { Rng } from '../util/rng.js';
 import {
   type LoadedTrainingCheckpoint,
@@ -255,36 +261,36 @@ function evaluate(
   return { loss: loss / batches.length, lm: lm / batches.length };
 }
 
+/** Whether the run's length is set in steps or tokens (else only its time is). */
+function hasKnownLength(s: TrainSettings): boolean {
+  return s.maxSteps !== undefined || s.maxTokens !== undefined;
+}
+
 function isDone(s: TrainSettings, state: TrainerState): boolean {
   const { step, tokensSeen, elapsedSeconds: elapsed } = state;
   // A run limited by time alone ends with its cool-down (a run of known length by its limits).
-  const knownLength = s.maxSteps !== undefined || s.maxTokens !== undefined;
-  if (!knownLength && state.cooldown !== null && step >= state.cooldown.total_steps) return true;
+  if (!hasKnownLength(s) && state.cooldown !== null && step >= state.cooldown.total_steps) return true;
   if (s.maxSteps !== undefined && step >= s.maxSteps) return true;
   if (s.maxTokens !== undefined && tokensSeen >= s.maxTokens) return true;
   if (s.timeMinutes !== undefined && elapsed >= s.timeMinutes * 60) return true;
   return false;
 }
 
-/**
- * The cool-down over the last `fraction` of the run, once it can be fixed after `step`: from the step or
- * token limit (the smaller), else (time limit only) when `timeDue`, from `step` to step / (1 - fraction),
- * the step the whole time gives at the pace so far (ranks agree on it without sharing a clock).
- */
-function resolveCooldown(
-  s: TrainSettings,
-  fraction: number,
-  step: number,
-  tokensPerStep: number,
-  timeDue: boolean,
-): Cooldown | null {
+/** The cool-down over the last `fraction` of a run of known length (the smaller of its step and token limits). */
+function cooldownForLength(s: TrainSettings, fraction: number, tokensPerStep: number): Cooldown | null {
   const limits: number[] = [];
   if (s.maxSteps !== undefined) limits.push(s.maxSteps);
   if (s.maxTokens !== undefined) limits.push(Math.ceil(s.maxTokens / tokensPerStep));
-  if (limits.length > 0) return cooldownOver(fraction, Math.min(...limits)) ?? null;
-  if (!timeDue) return null;
-  const total = Math.max(step + 1, Math.round(step / (1 - fraction)));
-  return { start: step, total_steps: total };
+  return cooldownOver(fraction, Math.min(...limits)) ?? null;
+}
+
+/**
+ * The cool-down of a run limited by time alone, fixed at `step` when (1 - fraction) of its time has passed:
+ * to step / (1 - fraction), the step the whole time gives at the pace so far (the ranks of a parallel run
+ * agree on it without sharing a clock).
+ */
+function cooldownForTime(step: number, fraction: number): Cooldown {
+  return { start: step, total_steps: Math.max(step + 1, Math.round(step / (1 - fraction))) };
 }
 
 /**
@@ -296,6 +302,7 @@ export async function train(run: TrainRun): Promise<TrainResult> {
   if (s.maxSteps === undefined && s.maxTokens === undefined && s.timeMinutes === undefined) {
     throw new Error('train: set at least one of maxSteps, maxTokens or timeMinutes');
   }
+  checkCooldownFraction(s.cooldownFraction ?? 0, 'train: cooldownFraction');
   mkdirSync(run.outDir, { recursive: true });
   // Ranks of a parallel run share the run directory; rank 0 holds the lock for all of them.
   if ((run.parallel?.rank ?? 0) !== 0) return trainLocked(run);
@@ -392,16 +399,14 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
     lastCheckpointStep = state.step;
   };
 
-  // A schedule with its own cool-down keeps it.
+  // A schedule with its own cool-down keeps it. A run of known length places the cool-down from this
+  // session's limits: now when resumed (they may have changed), else after its first step, which gives the
+  // tokens per step.
   const cooldownFraction =
     s.schedule.kind === 'rsqrt' && s.schedule.cooldown === undefined ? (s.cooldownFraction ?? 0) : 0;
-  const knownLength = s.maxSteps !== undefined || s.maxTokens !== undefined;
-  let cooldownFixedHere = false;
-  if (cooldownFraction > 0 && knownLength && state.step > 0) {
-    // Resumed: this session's limits place the cool-down (the tokens per step as so far).
-    state.cooldown = resolveCooldown(s, cooldownFraction, state.step, state.tokensSeen / state.step, false);
-    cooldownFixedHere = true;
-  }
+  const knownLength = hasKnownLength(s);
+  if (cooldownFraction > 0 && knownLength && state.step > 0)
+    state.cooldown = cooldownForLength(s, cooldownFraction, state.tokensSeen / state.step);
   const startTime = performance.now();
   const elapsedBefore = state.elapsedSeconds;
   let lastLoss = Number.NaN;
@@ -450,16 +455,14 @@ async function trainLocked(run: TrainRun): Promise<TrainResult> {
     state.tokensSeen += m.tokens;
     const dt = (performance.now() - t0) / 1000;
     state.elapsedSeconds = elapsedBefore + (performance.now() - startTime) / 1000;
-    if (cooldownFraction > 0 && (state.cooldown === null || (knownLength && !cooldownFixedHere))) {
-      // A run of known length fixes its cool-down from this session's limits after the session's first
-      // step (whose rate came from the checkpoint's); one limited by time alone once, when the ranks agree
-      // that (1 - fraction) of the time has passed, and keeps it across resumes.
-      const [due] = agreed([
-        s.timeMinutes !== undefined && state.elapsedSeconds >= (1 - cooldownFraction) * s.timeMinutes * 60,
-      ]);
-      const fixed = resolveCooldown(s, cooldownFraction, state.step, m.tokens, due ?? false);
-      if (fixed !== null) state.cooldown = fixed;
-      cooldownFixedHere = fixed !== null;
+    // (Also after a roll-back to a state from before the cool-down was fixed.) A run limited by time alone
+    // fixes it once, when the ranks agree that (1 - fraction) of the time has passed; checkpoints keep it.
+    if (cooldownFraction > 0 && state.cooldown === null) {
+      if (knownLength) state.cooldown = cooldownForLength(s, cooldownFraction, state.tokensSeen / state.step);
+      else {
+        const [due] = agreed([state.elapsedSeconds >= (1 - cooldownFraction) * (s.timeMinutes ?? 0) * 60]);
+        if (due) state.cooldown = cooldownForTime(state.step, cooldownFraction);
+      }
     }
     lastLoss = m.total;
     const record: StepRecord = {
