@@ -16,6 +16,18 @@ constexpr int64_t kKC = 256;
 constexpr int64_t kMC = 144;
 // Below this many flops per thread, waking another thread costs more than it saves.
 constexpr double kMinFlopsPerThread = 1.5e6;
+// A product of few rows is bound by reading B, not by its flops: a decode step's 768x768 float32 projection
+// (2.4 MB, 1.2 MFLOP) takes ~100 us on one thread. Its B bytes count as work at this many per thread.
+constexpr double kMinBytesPerThread = 256.0 * 1024;
+
+// The work threadsFor weighs for C[m x n] = A[m x k] B[k x n] with `bBytes` bytes per element of B: the
+// flops, or B's bytes in units of kMinFlopsPerThread / kMinBytesPerThread where reading B takes longer.
+inline double productWork(int64_t m, int64_t n, int64_t k, int bBytes) {
+  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  const double bytes = static_cast<double>(n) * static_cast<double>(k) * bBytes;
+  const double asFlops = bytes * (kMinFlopsPerThread / kMinBytesPerThread);
+  return flops > asFlops ? flops : asFlops;
+}
 
 inline int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t minI(int64_t a, int64_t b) { return a < b ? a : b; }

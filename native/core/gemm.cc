@@ -32,6 +32,7 @@ constexpr int64_t kPackedBBudget = int64_t{4} << 20;
 using blocking::ceilDiv;
 using blocking::kMinFlopsPerThread;
 using blocking::minI;
+using blocking::productWork;
 using blocking::Scratch;
 
 thread_local Scratch tlsPackA;
@@ -391,8 +392,7 @@ void gemmOne(const GemmCall& g, int maxThreads) {
     return;
   }
   const GemmKernel& kern = currentIsa().gemm;
-  const double flops = 2.0 * static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
-  int nt = threadsFor(flops, kMinFlopsPerThread);
+  int nt = threadsFor(productWork(g.m, g.n, g.k, sizeof(float)), kMinFlopsPerThread);
   if (nt > maxThreads) nt = maxThreads;
   if (fewRowsRoute(g, kern)) {
     gemmFewRows(g, operandsOf(g), nt, kern);

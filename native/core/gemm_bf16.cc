@@ -21,6 +21,7 @@ namespace {
 using blocking::ceilDiv;
 using blocking::kMinFlopsPerThread;
 using blocking::minI;
+using blocking::productWork;
 using blocking::Scratch;
 
 thread_local Scratch tlsA16;
@@ -139,10 +140,9 @@ void gemmBf16On(const Bf16Call& g, int maxThreads) {
     return;
   }
   const Bf16Kernel& kern = currentBf16();
-  const double flops = 2.0 * static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
   const int64_t width1 = tileWidth(kern, g.m, readsInPlace(kern, g.bf, g.csB));
   const int64_t tiles = ceilDiv(g.n, width1);
-  const int nt = std::min(maxThreads, threadsFor(flops, kMinFlopsPerThread, tiles));
+  const int nt = std::min(maxThreads, threadsFor(productWork(g.m, g.n, g.k, sizeof(uint16_t)), kMinFlopsPerThread, tiles));
   char* packedA = scratchBytes(tlsA16, packedBytes(kern, ceilDiv(g.m, kern.mr) * kern.mr, g.k));
   packAllA(kern, g.m, g.k, g.a, g.rsA, g.csA, packedA);
   if (streams(kern, g.m, g.bf, g.csB)) {
