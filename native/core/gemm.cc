@@ -309,6 +309,7 @@ void gemmFewRows(const GemmCall& g, const Operands& o, int nt, const GemmKernel&
     return;
   }
   const bool inPlace = rowMajor && (rowPanels == 1 || kern.copiesB);
+  const bool transposedB = o.rsB == 1 && !rowMajor;
   const int64_t width = inPlace && g.m <= kern.wideRows ? kern.nrWide : nr;
   const int64_t tiles = ceilDiv(g.n, width);
   // Runs of tiles per claim: about four claims per thread (a late thread costs at most one run) and
@@ -335,6 +336,17 @@ void gemmFewRows(const GemmCall& g, const Operands& o, int nt, const GemmKernel&
           next = o.b + j + width;
           nextRows = minI(kcMax, g.k);
         }
+        // B stored transposed (x·Eᵀ for more rows than the stream routes take): the next tile's rows of
+        // Bᵀ are one address range (contiguous when csB == k), fetched in order in chunks of `width`
+        // floats, each KC block its share (as NextGroupFetch does), split over the row panels' calls.
+        int64_t nextLd = o.rsB;
+        if (transposedB && t + 1 < t1) {
+          const int64_t chunks = ceilDiv(minI(width, g.n - j - width) * o.csB, width);
+          const int64_t c0 = chunks * pc / g.k;
+          next = o.b + (j + width) * o.csB + c0 * width;
+          nextLd = width;
+          nextRows = chunks * (pc + kc) / g.k - c0;
+        }
         const float* bp = block;
         int64_t ldb = nr;
         if (readInPlace) {
@@ -347,8 +359,8 @@ void gemmFewRows(const GemmCall& g, const Operands& o, int nt, const GemmKernel&
         for (int64_t ip = 0; ip < rowPanels; ip++) {
           MicroSide side;
           side.nextRows = std::max<int64_t>(0, minI(perPanel, nextRows - ip * perPanel));
-          side.next = side.nextRows > 0 ? next + ip * perPanel * o.rsB : nullptr;
-          side.nextLd = o.rsB;
+          side.next = side.nextRows > 0 ? next + ip * perPanel * nextLd : nullptr;
+          side.nextLd = nextLd;
           const bool copy = readInPlace && ip == 0 && rowPanels > 1;
           side.copyB = copy ? block : nullptr;
           const int rows = static_cast<int>(minI(mr, g.m - ip * mr));
