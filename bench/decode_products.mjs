@@ -2,7 +2,8 @@
 /**
  * The products of one decode step of glam-0.1b-64e (d_model 768, d_ff 3072, 64 experts of 3072, a 256k
  * vocabulary), each timed on its own, as GB/s of weights read: a 1- or 4-row product against 768x3072 and
- * 3072x768 weights (attention and dense feed-forward; 24 copies in turn, so every call reads from memory),
+ * 3072x768 weights (the dense feed-forward; 24 copies in turn, so every call reads from memory) and
+ * against 768x768 ones (the attention projections, 96 copies),
  * the tied-embedding logits (x · Eᵀ, E 256000x768), and the expert products of 2 routed experts (16
  * expert pairs in turn from 64). With --against DIST (the dist/ folder of another build of this project,
  * e.g. an older commit's, built), both builds run in one process, alternating in blocks of 7 calls over 4
@@ -88,6 +89,12 @@ for (const m of opt.rows.split(',').map(Number)) {
       product(K, mat(x, m, k), copies[i++ % 24], k, n, mat(y, m, n)),
     );
   }
+  // The attention projections (d_model -> d_model), 96 copies in turn (226 MB in float32).
+  const square = Array.from({ length: 96 }, () => weights(D * D));
+  let q = 0;
+  time(`rows ${m}: x · W [${D}x${D}]`, D * D * wbytes, (K) =>
+    product(K, mat(x, m, D), square[q++ % 96], D, D, mat(y, m, D)),
+  );
   const emb = weights(V * D);
   const logits = new Float32Array(m * V);
   time(`rows ${m}: logits x · Eᵀ`, V * D * wbytes, (K) =>
