@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "blocking.h"
 #include "gemm.h"
 #include "gemm_bf16.h"
 #include "grouped.h"
@@ -85,6 +86,13 @@ void testThreadsFor() {
   check(glam::threadsFor(200, 100) == 2, "threadsFor: 2 threads' worth runs on 2");
   check(glam::threadsFor(1e9, 100) == 2, "threadsFor: capped by the pool");
   check(glam::threadsFor(1e9, 100, 1) == 1, "threadsFor: capped by the parts");
+  using glam::blocking::kMinFlopsPerThread;
+  using glam::blocking::productWork;
+  check(glam::threadsFor(productWork(1, 768, 768, 4), kMinFlopsPerThread) == 2,
+        "productWork: a one-row product against 768x768 float32 weights (2.4 MB) is worth both threads");
+  check(glam::threadsFor(productWork(1, 64, 64, 4), kMinFlopsPerThread) == 1,
+        "productWork: a one-row product against 64x64 weights stays on one thread");
+  check(productWork(512, 512, 512, 4) == 2.0 * 512 * 512 * 512, "productWork: many rows count their flops");
   glam::setPoolThreads(1);
   check(glam::threadsFor(1e9, 100) == 1, "threadsFor: a pool of 1");
   glam::setPoolThreads(2);
