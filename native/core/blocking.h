@@ -21,7 +21,8 @@ constexpr double kMinFlopsPerThread = 1.5e6;
 constexpr double kMinBytesPerThread = 256.0 * 1024;
 
 // The work threadsFor weighs for C[m x n] = A[m x k] B[k x n] with `bBytes` bytes per element of B: the
-// flops, or B's bytes in units of kMinFlopsPerThread / kMinBytesPerThread where reading B takes longer.
+// flops, or B's bytes in units of kMinFlopsPerThread / kMinBytesPerThread where reading B takes longer
+// (m = 0: B's bytes alone).
 inline double productWork(int64_t m, int64_t n, int64_t k, int bBytes) {
   const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   const double bytes = static_cast<double>(n) * static_cast<double>(k) * bBytes;

@@ -142,7 +142,8 @@ void gemmBf16On(const Bf16Call& g, int maxThreads) {
   const Bf16Kernel& kern = currentBf16();
   const int64_t width1 = tileWidth(kern, g.m, readsInPlace(kern, g.bf, g.csB));
   const int64_t tiles = ceilDiv(g.n, width1);
-  const int nt = std::min(maxThreads, threadsFor(productWork(g.m, g.n, g.k, sizeof(uint16_t)), kMinFlopsPerThread, tiles));
+  const double work = productWork(g.m, g.n, g.k, sizeof(uint16_t));
+  const int nt = std::min(maxThreads, threadsFor(work, kMinFlopsPerThread, tiles));
   char* packedA = scratchBytes(tlsA16, packedBytes(kern, ceilDiv(g.m, kern.mr) * kern.mr, g.k));
   packAllA(kern, g.m, g.k, g.a, g.rsA, g.csA, packedA);
   if (streams(kern, g.m, g.bf, g.csB)) {
@@ -219,11 +220,12 @@ void gemmGroupedBf16(const Bf16GroupedCall& g) {
   if (g.n == 0 || g.groups == 0) return;
   const Bf16Kernel& kern = currentBf16();
   const int64_t tiles = ceilDiv(g.n, kern.nrOneRow);  // runs of the widest tiles (the others divide them)
-  double flops = 0;
+  double work = 0;
   for (int64_t e = 0; e < g.groups; e++) {
-    flops += 2.0 * static_cast<double>(g.offsets[e + 1] - g.offsets[e]) * static_cast<double>(g.n * g.d);
+    const int64_t rows = g.offsets[e + 1] - g.offsets[e];
+    if (rows > 0) work += productWork(rows, g.n, g.d, sizeof(uint16_t));
   }
-  const int nt = threadsFor(flops, kMinFlopsPerThread);
+  const int nt = threadsFor(work, kMinFlopsPerThread);
   // Units: (group, run of tiles); a group's A rows are packed by each of its units (they are few rows).
   const int64_t run = nt > 1 ? std::max<int64_t>(1, tiles / (2 * nt)) : tiles;
   const int64_t runs = ceilDiv(tiles, run);
