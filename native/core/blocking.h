@@ -17,17 +17,20 @@ constexpr int64_t kMC = 144;
 // Below this many flops per thread, waking another thread costs more than it saves.
 constexpr double kMinFlopsPerThread = 1.5e6;
 // A product of few rows is bound by reading B, not by its flops: a decode step's 768x768 float32 projection
-// (2.4 MB, 1.2 MFLOP) takes ~100 us on one thread. Its B bytes count as work at this many per thread.
+// (2.4 MB, 1.2 MFLOP) took ~165 us on one thread (14 GB/s). B's bytes count as work at this many per thread.
 constexpr double kMinBytesPerThread = 256.0 * 1024;
 
+// Reading `n`·`k` elements of `bBytes` bytes, as work in threadsFor's units (kMinFlopsPerThread per thread).
+inline double bytesWork(int64_t n, int64_t k, int bBytes) {
+  return static_cast<double>(n) * static_cast<double>(k) * bBytes * (kMinFlopsPerThread / kMinBytesPerThread);
+}
+
 // The work threadsFor weighs for C[m x n] = A[m x k] B[k x n] with `bBytes` bytes per element of B: the
-// flops, or B's bytes in units of kMinFlopsPerThread / kMinBytesPerThread where reading B takes longer
-// (m = 0: B's bytes alone).
+// flops, or reading B where that takes longer.
 inline double productWork(int64_t m, int64_t n, int64_t k, int bBytes) {
   const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-  const double bytes = static_cast<double>(n) * static_cast<double>(k) * bBytes;
-  const double asFlops = bytes * (kMinFlopsPerThread / kMinBytesPerThread);
-  return flops > asFlops ? flops : asFlops;
+  const double bytes = bytesWork(n, k, bBytes);
+  return flops > bytes ? flops : bytes;
 }
 
 inline int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }

@@ -24,7 +24,7 @@ namespace {
 using blocking::ceilDiv;
 using blocking::kMinFlopsPerThread;
 using blocking::minI;
-using blocking::productWork;
+using blocking::bytesWork;
 using blocking::Scratch;
 
 thread_local Scratch tlsGroupA;
@@ -183,8 +183,8 @@ void sgemmGrouped(const GroupedCall& g) {
     busy += len > 0 || g.transA ? 1 : 0;
   }
   const double flops = total * static_cast<double>(g.transA ? mr : nr);
-  // Forward products of few rows per expert are bound by reading the experts' weights (productWork).
-  const double work = g.transA ? flops : std::max(flops, static_cast<double>(busy) * productWork(0, g.n, g.d, 4));
+  // Forward products of few rows per expert are bound by reading the routed experts' weights.
+  const double work = g.transA ? flops : std::max(flops, static_cast<double>(busy) * bytesWork(g.n, g.d, 4));
   int nt = threadsFor(work, kMinFlopsPerThread);
 
   // Units: one per group, cut further when there are few groups for the threads or one group is large
