@@ -199,17 +199,17 @@ void streamTile(int64_t kc, const void* aPacked, const uint16_t* b, int64_t ldb,
   for (int64_t i = 0; i < R * w; i += 16) _mm512_store_ps(sums + i, _mm512_setzero_ps());
   const __m512i lo = _mm512_load_si512(kInterleaveLo);
   const __m512i hi = _mm512_load_si512(kInterleaveHi);
-  const int64_t rowBytes = cols * static_cast<int64_t>(sizeof(uint16_t));
   // QP pairs per pass over the sums (each sums vector loaded and stored once per pass: stores between the
   // loads of weights slow the stream from memory), their R·QP broadcasts in registers.
   constexpr int QP = R <= 2 ? 4 : 2;
   for (int64_t q0 = 0; q0 < pairs; q0 += QP) {
     const int n = pairs - q0 < QP ? static_cast<int>(pairs - q0) : QP;
     const uint16_t* r0 = b + 2 * q0 * ldb;
-    for (int64_t ahead = kStreamAheadRows; ahead < kStreamAheadRows + 2 * n && 2 * q0 + ahead < kc; ahead++) {
-      const char* row = reinterpret_cast<const char*>(r0 + ahead * ldb);
-      for (int64_t l = 0; l < rowBytes; l += 64) _mm_prefetch(row + l, _MM_HINT_T1);
-    }
+    // The rows kStreamAheadRows on are fetched a line of each per group summed: spread over the pass, not
+    // in a burst (as the float32 stream does).
+    const uint16_t* ahead = r0 + kStreamAheadRows * ldb;
+    const int64_t left = kc - 2 * q0 - kStreamAheadRows;
+    const int64_t aheadRows = left <= 0 ? 0 : (left < 2 * n ? left : 2 * n);
     __m512bh av[QP][R];
 #pragma GCC unroll 4
     for (int t = 0; t < QP; t++) {
@@ -218,6 +218,7 @@ void streamTile(int64_t kc, const void* aPacked, const uint16_t* b, int64_t ldb,
     }
     for (int64_t g = 0; g < groups; g++) {
       const __mmask32 words = wordMask(cols - 32 * g);
+      for (int64_t q = 0; q < aheadRows; q++) _mm_prefetch(reinterpret_cast<const char*>(ahead + q * ldb + 32 * g), _MM_HINT_T1);
       __m512 s0[R], s1[R];
 #pragma GCC unroll 4
       for (int r = 0; r < R; r++) {

@@ -33,51 +33,77 @@ GLAM_INLINE float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+// Heads one attention unit takes at most (their maxima and sums sit on the stack).
+constexpr int64_t kMaxHeadsPerUnit = 64;
+
 thread_local std::vector<float> tlsScores;
 thread_local std::vector<float> tlsAcc;
 
-void attendOne(const PagedAttentionCall& c, int64_t r, int64_t h) {
+// Heads [h0, h1) of row r. The row's cached key and value rows are read once each, whole runs of the
+// heads' columns in order, instead of once per head: the heads' columns of one row are contiguous, so
+// memory sees a few sequential streams rather than a 256-byte read every `width` floats. Each head's
+// sums keep their order over j (the scores, the max, the float64 sum, the weighted values), as the
+// one-head-at-a-time loop had them.
+void attendHeads(const PagedAttentionCall& c, int64_t r, int64_t h0, int64_t h1) {
   const int64_t width = c.heads * c.dHead;
+  const int64_t nh = h1 - h0;
   const int64_t pos = c.rowPos[r];
   const int64_t n = pos + 1;
-  if (static_cast<int64_t>(tlsScores.size()) < n) tlsScores.resize(static_cast<size_t>(n));
-  if (static_cast<int64_t>(tlsAcc.size()) < c.dHead) tlsAcc.resize(static_cast<size_t>(c.dHead));
-  float* s = tlsScores.data();
-  float* acc = tlsAcc.data();
-  const float* qh = c.q + r * width + h * c.dHead;
+  if (static_cast<int64_t>(tlsScores.size()) < nh * n) tlsScores.resize(static_cast<size_t>(nh * n));
+  if (static_cast<int64_t>(tlsAcc.size()) < nh * c.dHead) tlsAcc.resize(static_cast<size_t>(nh * c.dHead));
+  float* s = tlsScores.data();  // head h's scores at s + (h - h0)·n
+  float* acc = tlsAcc.data();   // head h's weighted values at acc + (h - h0)·dHead
+  const float* q = c.q + r * width;
   const int32_t* table = c.blockTable + static_cast<int64_t>(c.rowSeq[r]) * c.maxBlocks;
   const int64_t bs = c.blockSize;
-  float mx = -INFINITY;
+  float mx[kMaxHeadsPerUnit];
+  for (int64_t h = 0; h < nh; h++) mx[h] = -INFINITY;
   for (int64_t j0 = 0; j0 < n; j0 += bs) {
     const int64_t slot0 = static_cast<int64_t>(table[j0 / bs]) * bs;
     const int64_t cnt = n - j0 < bs ? n - j0 : bs;
     for (int64_t t = 0; t < cnt; t++) {
       const int64_t j = j0 + t;
-      const float* kr = c.kCache + (slot0 + t) * width + h * c.dHead;
-      const float v = c.scale * dot(qh, kr, c.dHead) + c.relBias[c.bucketOf[pos - j] * c.heads + h];
-      s[j] = v;
-      mx = v > mx ? v : mx;
+      const float* kr = c.kCache + (slot0 + t) * width;
+      const float* bias = c.relBias + c.bucketOf[pos - j] * c.heads;
+      for (int64_t h = h0; h < h1; h++) {
+        const float v = c.scale * dot(q + h * c.dHead, kr + h * c.dHead, c.dHead) + bias[h];
+        s[(h - h0) * n + j] = v;
+        mx[h - h0] = v > mx[h - h0] ? v : mx[h - h0];
+      }
     }
   }
-  double sum = 0.0;
-  GLAM_SIMD
-  for (int64_t j = 0; j < n; j++) s[j] = expApprox(s[j] - mx);
-  for (int64_t j = 0; j < n; j++) sum += s[j];
-  for (int64_t d = 0; d < c.dHead; d++) acc[d] = 0.0f;
+  double sum[kMaxHeadsPerUnit];
+  for (int64_t h = 0; h < nh; h++) {
+    float* sh = s + h * n;
+    const float m = mx[h];
+    GLAM_SIMD
+    for (int64_t j = 0; j < n; j++) sh[j] = expApprox(sh[j] - m);
+    double total = 0.0;
+    for (int64_t j = 0; j < n; j++) total += sh[j];
+    sum[h] = total;
+  }
+  for (int64_t i = 0; i < nh * c.dHead; i++) acc[i] = 0.0f;
   for (int64_t j0 = 0; j0 < n; j0 += bs) {
     const int64_t slot0 = static_cast<int64_t>(table[j0 / bs]) * bs;
     const int64_t cnt = n - j0 < bs ? n - j0 : bs;
     for (int64_t t = 0; t < cnt; t++) {
-      const float p = s[j0 + t];
-      const float* vr = c.vCache + (slot0 + t) * width + h * c.dHead;
-      GLAM_SIMD
-      for (int64_t d = 0; d < c.dHead; d++) acc[d] += p * vr[d];
+      const float* vr = c.vCache + (slot0 + t) * width;
+      for (int64_t h = 0; h < nh; h++) {
+        const float p = s[h * n + j0 + t];
+        const float* vh = vr + (h0 + h) * c.dHead;
+        float* ah = acc + h * c.dHead;
+        GLAM_SIMD
+        for (int64_t d = 0; d < c.dHead; d++) ah[d] += p * vh[d];
+      }
     }
   }
-  const float inv = static_cast<float>(1.0 / sum);
-  float* o = c.out + r * width + h * c.dHead;
-  GLAM_SIMD
-  for (int64_t d = 0; d < c.dHead; d++) o[d] = acc[d] * inv;
+  for (int64_t h = 0; h < nh; h++) {
+    const float inv = static_cast<float>(1.0 / sum[h]);
+    const float* ah = acc + h * c.dHead;
+    float* o = c.out + r * width + (h0 + h) * c.dHead;
+    GLAM_SIMD
+    for (int64_t d = 0; d < c.dHead; d++) o[d] = ah[d] * inv;
+  }
 }
 
 // Descending by value, then ascending by index; NaN below every number.
@@ -104,6 +130,21 @@ void topkRow(const float* x, int64_t cols, int64_t k, int32_t* idx, float* val) 
     e.resize(static_cast<size_t>(k));
     int64_t held = 0;
     for (int64_t j = 0; j < cols; j++) {
+      // Once the buffer is full, a later value enters only if it is a number above the last entry (ties
+      // lose to the lower index held): a block of 16 with none above it is passed over with one vector
+      // compare. A NaN last entry (every number enters) takes the one-by-one path.
+      if (held == k && (j & 15) == 0 && j + 16 <= cols) {
+        const float last = e[k - 1].v;
+        if (last == last) {
+          int above = 0;
+#pragma omp simd reduction(| : above)
+          for (int l = 0; l < 16; l++) above |= x[j + l] > last ? 1 : 0;
+          if (above == 0) {
+            j += 15;
+            continue;
+          }
+        }
+      }
       const float v = x[j];
       const int32_t i = static_cast<int32_t>(j);
       if (held == k && !ranksBefore(v, i, e[k - 1].v, e[k - 1].i)) continue;
@@ -132,10 +173,17 @@ void pagedAttention(const PagedAttentionCall& c) {
   double work = 0;
   for (int64_t r = 0; r < c.rows; r++) work += static_cast<double>(c.rowPos[r] + 1);
   work *= 2.0 * static_cast<double>(c.heads * c.dHead);
-  // Units are (row, head) pairs claimed one at a time, so rows of very different lengths share out evenly.
-  const int64_t items = c.rows * c.heads;
-  forEachUnit(threadsFor(work, kMinWorkPerThread, items), items,
-              [&](int64_t item) { attendOne(c, item / c.heads, item % c.heads); });
+  // Units are a row's heads together, claimed one at a time, so rows of very different lengths share out
+  // evenly; with few rows each row's heads are cut into groups (at least 4 units per thread), and no group
+  // holds more than kMaxHeadsPerUnit heads.
+  const int nt = threadsFor(work, kMinWorkPerThread, c.rows * c.heads);
+  int64_t groups = (4 * nt + c.rows - 1) / c.rows;
+  groups = std::max(groups, (c.heads + kMaxHeadsPerUnit - 1) / kMaxHeadsPerUnit);
+  groups = std::min(groups, c.heads);
+  forEachUnit(nt, c.rows * groups, [&](int64_t u) {
+    const int64_t g = u % groups;
+    attendHeads(c, u / groups, g * c.heads / groups, (g + 1) * c.heads / groups);
+  });
 }
 
 void topkRows(const float* x, int64_t rows, int64_t cols, int64_t k, int32_t* idx, float* val) {

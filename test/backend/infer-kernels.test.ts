@@ -251,7 +251,7 @@ describe('pagedAttention', () => {
 });
 
 describe('topkRows', () => {
-  const rows = 5;
+  const rows = 7;
   const cols = 300;
   const x = randomArray(rows * cols, 11);
   // Ties (equal values at several indices), infinities and a NaN.
@@ -260,6 +260,11 @@ describe('topkRows', () => {
   x[cols + 4] = Number.NaN;
   x[2 * cols + 9] = Number.NEGATIVE_INFINITY;
   x.fill(0.25, 3 * cols, 4 * cols);
+  // NaN up front, so the best k so far end in NaN while later blocks of 16 hold numbers (every number
+  // must enter); and rising values, so that every block holds a new best.
+  x.fill(Number.NaN, 5 * cols, 6 * cols);
+  for (const j of [40, 41, 130, 200, 299]) x[5 * cols + j] = j / 100;
+  for (let j = 0; j < cols; j++) x[6 * cols + j] = j % 17 === 0 ? 1 : j / cols;
 
   function expected(k: number): { idx: number[]; val: number[] } {
     const idx: number[] = [];
