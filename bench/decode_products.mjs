@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 /**
  * The products of one decode step of glam-0.1b-64e (d_model 768, d_ff 3072, 64 experts of 3072, a 256k
- * vocabulary), each timed on its own, as GB/s of weights read: a 1- or 4-row product against 768x3072 and
+ * vocabulary), each timed on its own, as GB/s of weights read: an m-row product against 768x3072 and
  * 3072x768 weights (the dense feed-forward; 24 copies in turn, so every call reads from memory) and
- * against 768x768 ones (the attention projections, 96 copies),
- * the tied-embedding logits (x · Eᵀ, E 256000x768), and the expert products of 2 routed experts (16
- * expert pairs in turn from 64). With --against DIST (the dist/ folder of another build of this project,
- * e.g. an older commit's, built), both builds run in one process, alternating in blocks of 7 calls over 4
- * rounds, and the ratio of the medians is printed (this build over that one).
+ * against 768x768 ones (the attention projections, 96 copies), the tied-embedding logits (x · Eᵀ, E
+ * 256000x768), the expert products of 2 routed experts (16 expert pairs in turn from 64, m rows each),
+ * and those of a whole step of m tokens routed at random (top-2 of 64 experts, 3 layers' worth of
+ * weights in turn: about 41 experts chosen for 32 tokens, each streamed once). With --against DIST (the
+ * dist/ folder of another build of this project, e.g. an older commit's, built), both builds run in one
+ * process, alternating in blocks of 7 calls over 4 rounds, and the ratio of the medians is printed (this
+ * build over that one).
  *
  * With --dtype bf16 the weights are bf16 (gemmBf16, gemmGroupedBf16: half the bytes).
  *
@@ -133,6 +135,33 @@ for (const m of opt.rows.split(',').map(Number)) {
             0,
           ),
     );
+  }
+  // The expert products of a decode step of m tokens: each token routed to 2 of the 64 experts at
+  // random (24 routings in turn), every expert chosen streamed once, as the engine groups them. The GB/s
+  // count the chosen experts' weights.
+  const routings = Array.from({ length: 24 }, () => {
+    const count = new Array(E).fill(0);
+    for (let t = 0; t < m; t++) {
+      const first = Math.floor(Math.random() * E);
+      const second = (first + 1 + Math.floor(Math.random() * (E - 1))) % E;
+      count[first]++;
+      count[second]++;
+    }
+    const offsets = new Int32Array(E + 1);
+    for (let e = 0; e < E; e++) offsets[e + 1] = offsets[e] + count[e];
+    return { offsets, chosen: count.filter((c) => c > 0).length };
+  });
+  const meanChosen = routings.reduce((a, r) => a + r.chosen, 0) / routings.length;
+  const layers = Array.from({ length: 3 }, () => weights(E * D * F));
+  let s = 0;
+  for (const [k, n] of shapes) {
+    time(`rows ${m}: routed step [${k}x${n}]`, meanChosen * D * F * wbytes, (K) => {
+      const { offsets } = routings[s % 24];
+      const w = layers[s++ % 3];
+      if (bf16)
+        K.gemmGroupedBf16(offsets, 1, mat(xa, 2 * m, k), bmat(w, k, n), D * F, 0, mat(ya, 2 * m, n), 0);
+      else K.sgemmGrouped(offsets, 1, mat(xa, 2 * m, k), mat(w, k, n), D * F, 0, mat(ya, 2 * m, n), 0);
+    });
   }
 }
 const bw = sides[0].K.readBandwidth(threads, 1024, 2);
