@@ -160,6 +160,16 @@ const CASES: [string, () => Case][] = [
         [1, 300],
       ]),
   ],
+  [
+    // More heads than one attention unit takes (64): a row's heads are cut into groups.
+    'many narrow heads',
+    () =>
+      makeCase(5, 100, 4, 8, [
+        [0, 30],
+        [1, 5],
+        [2, 17],
+      ]),
+  ],
 ];
 
 describe('pagedAttention', () => {
