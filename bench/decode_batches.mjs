@@ -5,7 +5,9 @@
  * of the bandwidth bound), with the rounds of the batch sizes interleaved (the order alternates between
  * rounds), so that a change in machine load hits every batch size alike and the speed-up of each batch
  * over the first is taken round by round. The read bandwidth is probed in the same run (before and after
- * every round; the best pass sets the bound).
+ * every round): the run's best pass sets the bound of the table's "of the bound", and each round is also
+ * taken against the probes just before and after it ("round by round"; the machine's bandwidth moves
+ * between levels for seconds at a time).
  *
  *   nice -n -10 node bench/decode_batches.mjs [--config glam-0.1b-64e] [--batches 1,32] [--rounds 5]
  *       [--threads 2] [--prompt-len 32] [--new 32] [--dtype f32|bf16] [--json]
@@ -84,6 +86,7 @@ const rows = batches.map((batch) => {
     weightBytesPerToken: bytes,
     boundTokensPerSecond: bound,
     fractionOfBound: tps.median / bound,
+    roundFractions: summarize(rs.map((x) => x.fractionOfBound)),
     cpuShare: summarize(rs.map((x) => x.cpuShare)).median,
     speedup: summarize(rs.map((x, i) => x.tokensPerSecond / first[i].tokensPerSecond)),
   };
@@ -99,17 +102,19 @@ const out = {
 if (v.json) console.log(JSON.stringify(out));
 else {
   const f = (s, d = 2) => `${s.median.toFixed(d)} [${s.min.toFixed(d)}–${s.max.toFixed(d)}]`;
+  const pct = (s) =>
+    `${(100 * s.median).toFixed(1)}% [${(100 * s.min).toFixed(1)}–${(100 * s.max).toFixed(1)}%]`;
   console.log(
     `\n${v.config}, ${v.dtype}, ${v.threads} threads, ${rounds} rounds; read bandwidth (best pass, this run) ${bandwidth.toFixed(1)} GB/s`,
   );
   console.log(
-    `| batch | tokens/s | MiB of weights per token | bound (tokens/s) | of the bound | CPU share | over batch ${batches[0]} |`,
+    `| batch | tokens/s | MiB of weights per token | bound (tokens/s) | of the bound | round by round | CPU share | over batch ${batches[0]} |`,
   );
-  console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rows) {
     console.log(
       `| ${r.batch} | ${f(r.tokensPerSecond)} | ${(r.weightBytesPerToken / 2 ** 20).toFixed(1)} | ${r.boundTokensPerSecond.toFixed(1)} | ` +
-        `${(100 * r.fractionOfBound).toFixed(1)}% | ${(100 * r.cpuShare).toFixed(0)}% | ${f(r.speedup)}x |`,
+        `${(100 * r.fractionOfBound).toFixed(1)}% | ${pct(r.roundFractions)} | ${(100 * r.cpuShare).toFixed(0)}% | ${f(r.speedup)}x |`,
     );
   }
 }

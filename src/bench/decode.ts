@@ -8,10 +8,14 @@
  * for the logits), and in each MoE layer the experts that step's tokens were routed to, each once
  * however many tokens chose it. Bytes per generated token = bytes per step / batch.
  *
- * The memory read bandwidth is measured in the same run (before and after the rounds, the best pass of
- * all threads streaming a buffer far larger than the caches); the bound on decode is bandwidth / bytes
- * per token, and the fraction of the bound is the measured tokens/s over it. Key/value cache reads are
- * reported beside (they grow with the context; with short prompts they are small next to the weights).
+ * The memory read bandwidth is measured in the same run (the best pass of all threads streaming a buffer
+ * far larger than the caches), before the first round, between rounds and after the last; the bound on
+ * decode is bandwidth / bytes per token. Two fractions of it are reported: the median tokens/s over the
+ * bound at the run's best pass, and each round against the probes just before and after it (the better
+ * of the two), since this machine's bandwidth moves between levels (about 35 and 60 GB/s on two cores)
+ * for seconds at a time and a brief fast pass elsewhere in the run says nothing about the round.
+ * Key/value cache reads are reported beside (they grow with the context; with short prompts they are
+ * small next to the weights).
  */
 import { freemem } from 'node:os';
 import { kernels, loadNative, type NativeKernels, toBf16 } from '../backend/index.js';
@@ -36,9 +40,13 @@ export interface DecodeBenchOptions {
   promptLen: number;
   newTokens: number;
   rounds: number;
-  /** Buffer of the bandwidth probe (default 1024 MiB) and its duration (default 2 s, before and after). */
+  /**
+   * Buffer of the bandwidth probe (default 1024 MiB), its duration before the first round and after the
+   * last (default 2 s) and between rounds (default 0.5 s).
+   */
   bandwidthMiB?: number;
   bandwidthSeconds?: number;
+  betweenRoundsSeconds?: number;
   log?: (line: string) => void;
 }
 
@@ -55,6 +63,10 @@ export interface DecodeRound {
    * machine is shared and the kernel threads wait for a core (or the main thread works alone).
    */
   cpuShare: number;
+  /** Best pass of the probes just before and after this round, GB/s. */
+  bandwidthGBs: number;
+  /** tokens/s over the bound at that bandwidth. */
+  fractionOfBound: number;
 }
 
 export interface DecodeBenchResult {
@@ -71,13 +83,15 @@ export interface DecodeBenchResult {
   weightBytesPerToken: number;
   kvBytesPerToken: number;
   expertsPerLayer: number;
-  /** Best pass of the bandwidth probe, GB/s (before and after the rounds). */
+  /** Best pass of all the run's bandwidth probes, GB/s, and the highest of their medians. */
   bandwidthGBs: number;
   bandwidthMedianGBs: number;
   /** bandwidth / weight bytes per token. */
   boundTokensPerSecond: number;
   /** median tokens/s over the bound. */
   fractionOfBound: number;
+  /** The rounds' fractions, each against the probes around it. */
+  roundFractions: Summary;
   /** Median of the rounds' CPU shares. */
   cpuShare: number;
 }
@@ -207,7 +221,7 @@ export function benchDecode(o: DecodeBenchOptions): DecodeBenchResult {
   const native = loadNative().ok && K.name === 'native' ? (K as NativeKernels) : undefined;
   const mib = o.bandwidthMiB ?? 1024;
   const secs = o.bandwidthSeconds ?? 2;
-  const bwBefore = bandwidth(native, threads, mib, secs);
+  const probes = [bandwidth(native, threads, mib, secs)];
   const kvPerToken = 2 * cfg.n_layers * cfg.n_heads * cfg.d_head * 4;
   const rounds: DecodeRound[] = [];
   for (let round = 0; round < o.rounds; round++) {
@@ -272,6 +286,10 @@ export function benchDecode(o: DecodeBenchOptions): DecodeBenchResult {
     }
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
+    probes.push(
+      bandwidth(native, threads, mib, round === o.rounds - 1 ? secs : (o.betweenRoundsSeconds ?? 0.5)),
+    );
+    const roundBandwidth = Math.max(probes[round]!.best, probes[round + 1]!.best);
     const r: DecodeRound = {
       tokensPerSecond: tokens / seconds,
       seconds,
@@ -280,17 +298,19 @@ export function benchDecode(o: DecodeBenchOptions): DecodeBenchResult {
       kvBytesPerToken: kvBytes / tokens,
       expertsPerLayer: moeLayers.length === 0 ? 0 : experts / (steps * moeLayers.length),
       cpuShare: (cpu.user + cpu.system) / 1e6 / (seconds * threads),
+      bandwidthGBs: roundBandwidth,
+      fractionOfBound: bytes / seconds / (roundBandwidth * 1e9),
     };
     rounds.push(r);
     log(
       `round ${round + 1}/${o.rounds}: ${r.tokensPerSecond.toFixed(1)} tokens/s (${steps} steps of ${o.batch}, ${(seconds * 1000).toFixed(0)} ms), ` +
-        `${(r.weightBytesPerToken / 2 ** 20).toFixed(1)} MiB of weights per token, CPU share ${(100 * r.cpuShare).toFixed(0)}%`,
+        `${(r.weightBytesPerToken / 2 ** 20).toFixed(1)} MiB of weights per token, CPU share ${(100 * r.cpuShare).toFixed(0)}%, ` +
+        `${(100 * r.fractionOfBound).toFixed(1)}% of the bound at ${r.bandwidthGBs.toFixed(1)} GB/s (the probes around it)`,
     );
   }
-  const bwAfter = bandwidth(native, threads, mib, secs);
   const tps = summarize(rounds.map((r) => r.tokensPerSecond));
   const bytesPerToken = summarize(rounds.map((r) => r.weightBytesPerToken)).median;
-  const bw = Math.max(bwBefore.best, bwAfter.best);
+  const bw = Math.max(...probes.map((p) => p.best));
   const bound = (bw * 1e9) / bytesPerToken;
   return {
     dtype: o.dtype,
@@ -307,9 +327,10 @@ export function benchDecode(o: DecodeBenchOptions): DecodeBenchResult {
     kvBytesPerToken: summarize(rounds.map((r) => r.kvBytesPerToken)).median,
     expertsPerLayer: summarize(rounds.map((r) => r.expertsPerLayer)).median,
     bandwidthGBs: bw,
-    bandwidthMedianGBs: Math.max(bwBefore.median, bwAfter.median),
+    bandwidthMedianGBs: Math.max(...probes.map((p) => p.median)),
     boundTokensPerSecond: bound,
     fractionOfBound: tps.median / bound,
+    roundFractions: summarize(rounds.map((r) => r.fractionOfBound)),
     cpuShare: summarize(rounds.map((r) => r.cpuShare)).median,
   };
 }
@@ -317,13 +338,16 @@ export function benchDecode(o: DecodeBenchOptions): DecodeBenchResult {
 export function formatDecodeBench(r: DecodeBenchResult, label: string): string {
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   const t = r.tokensPerSecond;
+  const f = r.roundFractions;
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   return [
     `decode ${label}, ${r.dtype}, batch ${r.batch}, prompt ${r.promptLen}, ${r.newTokens} new tokens; ${r.kernels}`,
     `  weights: ${(r.parameters / 1e9).toFixed(3)}B parameters, ${(r.weightBytes / 2 ** 30).toFixed(2)} GiB`,
     `  tokens/s (aggregate): ${t.median.toFixed(1)} [${t.min.toFixed(1)}-${t.max.toFixed(1)}] over ${t.n} rounds`,
     `  weights read per generated token: ${mib(r.weightBytesPerToken)} (${r.expertsPerLayer.toFixed(1)} experts per MoE layer per step); KV cache read: ${mib(r.kvBytesPerToken)}`,
     `  memory read bandwidth: ${r.bandwidthGBs.toFixed(1)} GB/s (best pass; median ${r.bandwidthMedianGBs.toFixed(1)})`,
-    `  bandwidth bound: ${r.boundTokensPerSecond.toFixed(1)} tokens/s; measured ${(100 * r.fractionOfBound).toFixed(1)}% of it`,
+    `  bandwidth bound: ${r.boundTokensPerSecond.toFixed(1)} tokens/s at the run's best pass; measured ${(100 * r.fractionOfBound).toFixed(1)}% of it`,
+    `  each round against the probes just before and after it: ${pct(f.median)} [${pct(f.min)}-${pct(f.max)}] of the bound (median [min-max])`,
     `  CPU share while timed: ${(100 * r.cpuShare).toFixed(0)}% of ${r.threads} threads (median; below 100% the machine was shared)`,
   ].join('\n');
 }

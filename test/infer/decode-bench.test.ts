@@ -38,6 +38,13 @@ test('batch 1 reads every non-expert weight and exactly two experts per MoE laye
     );
     assert.equal(r.rounds[0]!.steps, 5, 'the first new token comes from the prefill; five decode steps');
     assert.ok(r.tokensPerSecond.median > 0 && r.bandwidthGBs > 0 && r.fractionOfBound > 0);
+    // Each round against the probes around it: never a higher bandwidth than the run's best pass.
+    assert.equal(r.roundFractions.n, 2);
+    for (const round of r.rounds) {
+      assert.ok(round.bandwidthGBs > 0 && round.bandwidthGBs <= r.bandwidthGBs, dtype);
+      const expected = (round.tokensPerSecond * round.weightBytesPerToken) / (round.bandwidthGBs * 1e9);
+      assert.ok(Math.abs(round.fractionOfBound - expected) <= 1e-12 * expected, dtype);
+    }
   }
 });
 
