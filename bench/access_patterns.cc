@@ -19,12 +19,16 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
 #include <vector>
 
 namespace {
+
+// The kernels' own register transpose and next-group fetch.
+#include "../native/core/simd_impl.h"
 
 constexpr int kThreads = 2;
 constexpr int64_t kVocab = 256000, kModel = 768, kFf = 3072, kCopies = 24, kBlock = 512;
@@ -71,46 +75,17 @@ float sumRange(const float* p, int64_t n) {
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a, b), _mm512_add_ps(c, d)));
 }
 
-void transpose16x16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  for (int s = 0; s < 4; s++) {
-    const __m512 u0 = _mm512_shuffle_f32x4(r[s], r[4 + s], 0x44), u1 = _mm512_shuffle_f32x4(r[s], r[4 + s], 0xEE);
-    const __m512 u2 = _mm512_shuffle_f32x4(r[8 + s], r[12 + s], 0x44);
-    const __m512 u3 = _mm512_shuffle_f32x4(r[8 + s], r[12 + s], 0xEE);
-    t[s] = _mm512_shuffle_f32x4(u0, u2, 0x88);
-    t[4 + s] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
-    t[8 + s] = _mm512_shuffle_f32x4(u1, u3, 0x88);
-    t[12 + s] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
-  }
-  for (int i = 0; i < 16; i++) r[i] = t[i];
-}
-
 // y[j] = x · E[j] for rows [j0, j1) of E, 16 rows at a time as the transposed stream route reads them.
 void logits16Rows(const float* e, const float* x, float* y, int64_t j0, int64_t j1) {
+  const int64_t groupBytes = 16 * kModel * static_cast<int64_t>(sizeof(float));
   for (int64_t j = j0; j < j1; j += 16) {
     const float* rows = e + j * kModel;
-    const char* next = reinterpret_cast<const char*>(rows + 16 * kModel);
-    const bool fetch = j + 32 <= j1;
     for (int64_t pc = 0; pc < kModel; pc += kBlock) {
       const int64_t end = std::min(kModel, pc + kBlock);
-      const char* at = next + 16 * 4 * pc;
-      const char* stop = next + 16 * 4 * end;
+      NextGroupFetch fetch(j + 32 <= j1 ? rows + 16 * kModel : nullptr, groupBytes, pc, end, kModel);
       __m512 acc = _mm512_setzero_ps();
       for (int64_t p = pc; p < end; p += 16) {
-        if (fetch && at < stop) {
-          for (int l = 0; l < 16; l++) _mm_prefetch(at + 64 * l, _MM_HINT_T1);
-          at += 1024;
-        }
+        fetch.step();
         __m512 col[16];
         for (int i = 0; i < 16; i++) col[i] = _mm512_loadu_ps(rows + i * kModel + p);
         transpose16x16(col);
