@@ -11,9 +11,11 @@
  * process, alternating in blocks of 7 calls over 4 rounds, and the ratio of the medians is printed (this
  * build over that one).
  *
- * With --dtype bf16 the weights are bf16 (gemmBf16, gemmGroupedBf16: half the bytes).
+ * With --dtype bf16 the weights are bf16 (gemmBf16, gemmGroupedBf16: half the bytes). With --probe each
+ * product's line also gives the read bandwidth probed just before it (0.3 s, best pass): this machine's
+ * bandwidth moves between levels for seconds at a time, and a product's rate means little without it.
  *
- *   node bench/decode_products.mjs [--against DIST] [--threads 2] [--rows 1,4] [--dtype f32|bf16]
+ *   node bench/decode_products.mjs [--against DIST] [--threads 2] [--rows 1,4] [--dtype f32|bf16] [--probe]
  *
  * Run it under `nice -n -10` on a quiet machine; needs this tree built.
  */
@@ -25,6 +27,7 @@ const { values: opt } = parseArgs({
     threads: { type: 'string', default: '2' },
     rows: { type: 'string', default: '1,4' },
     dtype: { type: 'string', default: 'f32' },
+    probe: { type: 'boolean', default: false },
   },
 });
 const threads = Number(opt.threads);
@@ -58,6 +61,9 @@ const product = (K, x, w, k, n, y, trans = false) => {
 };
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
 function time(label, bytes, fn) {
+  const probe = opt.probe
+    ? `  probe ${sides[0].K.readBandwidth(threads, 1024, 0.3).gbps.toFixed(1)} GB/s`
+    : '';
   const ms = sides.map(() => []);
   for (let round = 0; round < 4; round++) {
     for (let s = 0; s < sides.length; s++) {
@@ -72,7 +78,7 @@ function time(label, bytes, fn) {
   const gbs = ms.map((t) => bytes / median(t) / 1e6);
   const cols = gbs.map((g, s) => `${s === 0 ? 'this' : 'against'} ${g.toFixed(1).padStart(5)} GB/s`);
   const ratio = gbs.length > 1 ? `  this/against ${(gbs[0] / gbs[1]).toFixed(2)}` : '';
-  console.log(`${label.padEnd(34)} ${cols.join('  ')}${ratio}`);
+  console.log(`${label.padEnd(34)} ${cols.join('  ')}${ratio}${probe}`);
 }
 const [D, F, V, E] = [768, 3072, 256000, 64];
 console.log(`decode products, ${opt.dtype} weights, ${threads} threads; this: ${sides[0].K.describe()}`);

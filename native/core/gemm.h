@@ -36,8 +36,8 @@ struct GemmKernel;
 void streamColumns(const GemmKernel& kern, int64_t m, int64_t k, float alpha, const float* packedA, const float* b,
                    int64_t ldb, float beta, float* c, int64_t ldc, int64_t j0, int64_t j1);
 // Columns of B each stream call sums per row of C at most (the sums of up to streamRows rows stay in L1
-// beside the B rows streaming through).
-constexpr int64_t kStreamFloats = 2048;
+// beside the B rows streaming through): 16 KiB, so that one row reads a 3072-column weight row whole.
+constexpr int64_t kStreamFloats = 4096;
 // The columns of one stream call for `rows` rows of C (a multiple of 32: whole bf16 pairs of vectors).
 inline int64_t streamRunCols(int64_t rows) { return kStreamFloats / rows / 32 * 32; }
 // Columns per claim of the transposed stream routes (GemmKernel::streamTransposed, Bf16Kernel's) over n

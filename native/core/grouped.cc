@@ -177,10 +177,12 @@ void sgemmGrouped(const GroupedCall& g) {
   const int64_t inner = g.transA ? g.n : g.d;  // the other fixed dimension
   double total = 0;
   int64_t busy = 0;
+  int64_t maxLen = 0;
   for (int64_t i = 0; i < g.groups; i++) {
     const int64_t len = g.offsets[i + 1] - g.offsets[i];
     total += 2.0 * static_cast<double>(len) * static_cast<double>(panels) * static_cast<double>(inner);
     busy += len > 0 || g.transA ? 1 : 0;
+    maxLen = std::max(maxLen, len);
   }
   const double flops = total * static_cast<double>(g.transA ? mr : nr);
   // Forward products of few rows per expert are bound by reading the routed experts' weights.
@@ -188,13 +190,17 @@ void sgemmGrouped(const GroupedCall& g) {
   int nt = threadsFor(work, kMinFlopsPerThread);
 
   // Units: one per group, cut further when there are few groups for the threads (at least 2 units per
-  // thread: a decode step's 2 experts in 4 column ranges on 2 threads, whose runs of each weight row are then
-  // twice as long as with 4 per thread, and stream 1.2-1.4x faster) or one group is large (a hot expert):
-  // each unit at most about total / (2·threads).
+  // thread: their runs of each weight row are twice as long as with 4 per thread, and stream 1.2-1.4x
+  // faster) or one group is large (a hot expert): each unit at most about total / (2·threads). But no more
+  // groups than threads, each of at most streamRows rows (a batch-1 decode step's 2 experts on 2 threads),
+  // are bound by reading their weights: each is cut only as far as it takes to give every thread a unit, so
+  // a thread reads whole weight rows in address order (1.3-1.5x at this machine's upper bandwidth level,
+  // where reading a part of each row is slow, bench/access_patterns.cc; no change measurable at its lower).
   std::vector<Unit> units;
   units.reserve(static_cast<size_t>(g.groups) * 2);
-  const int64_t fewGroupParts = nt > 1 && busy > 0 ? ceilDiv(2 * nt, busy) : 1;
-  const double maxCost = total / (2.0 * nt);
+  const bool fewStreamed = !g.transA && nt > 1 && busy <= nt && maxLen <= kern.streamRows;
+  const int64_t fewGroupParts = nt > 1 && busy > 0 ? ceilDiv((fewStreamed ? 1 : 2) * nt, busy) : 1;
+  const double maxCost = fewStreamed ? total : total / (2.0 * nt);
   for (int64_t i = 0; i < g.groups; i++) {
     const int64_t len = g.offsets[i + 1] - g.offsets[i];
     if (len == 0 && !g.transA) continue;

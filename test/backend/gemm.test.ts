@@ -292,6 +292,20 @@ describe('native sgemm batch invariance', { skip: nativeMissing }, () => {
       const grouped = c0.slice(0, 10 * wn);
       native!.sgemmGrouped(offsets, 0.75, mat(a, 10, wk), mat(b, wk, wn), 0, 0.5, mat(grouped, 10, wn), 0);
       for (let r = 0; r < 10; r++) same(grouped.subarray(r * wn, (r + 1) * wn), r, 'grouped');
+      // Two groups of one row (a batch-1 decode step's two experts): no more groups than threads, each
+      // taken whole by one thread.
+      const pair = c0.slice(0, 2 * wn);
+      native!.sgemmGrouped(
+        new Int32Array([0, 1, 2]),
+        0.75,
+        mat(a, 2, wk),
+        mat(b, wk, wn),
+        0,
+        0.5,
+        mat(pair, 2, wn),
+        0,
+      );
+      for (let r = 0; r < 2; r++) same(pair.subarray(r * wn, (r + 1) * wn), r, 'two groups of one row');
     });
   });
 
