@@ -20,6 +20,7 @@ test('batch 1 reads every non-expert weight and exactly two experts per MoE laye
       rounds: 2,
       bandwidthMiB: 8,
       bandwidthSeconds: 0.01,
+      betweenRoundsSeconds: 0.01,
     });
     const weights = randomWeights(cfg, dtype);
     let fixed = 0;
@@ -59,6 +60,7 @@ test('a wider batch reads the non-expert weights once for all its tokens', () =>
     rounds: 1,
     bandwidthMiB: 8,
     bandwidthSeconds: 0.01,
+    betweenRoundsSeconds: 0.01,
   });
   const four = benchDecode({
     config: cfg,
@@ -69,6 +71,7 @@ test('a wider batch reads the non-expert weights once for all its tokens', () =>
     rounds: 1,
     bandwidthMiB: 8,
     bandwidthSeconds: 0.01,
+    betweenRoundsSeconds: 0.01,
   });
   assert.equal(four.weightBytesPerToken, one.weightBytesPerToken / 4);
 });
