@@ -289,9 +289,7 @@ void gemmFewRows(const GemmCall& g, const Operands& o, int nt, const GemmKernel&
   }
   const bool rowMajor = o.csB == 1;
   if (rowMajor && g.m <= kern.streamRows) {
-    // Runs of columns, one per claim: each thread's share cut into as few equal runs as the sums allow.
-    const int64_t perThread = ceilDiv(ceilDiv(g.n, nt), 16) * 16;
-    const int64_t run = ceilDiv(ceilDiv(perThread, ceilDiv(perThread, streamRunCols(g.m))), 16) * 16;
+    const int64_t run = streamClaimCols(g.n, g.m, nt, 16);
     forEachUnit(nt, ceilDiv(g.n, run), [&](int64_t u) {
       streamColumns(kern, g.m, g.k, g.alpha, packedA, o.b, o.rsB, g.beta, g.c, g.ldc, u * run,
                     minI(g.n, (u + 1) * run));

@@ -40,6 +40,14 @@ void streamColumns(const GemmKernel& kern, int64_t m, int64_t k, float alpha, co
 constexpr int64_t kStreamFloats = 4096;
 // The columns of one stream call for `rows` rows of C (a multiple of 32: whole bf16 pairs of vectors).
 inline int64_t streamRunCols(int64_t rows) { return kStreamFloats / rows / 32 * 32; }
+// Columns per claim of the stream routes (float32 and bf16) over n columns on nt threads: each thread's
+// share, in multiples of `align`, cut into as few equal runs as one stream call takes, so the claims divide
+// evenly between the threads (3072 columns, 4 rows, 2 threads: 4 runs of 768, not 3 of 1024).
+inline int64_t streamClaimCols(int64_t n, int64_t rows, int nt, int64_t align) {
+  const int64_t perThread = ((n + nt - 1) / nt + align - 1) / align * align;
+  const int64_t runsPerThread = (perThread + streamRunCols(rows) - 1) / streamRunCols(rows);
+  return ((perThread + runsPerThread - 1) / runsPerThread + align - 1) / align * align;
+}
 // Columns per claim of the transposed stream routes (GemmKernel::streamTransposed, Bf16Kernel's) over n
 // columns on nt threads: at most 1024 weight rows (3 MiB of a 0.1B model's float32 embedding: fewer claim
 // boundaries, where the next group is not fetched ahead, than 256 gave), at least one claim per thread,

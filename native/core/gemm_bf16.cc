@@ -147,8 +147,7 @@ void gemmBf16On(const Bf16Call& g, int maxThreads) {
   char* packedA = scratchBytes(tlsA16, packedBytes(kern, ceilDiv(g.m, kern.mr) * kern.mr, g.k));
   packAllA(kern, g.m, g.k, g.a, g.rsA, g.csA, packedA);
   if (streams(kern, g.m, g.bf, g.csB)) {
-    // One run of columns per claim, at least one per thread.
-    const int64_t run = minI(streamRunCols(g.m), ceilDiv(ceilDiv(g.n, nt), 32) * 32);
+    const int64_t run = streamClaimCols(g.n, g.m, nt, 32);
     forEachUnit(nt, ceilDiv(g.n, run), [&](int64_t u) {
       streamRange(kern, g.m, g.k, packedA, g.b, g.rsB, u * run, minI(g.n, (u + 1) * run), g.c, g.ldc, g.alpha,
                   g.beta);

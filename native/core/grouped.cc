@@ -200,14 +200,15 @@ void sgemmGrouped(const GroupedCall& g) {
   units.reserve(static_cast<size_t>(g.groups) * 2);
   const bool fewStreamed = !g.transA && nt > 1 && busy <= nt && maxLen <= kern.streamRows;
   const int64_t fewGroupParts = nt > 1 && busy > 0 ? ceilDiv((fewStreamed ? 1 : 2) * nt, busy) : 1;
-  const double maxCost = fewStreamed ? total : total / (2.0 * nt);
+  const double maxCost = total / (2.0 * nt);
   for (int64_t i = 0; i < g.groups; i++) {
     const int64_t len = g.offsets[i + 1] - g.offsets[i];
     if (len == 0 && !g.transA) continue;
     const double cost = 2.0 * static_cast<double>(len) * static_cast<double>(panels) * static_cast<double>(inner);
     int64_t parts = 1;
     if (nt > 1) {
-      parts = std::max<int64_t>(fewGroupParts, maxCost > 0 ? static_cast<int64_t>(std::ceil(cost / maxCost)) : 1);
+      parts = fewGroupParts;
+      if (!fewStreamed && maxCost > 0) parts = std::max(parts, static_cast<int64_t>(std::ceil(cost / maxCost)));
       parts = std::max<int64_t>(1, std::min(parts, panels));
     }
     for (int64_t p = 0; p < parts; p++) {

@@ -221,6 +221,7 @@ export function benchDecode(o: DecodeBenchOptions): DecodeBenchResult {
   const native = loadNative().ok && K.name === 'native' ? (K as NativeKernels) : undefined;
   const mib = o.bandwidthMiB ?? 1024;
   const secs = o.bandwidthSeconds ?? 2;
+  const betweenSecs = o.betweenRoundsSeconds ?? 0.5;
   const probes = [bandwidth(native, threads, mib, secs)];
   const kvPerToken = 2 * cfg.n_layers * cfg.n_heads * cfg.d_head * 4;
   const rounds: DecodeRound[] = [];
@@ -286,9 +287,7 @@ export function benchDecode(o: DecodeBenchOptions): DecodeBenchResult {
     }
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
-    probes.push(
-      bandwidth(native, threads, mib, round === o.rounds - 1 ? secs : (o.betweenRoundsSeconds ?? 0.5)),
-    );
+    probes.push(bandwidth(native, threads, mib, round === o.rounds - 1 ? secs : betweenSecs));
     const roundBandwidth = Math.max(probes[round]!.best, probes[round + 1]!.best);
     const r: DecodeRound = {
       tokensPerSecond: tokens / seconds,
