@@ -13,6 +13,7 @@ import { loadCheckpointConfig } from '../model/checkpoint.js';
 import type { GlamConfig } from '../model/config.js';
 import { type Batch, GlamModel } from '../model/glam.js';
 import { initParams } from '../model/init.js';
+import { lrScalesByKind, PARAM_KINDS, type ParamKind } from '../model/params.js';
 import { resolveConfig } from '../model/presets.js';
 import { createOptimizer, type OptimizerConfig, RECIPE_OPTIMIZERS } from '../optim/create.js';
 import type { OptimizerKind } from '../optim/optimizer.js';
@@ -70,6 +71,8 @@ options:
   --param-scale on|off  Adafactor: scale each update by the parameter's RMS, so --lr is a relative
                         step (default on; off: absolute steps, as Adafactor without it)
   --lr X                peak learning rate (default ${RECIPE_OPTIMIZERS.adafactor.lr} for adafactor, ${RECIPE_OPTIMIZERS.adamw.lr} for adamw)
+  --lr-scale K=X,...    multiply the rate of parameters of kind K by X (kinds: embedding,
+                        projection, router, expert, norm, rel_bias; e.g. router=3,expert=0.5)
   --warmup N            linear warm-up steps (default ${D.schedule.warmup_steps})
   --decay-start N       constant-lr steps before inverse-sqrt decay (default ${DECAY_START})
   --cooldown F          cool the rate linearly towards 0 over the last fraction F of the run (default
@@ -180,6 +183,7 @@ const OPTIONS = {
   optimizer: { type: 'string', default: 'adafactor' },
   'param-scale': { type: 'string', default: 'on' },
   lr: { type: 'string' },
+  'lr-scale': { type: 'string' },
   warmup: { type: 'string', default: String(D.schedule.warmup_steps) },
   'decay-start': { type: 'string', default: String(DECAY_START) },
   cooldown: { type: 'string', default: String(D.cooldownFraction ?? 0) },
@@ -295,6 +299,23 @@ function optimizerConfig(kind: OptimizerKind, paramScale: string | undefined): O
   return { ...config, multiplyByParameterScale: paramScale === 'on' };
 }
 
+/** --lr-scale KIND=X[,KIND=X]: learning-rate multipliers by parameter kind. */
+export function parseLrScaleOption(value: string): Partial<Record<ParamKind, number>> {
+  const out: Partial<Record<ParamKind, number>> = {};
+  for (const item of value.split(',')) {
+    const [kind, x, extra] = item.split('=');
+    if (x === undefined || extra !== undefined)
+      throw new Error(`--lr-scale: '${item}' is not KIND=X (e.g. router=3)`);
+    if (!PARAM_KINDS.includes(kind as ParamKind))
+      throw new Error(`--lr-scale: unknown kind '${kind}' (kinds: ${PARAM_KINDS.join(', ')})`);
+    if (out[kind as ParamKind] !== undefined) throw new Error(`--lr-scale: kind '${kind}' given twice`);
+    const scale = numberOption('lr-scale', x);
+    if (!(scale >= 0)) throw new Error(`--lr-scale: ${kind}'s multiplier must be >= 0, got ${x}`);
+    out[kind as ParamKind] = scale;
+  }
+  return out;
+}
+
 function describeOptimizer(o: OptimizerConfig): string {
   if (o.kind !== 'adafactor') return o.kind;
   return o.multiplyByParameterScale ? 'adafactor (relative steps)' : 'adafactor (absolute steps)';
@@ -346,6 +367,10 @@ async function trainCommand(
     console.error(`note: vocab_size ${config.vocab_size} -> ${vocab} to match the tokenizer of ${v.data}`);
     config = { ...config, vocab_size: vocab };
   }
+  const optimizerOfRun: OptimizerConfig =
+    v['lr-scale'] === undefined
+      ? optimizer
+      : { ...optimizer, lrScales: lrScalesByKind(config, parseLrScaleOption(v['lr-scale'])) };
   const batch = intOption('batch-size', v['batch-size'], 1);
   if (batch % ranks !== 0)
     throw new Error(`--batch-size ${batch} is the global batch: it must be a multiple of the ${ranks} ranks`);
@@ -400,7 +425,7 @@ async function trainCommand(
   if (!quiet)
     console.error(
       `training ${configName} (${config.n_experts > 0 ? `${config.n_experts} experts` : 'dense'}) on ${v.data}: ` +
-        `${batch}x${seqLen} tokens x ${settings.gradAccum} per step, ${describeOptimizer(optimizer)}, lr ${lr}; ${kernels().describe()}${settings.precision === 'bf16' ? ', bf16 products' : ''}; out ${outDir}` +
+        `${batch}x${seqLen} tokens x ${settings.gradAccum} per step, ${describeOptimizer(optimizerOfRun)}, lr ${lr}${v['lr-scale'] === undefined ? '' : ` (x ${v['lr-scale']})`}; ${kernels().describe()}${settings.precision === 'bf16' ? ', bf16 products' : ''}; out ${outDir}` +
         (setup === undefined ? '' : `; ${setup.parallel.description}`),
     );
 
@@ -421,7 +446,7 @@ async function trainCommand(
       model: setup?.model ?? new GlamModel(config),
       weights,
       ...(setup === undefined ? {} : { parallel: setup.parallel }),
-      optimizer: createOptimizer(weights, optimizer),
+      optimizer: createOptimizer(weights, optimizerOfRun),
       data: source,
       outDir,
       settings,

@@ -10,6 +10,29 @@ export type Params = ReadonlyMap<string, Tensor>;
 /** What a parameter is, for initialisation and optimiser factoring. */
 export type ParamKind = 'embedding' | 'norm' | 'projection' | 'rel_bias' | 'router' | 'expert';
 
+/** Every kind, in the order `--lr-scale` lists them. */
+export const PARAM_KINDS: readonly ParamKind[] = [
+  'embedding',
+  'projection',
+  'router',
+  'expert',
+  'norm',
+  'rel_bias',
+];
+
+/** Learning-rate multipliers by parameter name from multipliers by kind (kinds left out: none). */
+export function lrScalesByKind(
+  cfg: GlamConfig,
+  byKind: Readonly<Partial<Record<ParamKind, number>>>,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const spec of paramSpecs(cfg)) {
+    const scale = byKind[spec.kind];
+    if (scale !== undefined) out[spec.name] = scale;
+  }
+  return out;
+}
+
 export interface ParamSpec {
   name: string;
   shape: number[];

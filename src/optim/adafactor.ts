@@ -37,9 +37,11 @@ import type { Shape, Tensor } from '../tensor/tensor.js';
 import {
   checkStepArgs,
   decayMatricesOnly,
+  type LrScales,
   type Optimizer,
   OptimizerState,
   type ParamShapes,
+  resolveLrScales,
   snapshotShapes,
 } from './optimizer.js';
 
@@ -62,6 +64,8 @@ export interface AdafactorOptions {
   weightDecay?: number;
   /** Which parameters weight decay applies to; default: rank >= 2. */
   shouldDecay?: (name: string, shape: Shape) => boolean;
+  /** Learning-rate multipliers by parameter name (absent: 1). */
+  lrScales?: LrScales;
 }
 
 type ResolvedOptions = Required<AdafactorOptions>;
@@ -79,6 +83,8 @@ interface Slot {
   cols: number;
   factored: boolean;
   decays: boolean;
+  /** The parameter's learning-rate multiplier. */
+  lrScale: number;
   /** Factored: row sums [slices·rows] and column sums [slices·cols]; full: v [size]. Others empty. */
   vRow: Float32Array;
   vCol: Float32Array;
@@ -101,9 +107,10 @@ export class Adafactor implements Optimizer {
   constructor(params: ParamShapes, options: AdafactorOptions = {}) {
     this.options = resolveOptions(options);
     this.shapes = snapshotShapes(params);
+    const scales = resolveLrScales('Adafactor', this.shapes, this.options.lrScales);
     let maxSlices = 1;
     for (const [name, shape] of this.shapes) {
-      const slot = this.makeSlot(name, shape);
+      const slot = this.makeSlot(name, shape, scales.get(name) ?? 1);
       this.slots.push(slot);
       maxSlices = Math.max(maxSlices, slot.slices);
     }
@@ -133,6 +140,7 @@ export class Adafactor implements Optimizer {
       if (p.length === 0) continue;
       const { slices, rows, cols } = slot;
       const n = rows * cols;
+      const lrp = lr * slot.lrScale;
       if (slot.factored) {
         k.adafactorFactoredStats(g, slot.vRow, slot.vCol, slices, rows, cols, beta2, mix, epsilon1, sumSq);
       } else {
@@ -140,14 +148,14 @@ export class Adafactor implements Optimizer {
       }
       if (this.options.rmsScope === 'matrix' || slices === 1) {
         for (let s = 0; s < slices; s++) {
-          steps[s] = this.stepSize(lr, this.paramScale(p, s * n, n), sumSq[s]!, n);
+          steps[s] = this.stepSize(lrp, this.paramScale(p, s * n, n), sumSq[s]!, n);
         }
       } else {
         let total = 0;
         for (let s = 0; s < slices; s++) total += sumSq[s]!;
-        steps.fill(this.stepSize(lr, this.paramScale(p, 0, p.length), total, p.length), 0, slices);
+        steps.fill(this.stepSize(lrp, this.paramScale(p, 0, p.length), total, p.length), 0, slices);
       }
-      const decay = slot.decays ? lr * weightDecay : 0;
+      const decay = slot.decays ? lrp * weightDecay : 0;
       if (slot.factored) {
         k.adafactorFactoredApply(g, slot.vRow, slot.vCol, p, slices, rows, cols, steps, decay);
       } else {
@@ -165,7 +173,7 @@ export class Adafactor implements Optimizer {
     this.state.load(saved);
   }
 
-  private makeSlot(name: string, shape: Shape): Slot {
+  private makeSlot(name: string, shape: Shape, lrScale: number): Slot {
     const o = this.options;
     const rank = shape.length;
     const rows = rank >= 2 ? shape[rank - 2]! : 1;
@@ -180,6 +188,7 @@ export class Adafactor implements Optimizer {
       cols,
       factored,
       decays: o.weightDecay !== 0 && o.shouldDecay(name, shape),
+      lrScale,
       vRow: EMPTY,
       vCol: EMPTY,
       v: EMPTY,
@@ -218,6 +227,7 @@ function resolveOptions(o: AdafactorOptions): ResolvedOptions {
     epsilon2: o.epsilon2 ?? 1e-3,
     weightDecay: o.weightDecay ?? 0,
     shouldDecay: o.shouldDecay ?? decayMatricesOnly,
+    lrScales: o.lrScales ?? {},
   };
   const check = (ok: boolean, what: string, v: unknown): void => {
     if (!ok) throw new Error(`Adafactor: ${what}, got ${String(v)}`);

@@ -11,9 +11,11 @@ import type { Shape, Tensor } from '../tensor/tensor.js';
 import {
   checkStepArgs,
   decayMatricesOnly,
+  type LrScales,
   type Optimizer,
   OptimizerState,
   type ParamShapes,
+  resolveLrScales,
   snapshotShapes,
 } from './optimizer.js';
 
@@ -25,11 +27,15 @@ export interface AdamWOptions {
   weightDecay?: number;
   /** Which parameters weight decay applies to; default: rank >= 2. */
   shouldDecay?: (name: string, shape: Shape) => boolean;
+  /** Learning-rate multipliers by parameter name (absent: 1). */
+  lrScales?: LrScales;
 }
 
 interface Slot {
   name: string;
   decays: boolean;
+  /** The parameter's learning-rate multiplier. */
+  lrScale: number;
   m: Float32Array;
   v: Float32Array;
 }
@@ -45,18 +51,20 @@ export class AdamW implements Optimizer {
   constructor(params: ParamShapes, options: AdamWOptions = {}) {
     this.options = resolveOptions(options);
     this.shapes = snapshotShapes(params);
+    const scales = resolveLrScales('AdamW', this.shapes, this.options.lrScales);
     for (const [name, shape] of this.shapes) {
       this.slots.push({
         name,
         decays: this.options.weightDecay !== 0 && this.options.shouldDecay(name, shape),
+        lrScale: scales.get(name) ?? 1,
         m: this.state.add(`${name}.m`, shape),
         v: this.state.add(`${name}.v`, shape),
       });
     }
   }
 
-  step(params: Params, grads: Params, lr: number): void {
-    checkStepArgs('AdamW.step', this.shapes, params, grads, lr);
+  step(params: Params, grads: Params, baseLr: number): void {
+    checkStepArgs('AdamW.step', this.shapes, params, grads, baseLr);
     const { beta1, beta2, epsilon, weightDecay } = this.options;
     const t = this.stepCount + 1;
     const bc1 = 1 - beta1 ** t;
@@ -65,6 +73,7 @@ export class AdamW implements Optimizer {
       const g = grads.get(slot.name)!.data;
       const p = params.get(slot.name)!.data;
       const { m, v } = slot;
+      const lr = baseLr * slot.lrScale;
       const decay = slot.decays ? lr * weightDecay : 0;
       for (let k = 0; k < p.length; k++) {
         const gk = g[k]!;
@@ -94,6 +103,7 @@ function resolveOptions(o: AdamWOptions): Required<AdamWOptions> {
     epsilon: o.epsilon ?? 1e-8,
     weightDecay: o.weightDecay ?? 0.01,
     shouldDecay: o.shouldDecay ?? decayMatricesOnly,
+    lrScales: o.lrScales ?? {},
   };
   const inUnit = (x: number): boolean => Number.isFinite(x) && x >= 0 && x < 1;
   if (!inUnit(r.beta1)) throw new Error(`AdamW: beta1 must be in [0, 1), got ${r.beta1}`);

@@ -136,6 +136,28 @@ export function snapshotShapes(params: ParamShapes): Map<string, Shape> {
   return out;
 }
 
+/**
+ * Learning-rate multipliers by parameter name: a parameter absent from the map steps at the
+ * schedule's rate (PyTorch's parameter groups in one map; `glam train --lr-scale` fills it by kind).
+ */
+export type LrScales = Readonly<Record<string, number>>;
+
+/** Each parameter's multiplier from `scales`, checked: names the optimizer holds, values finite and >= 0. */
+export function resolveLrScales(
+  op: string,
+  shapes: ReadonlyMap<string, Shape>,
+  scales: LrScales,
+): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [name, scale] of Object.entries(scales)) {
+    if (!shapes.has(name)) throw new Error(`${op}: lrScales names '${name}', which is not a parameter`);
+    if (!(Number.isFinite(scale) && scale >= 0))
+      throw new Error(`${op}: lrScales['${name}'] must be finite and >= 0, got ${briefValue(scale)}`);
+    out.set(name, scale);
+  }
+  return out;
+}
+
 /** Default weight-decay filter: matrices (and stacks of them) decay; vectors such as norm scales do not. */
 export function decayMatricesOnly(_name: string, shape: Shape): boolean {
   return shape.length >= 2;
