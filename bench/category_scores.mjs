@@ -45,13 +45,14 @@ function shardTokens(info) {
   return new Elements(file.buffer, file.byteOffset, file.byteLength / Elements.BYTES_PER_ELEMENT);
 }
 
+/** The first `count` consecutive windows of a shard, as the trainer's validation cuts it. */
+function firstWindows(tokens, count) {
+  return Array.from({ length: count }, (_, w) => Array.from(tokens.subarray(w * T, (w + 1) * T)));
+}
+
 /** Windows of one shard: every window in order, or `--windows` at seeded random offsets. */
 function windowsOf(tokens) {
-  if (opt.windows === 'all') {
-    return Array.from({ length: Math.floor(tokens.length / T) }, (_, w) =>
-      Array.from(tokens.subarray(w * T, (w + 1) * T)),
-    );
-  }
+  if (opt.windows === 'all') return firstWindows(tokens, Math.floor(tokens.length / T));
   let s = (Number(opt.seed) * 2654435761 + 1) >>> 0;
   return Array.from({ length: Number(opt.windows) }, () => {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
@@ -74,7 +75,11 @@ function score(name, windows) {
   });
 }
 
-/** How many of each category's first windows the trainer's validation takes (round-robin, 8 per batch). */
+/**
+ * How many of each category's first windows the trainer's validation takes (round-robin, 8 per batch).
+ * `sizes` must list the categories in the trainer's order, which is the order `glam prepare` writes them
+ * to the manifest.
+ */
 function trainerCounts(sizes) {
   const counts = new Map([...sizes.keys()].map((c) => [c, 0]));
   let left = 8 * Number(opt['eval-batches']);
@@ -93,14 +98,15 @@ try {
   const rows = [];
   for (const split of opt.splits.split(',')) {
     const scored = new Map();
-    const firsts = new Map();
+    const shards = new Map();
     for (const [category, info] of Object.entries(manifest.splits[split] ?? {})) {
       const tokens = shardTokens(info);
-      if (tokens.length < 2 * T) continue; // too few tokens for a window
+      // Random offsets need room to move; every window needs one whole window, as the trainer does.
+      if (tokens.length < (opt.windows === 'all' ? T : 2 * T)) continue;
       const losses = score(`${split}-${category}`, windowsOf(tokens));
       rows.push({ split, category, tokens: tokens.length, losses });
       scored.set(category, losses);
-      firsts.set(category, Math.floor(tokens.length / T));
+      shards.set(category, tokens);
     }
     if (split !== 'valid' || scored.size === 0) continue;
     const weights = [...scored.keys()].map((c) => manifest.weights?.[c] ?? 0);
@@ -109,14 +115,13 @@ try {
       [...scored.values()].reduce((sum, losses, k) => sum + (weights[k] / total) * losses[i], 0),
     );
     rows.push({ split, category: 'mixture-weighted', tokens: '', losses: mixed });
-    const counts = trainerCounts(firsts);
+    const sizes = new Map([...shards].map(([c, tokens]) => [c, Math.floor(tokens.length / T)]));
+    const counts = trainerCounts(sizes);
     const sums = checkpoints.map(() => 0);
     let windows = 0;
     for (const [category, k] of counts) {
       if (k === 0) continue;
-      const tokens = shardTokens(manifest.splits.valid[category]);
-      const first = Array.from({ length: k }, (_, w) => Array.from(tokens.subarray(w * T, (w + 1) * T)));
-      score(`trainer-${category}`, first).forEach((l, i) => {
+      score(`trainer-${category}`, firstWindows(shards.get(category), k)).forEach((l, i) => {
         sums[i] += k * l;
       });
       windows += k;

@@ -306,7 +306,7 @@ export function parseLrScaleOption(value: string): Partial<Record<ParamKind, num
     const [kind, x, extra] = item.split('=');
     if (x === undefined || extra !== undefined)
       throw new Error(`--lr-scale: '${item}' is not KIND=X (e.g. router=3)`);
-    if (!PARAM_KINDS.includes(kind as ParamKind))
+    if (!(PARAM_KINDS as readonly string[]).includes(kind!))
       throw new Error(`--lr-scale: unknown kind '${kind}' (kinds: ${PARAM_KINDS.join(', ')})`);
     if (out[kind as ParamKind] !== undefined) throw new Error(`--lr-scale: kind '${kind}' given twice`);
     const scale = numberOption('lr-scale', x);

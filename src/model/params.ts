@@ -7,18 +7,11 @@ import { type GlamConfig, isMoeLayer } from './config.js';
  */
 export type Params = ReadonlyMap<string, Tensor>;
 
-/** What a parameter is, for initialisation and optimiser factoring. */
-export type ParamKind = 'embedding' | 'norm' | 'projection' | 'rel_bias' | 'router' | 'expert';
+/** Every kind of parameter, in the order `--lr-scale` lists them. */
+export const PARAM_KINDS = ['embedding', 'projection', 'router', 'expert', 'norm', 'rel_bias'] as const;
 
-/** Every kind, in the order `--lr-scale` lists them. */
-export const PARAM_KINDS: readonly ParamKind[] = [
-  'embedding',
-  'projection',
-  'router',
-  'expert',
-  'norm',
-  'rel_bias',
-];
+/** What a parameter is, for initialisation, optimiser factoring and per-kind learning rates. */
+export type ParamKind = (typeof PARAM_KINDS)[number];
 
 /** Learning-rate multipliers by parameter name from multipliers by kind (kinds left out: none). */
 export function lrScalesByKind(
