@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+/**
+ * Where a decode step's time goes: batch-B greedy decode of a config with random weights (as `glam bench
+ * decode` builds them), every kernel call wrapped with a timer, and per step the time in the model's
+ * forward pass, in the logits product and in the rest of the engine's step (sampling, bookkeeping), with
+ * each kernel op's share. A read-bandwidth probe follows each round; compare a round's kernel times with
+ * the probe after it (this machine's bandwidth moves between levels for seconds at a time).
+ *
+ *   nice -n -10 node bench/decode_kernels.mjs [--config glam-0.1b-64e] [--batch 1] [--new 32] [--rounds 3]
+ *       [--threads 2]
+ *
+ * Needs this tree built and the weights' memory free (8.3 GB in f32 for glam-0.1b-64e).
+ */
+import { parseArgs } from 'node:util';
+
+const { values: v } = parseArgs({
+  options: {
+    config: { type: 'string', default: 'glam-0.1b-64e' },
+    batch: { type: 'string', default: '1' },
+    new: { type: 'string', default: '32' },
+    rounds: { type: 'string', default: '3' },
+    threads: { type: 'string', default: '2' },
+  },
+  strict: true,
+});
+const dist = new URL('../dist/src/', import.meta.url).pathname;
+const { checkMemory, randomWeights } = await import(`${dist}bench/decode.js`);
+const { resolveConfig } = await import(`${dist}model/presets.js`);
+const { InferenceEngine } = await import(`${dist}infer/engine.js`);
+const B = await import(`${dist}backend/index.js`);
+
+const cfg = resolveConfig(v.config);
+const [batch, newTokens, rounds] = [Number(v.batch), Number(v.new), Number(v.rounds)];
+const K = B.kernels();
+if (K.name !== 'native') throw new Error(`decode_kernels: needs the native kernels (${K.describe()})`);
+K.setThreads(Number(v.threads));
+checkMemory(cfg, 'f32');
+const weights = randomWeights(cfg, 'f32');
+
+// Milliseconds per kernel op since the last reset.
+const spent = new Map();
+for (const name of B.OP_NAMES) {
+  const f = K[name];
+  K[name] = (...args) => {
+    const t0 = performance.now();
+    const r = f.apply(K, args);
+    spent.set(name, (spent.get(name) ?? 0) + performance.now() - t0);
+    return r;
+  };
+}
+const kvPerToken = 2 * cfg.n_layers * cfg.n_heads * cfg.d_head * 4;
+console.log(`decode ${v.config}, batch ${batch}, ${newTokens} new tokens, ${K.describe()}`);
+for (let round = 0; round < rounds; round++) {
+  const engine = new InferenceEngine(cfg, weights, {
+    kvCacheBytes: batch * (Math.ceil((32 + newTokens) / 16) + 1) * 16 * kvPerToken,
+    maxSequences: batch,
+    maxStepTokens: Math.max(batch, 256),
+    prefillChunk: 256,
+  });
+  const model = engine.model;
+  const timed = { forward: 0, logits: 0 };
+  for (const method of ['forward', 'logits']) {
+    const f = model[method].bind(model);
+    model[method] = (...args) => {
+      const t0 = performance.now();
+      const r = f(...args);
+      timed[method] += performance.now() - t0;
+      return r;
+    };
+  }
+  for (let b = 0; b < batch; b++) {
+    const prompt = Array.from({ length: 32 }, (_, i) => (i * 7919 + b * 104729 + round) % cfg.vocab_size);
+    engine.submit({ prompt, maxTokens: newTokens, temperature: 0 }, () => {});
+  }
+  engine.step(); // the prefill (and each sequence's first token), not timed
+  timed.forward = timed.logits = 0;
+  spent.clear();
+  let steps = 0;
+  const t0 = performance.now();
+  while (engine.pending > 0) {
+    engine.step();
+    steps++;
+  }
+  const total = performance.now() - t0;
+  const per = (ms) => (ms / steps).toFixed(2);
+  const ops = [...spent.entries()].sort((a, b) => b[1] - a[1]).map(([k, ms]) => `${k} ${per(ms)}`);
+  const probe = K.readBandwidth(Number(v.threads), 1024, 0.5);
+  console.log(
+    `round ${round + 1}: ${steps} steps, ms per step: total ${per(total)}, forward ${per(timed.forward)}, ` +
+      `logits ${per(timed.logits)}, rest ${per(total - timed.forward - timed.logits)}; probe after it ` +
+      `${probe.gbps.toFixed(1)} GB/s (best pass)`,
+  );
+  console.log(`  kernel ms per step: ${ops.join(', ')}`);
+}
