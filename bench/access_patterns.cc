@@ -25,6 +25,8 @@
 #include <thread>
 #include <vector>
 
+#include "sum_range.h"
+
 namespace {
 
 // The kernels' own register transpose and next-group fetch.
@@ -62,17 +64,6 @@ double gbs(int reps, double bytes, Part part) {
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (auto& th : pool) th.join();
   return reps * bytes / dt / 1e9;
-}
-
-float sumRange(const float* p, int64_t n) {
-  __m512 a = _mm512_setzero_ps(), b = a, c = a, d = a;
-  for (int64_t i = 0; i < n; i += 64) {
-    a = _mm512_add_ps(a, _mm512_load_ps(p + i));
-    b = _mm512_add_ps(b, _mm512_load_ps(p + i + 16));
-    c = _mm512_add_ps(c, _mm512_load_ps(p + i + 32));
-    d = _mm512_add_ps(d, _mm512_load_ps(p + i + 48));
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a, b), _mm512_add_ps(c, d)));
 }
 
 // y[j] = x · E[j] for rows [j0, j1) of E, 16 rows at a time as the transposed stream route reads them.

@@ -25,6 +25,8 @@
 #include <thread>
 #include <vector>
 
+#include "sum_range.h"
+
 namespace {
 
 constexpr int64_t kRows = 3072, kCols = 768, kCopies = 100, kBlock = 512;  // 944 MB of float32 per buffer
@@ -60,21 +62,6 @@ void streamBlock(const float* a, const float* b, int64_t ldb, int64_t cols, floa
       _mm512_store_ps(s, t);
     }
   }
-}
-
-float sumRange(const float* p, int64_t n) {
-  __m512 a = _mm512_setzero_ps(), b = a, c = a, d = a;
-  for (int64_t i = 0; i < n; i += 64) {
-    a = _mm512_add_ps(a, _mm512_load_ps(p + i));
-    b = _mm512_add_ps(b, _mm512_load_ps(p + i + 16));
-    c = _mm512_add_ps(c, _mm512_load_ps(p + i + 32));
-    d = _mm512_add_ps(d, _mm512_load_ps(p + i + 48));
-  }
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, _mm512_add_ps(_mm512_add_ps(a, b), _mm512_add_ps(c, d)));
-  float s = 0.0f;
-  for (float x : lanes) s += x;
-  return s;
 }
 
 float* weights(bool huge) {
