@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /**
- * Where a decode step's time goes: batch-B greedy decode of a config with random weights (as `glam bench
- * decode` builds them), every kernel call wrapped with a timer, and per step the time in the model's
- * forward pass, in the logits product and in the rest of the engine's step (sampling, bookkeeping), with
- * each kernel op's share. A read-bandwidth probe follows each round; compare a round's kernel times with
+ * Where a decode step's time goes: batch-B greedy decode of a config with random weights (the engine, the
+ * prompts and the weights as `glam bench decode` makes them), every kernel call wrapped with a timer, and
+ * per step the time in the logits, the expert products, the other products and everything else (attention
+ * over the cache, norms, routing, sampling, bookkeeping), with each kernel op's share. A read-bandwidth probe follows each round; compare a round's kernel times with
  * the probe after it (this machine's bandwidth moves between levels for seconds at a time).
  *
  *   nice -n -10 node bench/decode_kernels.mjs [--config glam-0.1b-64e] [--batch 1] [--new 32] [--rounds 3]
@@ -24,9 +24,10 @@ const { values: v } = parseArgs({
   strict: true,
 });
 const dist = new URL('../dist/src/', import.meta.url).pathname;
-const { checkMemory, randomWeights } = await import(`${dist}bench/decode.js`);
+const { checkMemory, decodeBenchEngine, decodeBenchPrompt, randomWeights } = await import(
+  `${dist}bench/decode.js`
+);
 const { resolveConfig } = await import(`${dist}model/presets.js`);
-const { InferenceEngine } = await import(`${dist}infer/engine.js`);
 const B = await import(`${dist}backend/index.js`);
 
 const cfg = resolveConfig(v.config);
@@ -48,15 +49,10 @@ for (const name of B.OP_NAMES) {
     return r;
   };
 }
-const kvPerToken = 2 * cfg.n_layers * cfg.n_heads * cfg.d_head * 4;
+const promptLen = 32;
 console.log(`decode ${v.config}, batch ${batch}, ${newTokens} new tokens, ${K.describe()}`);
 for (let round = 0; round < rounds; round++) {
-  const engine = new InferenceEngine(cfg, weights, {
-    kvCacheBytes: batch * (Math.ceil((32 + newTokens) / 16) + 1) * 16 * kvPerToken,
-    maxSequences: batch,
-    maxStepTokens: Math.max(batch, 256),
-    prefillChunk: 256,
-  });
+  const engine = decodeBenchEngine(cfg, weights, batch, promptLen + newTokens);
   const model = engine.model;
   const timed = { forward: 0, logits: 0 };
   for (const method of ['forward', 'logits']) {
@@ -69,7 +65,7 @@ for (let round = 0; round < rounds; round++) {
     };
   }
   for (let b = 0; b < batch; b++) {
-    const prompt = Array.from({ length: 32 }, (_, i) => (i * 7919 + b * 104729 + round) % cfg.vocab_size);
+    const prompt = decodeBenchPrompt(cfg, round, b, promptLen);
     engine.submit({ prompt, maxTokens: newTokens, temperature: 0 }, () => {});
   }
   engine.step(); // the prefill (and each sequence's first token), not timed
@@ -84,10 +80,13 @@ for (let round = 0; round < rounds; round++) {
   const total = performance.now() - t0;
   const per = (ms) => (ms / steps).toFixed(2);
   const ops = [...spent.entries()].sort((a, b) => b[1] - a[1]).map(([k, ms]) => `${k} ${per(ms)}`);
+  // The float32 products: the logits (the model's logits call), the experts (sgemmGrouped), the others.
+  const [sgemm, grouped] = [spent.get('sgemm') ?? 0, spent.get('sgemmGrouped') ?? 0];
   const probe = K.readBandwidth(Number(v.threads), 1024, 0.5);
   console.log(
-    `round ${round + 1}: ${steps} steps, ms per step: total ${per(total)}, forward ${per(timed.forward)}, ` +
-      `logits ${per(timed.logits)}, rest ${per(total - timed.forward - timed.logits)}; probe after it ` +
+    `round ${round + 1}: ${steps} steps, ms per step: total ${per(total)}, logits ${per(timed.logits)}, ` +
+      `expert products ${per(grouped)}, other products ${per(sgemm - timed.logits)}, everything else ` +
+      `${per(total - sgemm - grouped)} (forward ${per(timed.forward)}); probe after it ` +
       `${probe.gbps.toFixed(1)} GB/s (best pass)`,
   );
   console.log(`  kernel ms per step: ${ops.join(', ')}`);

@@ -29,10 +29,11 @@
 
 namespace {
 
+// The kernels' lane masks.
+#include "../native/core/simd_impl.h"
+
 constexpr int64_t kRows = 3072, kCols = 768, kCopies = 100, kBlock = 512;  // 944 MB of float32 per buffer
 constexpr int MR = 6;
-
-inline __mmask16 laneMask(int n) { return n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1); }
 
 // One KC block of a one-row stream call: the kernel's loop (Q = 8 rows per pass over the sums).
 template <bool kInOrder>

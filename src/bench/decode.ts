@@ -21,6 +21,7 @@ import { freemem } from 'node:os';
 import { kernels, loadNative, type NativeKernels, toBf16 } from '../backend/index.js';
 import { InferenceEngine } from '../infer/engine.js';
 import type { WeightSource } from '../infer/forward.js';
+import { DEFAULT_BLOCK_SIZE } from '../infer/kv-cache.js';
 import { BF16_KINDS } from '../model/checkpoint.js';
 import type { GlamConfig } from '../model/config.js';
 import { initStd } from '../model/init.js';
@@ -176,6 +177,39 @@ function bandwidth(
   return { best: r.gbps, median: r.median };
 }
 
+/** Bytes of keys and values one cached token holds (float32, every layer). */
+export function kvBytesPerToken(cfg: GlamConfig): number {
+  return 2 * cfg.n_layers * cfg.n_heads * cfg.d_head * 4;
+}
+
+/**
+ * The engine a decode benchmark runs: `batch` sequences of up to `tokens` tokens each fit in its cache,
+ * and all of them decode in one step.
+ */
+export function decodeBenchEngine(
+  cfg: GlamConfig,
+  weights: WeightSource,
+  batch: number,
+  tokens: number,
+): InferenceEngine {
+  const blocks = Math.ceil(tokens / DEFAULT_BLOCK_SIZE) + 1;
+  return new InferenceEngine(cfg, weights, {
+    kvCacheBytes: batch * blocks * DEFAULT_BLOCK_SIZE * kvBytesPerToken(cfg),
+    maxSequences: batch,
+    maxStepTokens: Math.max(batch, 256),
+    prefillChunk: 256,
+  });
+}
+
+/** Sequence b's prompt in round `round` of a decode benchmark: `length` seeded pseudo-random token ids. */
+export function decodeBenchPrompt(cfg: GlamConfig, round: number, b: number, length: number): number[] {
+  let x = (round * 7919 + b * 104729 + 1) >>> 0;
+  return Array.from({ length }, () => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x % cfg.vocab_size;
+  });
+}
+
 export function benchDecode(o: DecodeBenchOptions): DecodeBenchResult {
   const cfg = o.config;
   for (const [k, v] of Object.entries({
@@ -223,25 +257,16 @@ export function benchDecode(o: DecodeBenchOptions): DecodeBenchResult {
   const secs = o.bandwidthSeconds ?? 2;
   const betweenSecs = o.betweenRoundsSeconds ?? 0.5;
   const probes = [bandwidth(native, threads, mib, secs)];
-  const kvPerToken = 2 * cfg.n_layers * cfg.n_heads * cfg.d_head * 4;
+  const kvPerToken = kvBytesPerToken(cfg);
   const rounds: DecodeRound[] = [];
   for (let round = 0; round < o.rounds; round++) {
-    const engine = new InferenceEngine(cfg, weights, {
-      kvCacheBytes: o.batch * (Math.ceil((o.promptLen + o.newTokens) / 16) + 1) * 16 * kvPerToken,
-      maxSequences: o.batch,
-      maxStepTokens: Math.max(o.batch, 256),
-      prefillChunk: 256,
-    });
+    const engine = decodeBenchEngine(cfg, weights, o.batch, o.promptLen + o.newTokens);
     // Requests that have their first token (their prompt is read), and tokens generated while timing.
     let started = 0;
     let decoding = false;
     let tokens = 0;
     for (let b = 0; b < o.batch; b++) {
-      let x = (round * 7919 + b * 104729 + 1) >>> 0;
-      const prompt = Array.from({ length: o.promptLen }, () => {
-        x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-        return x % cfg.vocab_size;
-      });
+      const prompt = decodeBenchPrompt(cfg, round, b, o.promptLen);
       let first = true;
       engine.submit({ prompt, maxTokens: o.newTokens, temperature: 0 }, (e) => {
         if (e.type !== 'token') return;
