@@ -4,10 +4,11 @@
  * measures (aggregate tokens/s of the timed decode steps, weight bytes per generated token, the fraction
  * of the bandwidth bound), with the rounds of the batch sizes interleaved (the order alternates between
  * rounds), so that a change in machine load hits every batch size alike and the speed-up of each batch
- * over the first is taken round by round. The read bandwidth is probed in the same run (before and after
- * every round): the run's best pass sets the bound of the table's "of the bound", and each round is also
- * taken against the probes just before and after it ("round by round"; the machine's bandwidth moves
- * between levels for seconds at a time).
+ * over the first is taken round by round. The bound is `glam bench decode`'s: after each timed step the
+ * probe loop reads exactly the weights that step read, where they lie ("weights' bound": the probes' time
+ * over the steps', per round). Beside it, against a buffer of the probe's own, probed before and after
+ * every round: the run's best pass ("own buffer") and each round against the probes just before and after
+ * it ("round by round"; the machine's bandwidth moves between levels for seconds at a time).
  *
  *   nice -n -10 node bench/decode_batches.mjs [--config glam-0.1b-64e] [--batches 1,32] [--rounds 5]
  *       [--threads 2] [--prompt-len 32] [--new 32] [--dtype f32|bf16] [--json]
@@ -69,7 +70,8 @@ for (let r = 0; r < rounds; r++) {
     log(
       `round ${r + 1}/${rounds}, batch ${batch}: ${round.tokensPerSecond.toFixed(2)} tokens/s, ` +
         `${(round.weightBytesPerToken / 2 ** 20).toFixed(1)} MiB per token, CPU share ${(100 * round.cpuShare).toFixed(0)}%, ` +
-        `bandwidth ${res.bandwidthGBs.toFixed(1)} GB/s`,
+        `${(100 * round.fractionOfWeightsBound).toFixed(1)}% of the weights' bound (${round.weightsBandwidthGBs.toFixed(1)} GB/s), ` +
+        `own buffer ${res.bandwidthGBs.toFixed(1)} GB/s`,
     );
   }
 }
@@ -85,6 +87,8 @@ const rows = batches.map((batch) => {
     tokensPerSecond: tps,
     weightBytesPerToken: bytes,
     boundTokensPerSecond: bound,
+    weightsFractions: summarize(rs.map((x) => x.fractionOfWeightsBound)),
+    weightsBandwidthGBs: summarize(rs.map((x) => x.weightsBandwidthGBs)),
     fractionOfBound: tps.median / bound,
     roundFractions: summarize(rs.map((x) => x.fractionOfBound)),
     cpuShare: summarize(rs.map((x) => x.cpuShare)).median,
@@ -105,15 +109,15 @@ else {
   const pct = (s) =>
     `${(100 * s.median).toFixed(1)}% [${(100 * s.min).toFixed(1)}–${(100 * s.max).toFixed(1)}%]`;
   console.log(
-    `\n${v.config}, ${v.dtype}, ${v.threads} threads, ${rounds} rounds; read bandwidth (best pass, this run) ${bandwidth.toFixed(1)} GB/s`,
+    `\n${v.config}, ${v.dtype}, ${v.threads} threads, ${rounds} rounds; own buffer's read bandwidth (best pass, this run) ${bandwidth.toFixed(1)} GB/s`,
   );
   console.log(
-    `| batch | tokens/s | MiB of weights per token | bound (tokens/s) | of the bound | round by round | CPU share | over batch ${batches[0]} |`,
+    `| batch | tokens/s | MiB of weights per token | weights' bound: GB/s | of it, by round | own buffer: bound (tokens/s) | of it | round by round | CPU share | over batch ${batches[0]} |`,
   );
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rows) {
     console.log(
-      `| ${r.batch} | ${f(r.tokensPerSecond)} | ${(r.weightBytesPerToken / 2 ** 20).toFixed(1)} | ${r.boundTokensPerSecond.toFixed(1)} | ` +
+      `| ${r.batch} | ${f(r.tokensPerSecond)} | ${(r.weightBytesPerToken / 2 ** 20).toFixed(1)} | ${f(r.weightsBandwidthGBs, 1)} | ${pct(r.weightsFractions)} | ${r.boundTokensPerSecond.toFixed(1)} | ` +
         `${(100 * r.fractionOfBound).toFixed(1)}% | ${pct(r.roundFractions)} | ${(100 * r.cpuShare).toFixed(0)}% | ${f(r.speedup)}x |`,
     );
   }

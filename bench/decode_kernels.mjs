@@ -3,8 +3,11 @@
  * Where a decode step's time goes: batch-B greedy decode of a config with random weights (the engine, the
  * prompts and the weights as `glam bench decode` makes them), every kernel call wrapped with a timer, and
  * per step the time in the logits, the expert products, the other products and everything else (attention
- * over the cache, norms, routing, sampling, bookkeeping), with each kernel op's share. A read-bandwidth probe follows each round; compare a round's kernel times with
- * the probe after it (this machine's bandwidth moves between levels for seconds at a time).
+ * over the cache, norms, routing, sampling, bookkeeping), with each kernel op's share. After each round the
+ * probe loop of `glam bench decode` reads the weights of each kind where they lie (the embedding, the other
+ * non-expert weights, and for batch 1 every expert), and each kind's products are taken against it: the
+ * rate they read their weights at over the probe's (this machine's bandwidth moves between levels for
+ * seconds at a time, so only a round and the probes just after it are compared).
  *
  *   nice -n -10 node bench/decode_kernels.mjs [--config glam-0.1b-64e] [--batch 1] [--new 32] [--rounds 3]
  *       [--threads 2]
@@ -37,6 +40,16 @@ if (K.name !== 'native') throw new Error(`decode_kernels: needs the native kerne
 K.setThreads(Number(v.threads));
 checkMemory(cfg, 'f32');
 const weights = randomWeights(cfg, 'f32');
+const { paramSpecs } = await import(`${dist}model/params.js`);
+// The weights by kind, for the probes: the tied embedding (the logits), the experts, the rest.
+const kinds = { embedding: [], expert: [], other: [] };
+for (const s of paramSpecs(cfg)) {
+  const data = weights.get(s.name).data;
+  (s.kind === 'embedding' ? kinds.embedding : s.kind === 'expert' ? kinds.expert : kinds.other).push(data);
+}
+const bytesOf = (views) => views.reduce((a, d) => a + d.byteLength, 0);
+// One expert in every MoE layer (batch 1 reads two per layer).
+const expertPerLayerBytes = bytesOf(kinds.expert) / cfg.n_experts;
 
 // Milliseconds per kernel op since the last reset.
 const spent = new Map();
@@ -82,12 +95,26 @@ for (let round = 0; round < rounds; round++) {
   const ops = [...spent.entries()].sort((a, b) => b[1] - a[1]).map(([k, ms]) => `${k} ${per(ms)}`);
   // The float32 products: the logits (the model's logits call), the experts (sgemmGrouped), the others.
   const [sgemm, grouped] = [spent.get('sgemm') ?? 0, spent.get('sgemmGrouped') ?? 0];
-  const probe = K.readBandwidth(Number(v.threads), 1024, 0.5);
+  const threads = Number(v.threads);
+  const probe = (views) => K.readBandwidthOf(threads, views, 2).gbps;
+  const [embeddingGBs, otherGBs] = [probe(kinds.embedding), probe(kinds.other)];
   console.log(
     `round ${round + 1}: ${steps} steps, ms per step: total ${per(total)}, logits ${per(timed.logits)}, ` +
       `expert products ${per(grouped)}, other products ${per(sgemm - timed.logits)}, everything else ` +
-      `${per(total - sgemm - grouped)} (forward ${per(timed.forward)}); probe after it ` +
-      `${probe.gbps.toFixed(1)} GB/s (best pass)`,
+      `${per(total - sgemm - grouped)} (forward ${per(timed.forward)})`,
   );
+  // Each kind's products: GB/s of its weights read, and that over the probe of the same weights.
+  const rate = (bytes, ms) => (bytes * steps) / (ms / 1000) / 1e9;
+  const against = (name, bytes, ms, probeGBs) =>
+    `${name} ${rate(bytes, ms).toFixed(1)} GB/s, probe ${probeGBs.toFixed(1)} (${(rate(bytes, ms) / probeGBs).toFixed(2)}x)`;
+  const parts = [
+    against('logits', bytesOf(kinds.embedding), timed.logits, embeddingGBs),
+    // The other products read every non-expert weight but the embedding, norms and biases (small).
+    against('other products', bytesOf(kinds.other), sgemm - timed.logits, otherGBs),
+  ];
+  if (batch === 1) {
+    parts.push(against('expert products', 2 * expertPerLayerBytes, grouped, probe(kinds.expert)));
+  }
+  console.log(`  ${parts.join('; ')}`);
   console.log(`  kernel ms per step: ${ops.join(', ')}`);
 }

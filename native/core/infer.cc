@@ -14,6 +14,7 @@
 #include <cstring>
 #include <vector>
 
+#include "isa.h"
 #include "threadpool.h"
 
 namespace glam {
@@ -191,43 +192,74 @@ void topkRows(const float* x, int64_t rows, int64_t cols, int64_t k, int32_t* id
               [&](int64_t r) { topkRow(x + r * cols, cols, k, idx + r * k, val + r * k); });
 }
 
+namespace {
+
+// One pass of the bandwidth probes: `threads` threads read the ranges laid end to end, each an equal
+// contiguous share, with the current ISA's sumWords (as wide as its vectors). Returns the seconds it took.
+double readPass(int threads, const ByteRange* ranges, int64_t count, int64_t total, int* used, uint32_t* sink) {
+  uint32_t partial[1024] = {0};
+  const auto sumWords = currentIsa().rows.sumWords;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto job = [&](int tid, int nt) {
+    if (tid == 0) *used = nt;
+    int64_t begin, end;
+    splitRange(total, nt, tid, &begin, &end);
+    uint32_t s = 0;
+    int64_t at = 0;  // offset of range r's first byte in the whole
+    for (int64_t r = 0; r < count && at < end; at += ranges[r].bytes, r++) {
+      const int64_t b0 = std::max(begin, at) - at;
+      const int64_t b1 = std::min(end, at + ranges[r].bytes) - at;
+      if (b0 < b1) s += sumWords(static_cast<const unsigned char*>(ranges[r].data) + b0, b1 - b0);
+    }
+    partial[tid] = s;
+  };
+  parallelFor(threads, job, /*waitForAll=*/true);
+  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (int t = 0; t < *used; t++) *sink += partial[t];
+  return dt;
+}
+
+BandwidthResult summarizeRates(std::vector<double>& rates, int used, int64_t bytes) {
+  std::sort(rates.begin(), rates.end());
+  return BandwidthResult{rates.back(), rates[rates.size() / 2], used, static_cast<int>(rates.size()), bytes};
+}
+
+}  // namespace
+
 BandwidthResult readBandwidth(int threads, int64_t bytes, double seconds) {
   const int64_t floats = bytes / static_cast<int64_t>(sizeof(float)) / 64 * 64;
   float* buf = static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(floats) * sizeof(float)));
-  if (buf == nullptr) return BandwidthResult{0, 0, 0, 0};
+  if (buf == nullptr) return BandwidthResult{0, 0, 0, 0, 0};
   for (int64_t i = 0; i < floats; i++) buf[i] = static_cast<float>(i & 1023);
+  const ByteRange range{buf, floats * static_cast<int64_t>(sizeof(float))};
   std::vector<double> rates;
   int used = 1;
-  volatile float sink = 0.0f;
+  volatile uint32_t sink = 0;
+  uint32_t sum = 0;
   const auto start = std::chrono::steady_clock::now();
   do {
-    float partial[1024] = {0};
-    const auto t0 = std::chrono::steady_clock::now();
-    auto job = [&](int tid, int nt) {
-      if (tid == 0) used = nt;
-      int64_t i0, i1;
-      splitRange(floats / 64, nt, tid, &i0, &i1);
-      // Sixteen independent sums per vector lane keep the adds off the critical path.
-      float acc[64] = {0};
-      for (int64_t b = i0 * 64; b < i1 * 64; b += 64) {
-        GLAM_SIMD
-        for (int l = 0; l < 64; l++) acc[l] += buf[b + l];
-      }
-      float s = 0.0f;
-      for (int l = 0; l < 64; l++) s += acc[l];
-      partial[tid] = s;
-    };
-    parallelFor(threads, job, /*waitForAll=*/true);
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    float total = 0.0f;
-    for (int t = 0; t < used; t++) total += partial[t];
-    sink = sink + total;
-    rates.push_back(static_cast<double>(floats) * sizeof(float) / dt / 1e9);
+    rates.push_back(static_cast<double>(range.bytes) / readPass(threads, &range, 1, range.bytes, &used, &sum) / 1e9);
   } while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds ||
            rates.size() < 3);
+  sink = sum;
+  (void)sink;
   std::free(buf);
-  std::sort(rates.begin(), rates.end());
-  return BandwidthResult{rates.back(), rates[rates.size() / 2], used, static_cast<int>(rates.size())};
+  return summarizeRates(rates, used, range.bytes);
+}
+
+BandwidthResult readBandwidthOf(int threads, const ByteRange* ranges, int64_t count, int trials) {
+  int64_t total = 0;
+  for (int64_t r = 0; r < count; r++) total += ranges[r].bytes;
+  if (total == 0 || trials < 1) return BandwidthResult{0, 0, 0, 0, 0};
+  std::vector<double> rates;
+  int used = 1;
+  volatile uint32_t sink = 0;
+  uint32_t sum = 0;
+  for (int t = 0; t < trials; t++)
+    rates.push_back(static_cast<double>(total) / readPass(threads, ranges, count, total, &used, &sum) / 1e9);
+  sink = sum;
+  (void)sink;
+  return summarizeRates(rates, used, total);
 }
 
 }  // namespace glam

@@ -42,10 +42,23 @@ struct BandwidthResult {
   double median;  // GB/s of the median trial
   int threads;
   int trials;
+  int64_t bytes;  // read in one pass
 };
 
 // Read bandwidth of `threads` threads streaming through a buffer of `bytes` (far larger than the caches),
 // in trials repeated for about `seconds`.
 BandwidthResult readBandwidth(int threads, int64_t bytes, double seconds);
+
+// A run of bytes for readBandwidthOf.
+struct ByteRange {
+  const void* data;
+  int64_t bytes;
+};
+
+// Read bandwidth of `threads` threads reading every byte of `ranges` (laid end to end, each thread an
+// equal contiguous share) once per trial, in `trials` trials: the rate of the memory some data, a model's
+// weights, actually occupies. On a virtual machine one allocation can read 1.3x faster than another in
+// the same second, so a probe of a buffer of its own says little about the memory a decode step reads.
+BandwidthResult readBandwidthOf(int threads, const ByteRange* ranges, int64_t count, int trials);
 
 }  // namespace glam

@@ -87,6 +87,9 @@ struct RowKernels {
                          int64_t colBegin, int64_t colEnd, float* out);
   // dot[r] = sum_j a[r,j] * b[r,j] (summed in double), then a[r,:] *= scale[r], for `rows` rows.
   void (*rowDotScale)(float* a, const float* b, const float* scale, int64_t rows, int64_t cols, float* dot);
+  // The memory bandwidth probes' loop (infer.h): the sum of `bytes` bytes, the whole 256-byte blocks read as
+  // 32-bit words (whatever they hold: no float assists) in four streams, the tail bytewise.
+  uint32_t (*sumWords)(const unsigned char* p, int64_t bytes);
 };
 
 // What a bf16 micro-kernel may fetch while it computes: nextRows (<= its kc) rows of a bf16 B

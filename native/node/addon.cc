@@ -249,6 +249,18 @@ napi_value Peak(napi_env env, napi_callback_info info) {
   return obj;
 }
 
+// A probe's result as {gbps (best pass), median, threads, trials}.
+napi_value bandwidthObject(napi_env env, const BandwidthResult& r) {
+  napi_value obj;
+  napi_create_object(env, &obj);
+  napi_set_named_property(env, obj, "gbps", numberValue(env, r.best));
+  napi_set_named_property(env, obj, "median", numberValue(env, r.median));
+  napi_set_named_property(env, obj, "threads", numberValue(env, r.threads));
+  napi_set_named_property(env, obj, "trials", numberValue(env, r.trials));
+  napi_set_named_property(env, obj, "bytes", numberValue(env, static_cast<double>(r.bytes)));
+  return obj;
+}
+
 napi_value ReadBandwidth(napi_env env, napi_callback_info info) {
   Args args(env, info, "readBandwidth", 3);
   int64_t threads = 0, mib = 0;
@@ -262,13 +274,25 @@ napi_value ReadBandwidth(napi_env env, napi_callback_info info) {
   if (!(seconds > 0 && seconds <= 60)) return args.fail("seconds must be in (0, 60]"), nullptr;
   const BandwidthResult r = readBandwidth(static_cast<int>(threads), mib << 20, seconds);
   if (r.trials == 0) return args.fail("could not allocate " + std::to_string(mib) + " MiB"), nullptr;
-  napi_value obj;
-  napi_create_object(env, &obj);
-  napi_set_named_property(env, obj, "gbps", numberValue(env, r.best));
-  napi_set_named_property(env, obj, "median", numberValue(env, r.median));
-  napi_set_named_property(env, obj, "threads", numberValue(env, r.threads));
-  napi_set_named_property(env, obj, "trials", numberValue(env, r.trials));
-  return obj;
+  return bandwidthObject(env, r);
+}
+
+// The read bandwidth of the memory holding `views` (typed arrays, each read whole): best and median of
+// `trials` passes.
+napi_value ReadBandwidthOf(napi_env env, napi_callback_info info) {
+  Args args(env, info, "readBandwidthOf", 3);
+  int64_t threads = 0, trials = 0;
+  std::vector<ByteRange> views;
+  args.read("threads", &threads);
+  args.read("views", &views);
+  args.read("trials", &trials);
+  if (!args.ok()) return nullptr;
+  if (threads < 1 || threads > 1024) return args.fail("threads must be in [1, 1024]"), nullptr;
+  if (trials < 1 || trials > 1000) return args.fail("trials must be in [1, 1000]"), nullptr;
+  const BandwidthResult r =
+      readBandwidthOf(static_cast<int>(threads), views.data(), static_cast<int64_t>(views.size()), static_cast<int>(trials));
+  if (r.trials == 0) return args.fail("views hold no bytes"), nullptr;
+  return bandwidthObject(env, r);
 }
 
 // Address of an ArrayBuffer's data modulo 64, so JavaScript can place a view on a cache-line boundary.
@@ -355,7 +379,7 @@ NAPI_MODULE_INIT() {
   const std::pair<const char*, napi_callback> others[] = {
       {"setThreads", SetThreads}, {"getThreads", GetThreads}, {"selectIsa", SelectIsa}, {"selectBf16Widening", SelectBf16Widening},
       {"info", Info},             {"peak", Peak},             {"addressMod64", AddressMod64},
-      {"readBandwidth", ReadBandwidth},
+      {"readBandwidth", ReadBandwidth}, {"readBandwidthOf", ReadBandwidthOf},
   };
   for (const auto& [name, cb] : others) {
     napi_value fn;

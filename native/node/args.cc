@@ -99,6 +99,35 @@ bool Args::read(const char* name, bool* out) { return boolean(next(), name, null
 
 bool Args::read(const char* name, int64_t* out) { return size(next(), name, nullptr, out); }
 
+bool Args::read(const char* name, std::vector<ByteRange>* out) {
+  if (!ok_) return false;
+  napi_value list = next();
+  bool isArray = false;
+  if (napi_is_array(env_, list, &isArray) != napi_ok || !isArray) return fail(std::string(name) + " must be an array of typed arrays");
+  uint32_t count = 0;
+  napi_get_array_length(env_, list, &count);
+  out->clear();
+  for (uint32_t i = 0; i < count; i++) {
+    const std::string item = std::string(name) + "[" + std::to_string(i) + "]";
+    napi_value v;
+    bool isTyped = false;
+    if (napi_get_element(env_, list, i, &v) != napi_ok || napi_is_typedarray(env_, v, &isTyped) != napi_ok || !isTyped)
+      return fail(item + " must be a typed array");
+    napi_typedarray_type type;
+    size_t length = 0, offset = 0;
+    void* data = nullptr;
+    napi_value buffer;
+    napi_get_typedarray_info(env_, v, &type, &length, &data, &buffer, &offset);
+    if (length > 0 && data == nullptr) return fail(item + " is detached");
+    size_t element = 4;
+    if (type == napi_int8_array || type == napi_uint8_array || type == napi_uint8_clamped_array) element = 1;
+    else if (type == napi_int16_array || type == napi_uint16_array) element = 2;
+    else if (type == napi_float64_array || type == napi_bigint64_array || type == napi_biguint64_array) element = 8;
+    out->push_back(ByteRange{data, static_cast<int64_t>(length * element)});
+  }
+  return true;
+}
+
 bool Args::read(const char* name, std::string* out) {
   if (!ok_) return false;
   napi_value v = next();

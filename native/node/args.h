@@ -8,6 +8,9 @@
 #include <cstdint>
 #include <string>
 
+#include <vector>
+
+#include "../core/infer.h"
 #include "../core/ops.h"
 
 namespace glam {
@@ -34,6 +37,8 @@ class Args {
   bool read(const char* name, Mat* out);
   // A bf16 matrix view (data a Uint16Array), the same six arguments.
   bool read(const char* name, BMat* out);
+  // An array of typed arrays (any element type), each as the bytes it views.
+  bool read(const char* name, std::vector<ByteRange>* out);
 
   // Throws `op: message` and marks the call failed. Always returns false.
   bool fail(const std::string& message);

@@ -41,6 +41,8 @@ export interface BandwidthResult {
   median: number;
   threads: number;
   trials: number;
+  /** Bytes one pass read. */
+  bytes: number;
 }
 
 export interface PeakResult {
@@ -73,6 +75,8 @@ export interface NativeAddon {
   addressMod64(buffer: ArrayBufferLike): number;
   /** Read bandwidth of `threads` threads streaming a `mib` MiB buffer, in trials for about `seconds`. */
   readBandwidth(threads: number, mib: number, seconds: number): BandwidthResult;
+  /** Read bandwidth of `threads` threads reading the memory of `views` (each whole), `trials` passes. */
+  readBandwidthOf(threads: number, views: readonly ArrayBufferView[], trials: number): BandwidthResult;
   readonly [op: string]: unknown;
 }
 
@@ -84,6 +88,12 @@ export interface NativeKernels extends Kernels {
   peak(threads: number, seconds: number): PeakResult;
   /** Memory read bandwidth of `threads` threads streaming a `mib` MiB buffer for about `seconds`. */
   readBandwidth(threads: number, mib: number, seconds: number): BandwidthResult;
+  /**
+   * Memory read bandwidth of `threads` threads reading the memory `views` occupy (each whole, the threads
+   * taking equal contiguous shares of them end to end), best and median of `trials` passes: the rate of
+   * the memory some data, a model's weights, actually lives in.
+   */
+  readBandwidthOf(threads: number, views: readonly ArrayBufferView[], trials: number): BandwidthResult;
   /**
    * Selects a code path: 'avx512', 'avx2', 'portable', or undefined for the default choice (the fastest
    * the CPU has, or GLAM_ISA's). Returns false, changing nothing, when the CPU lacks that path.
@@ -109,6 +119,7 @@ const OTHER_EXPORTS = [
   'peak',
   'addressMod64',
   'readBandwidth',
+  'readBandwidthOf',
 ] as const;
 
 /** How the addon's op table differs from OPS (empty when it implements exactly the contract). */
@@ -209,5 +220,6 @@ export function wrapAddon(addon: NativeAddon): NativeKernels {
       addon.selectBf16Widening(widen);
     },
     readBandwidth: (threads, mib, seconds) => addon.readBandwidth(threads, mib, seconds),
+    readBandwidthOf: (threads, views, trials) => addon.readBandwidthOf(threads, views, trials),
   };
 }

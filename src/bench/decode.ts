@@ -8,12 +8,18 @@
  * for the logits), and in each MoE layer the experts that step's tokens were routed to, each once
  * however many tokens chose it. Bytes per generated token = bytes per step / batch.
  *
- * The memory read bandwidth is measured in the same run (the best pass of all threads streaming a buffer
- * far larger than the caches), before the first round, between rounds and after the last; the bound on
- * decode is bandwidth / bytes per token. Two fractions of it are reported: the median tokens/s over the
- * bound at the run's best pass, and each round against the probes just before and after it (the better
- * of the two), since this machine's bandwidth moves between levels (about 35 and 60 GB/s on two cores)
- * for seconds at a time and a brief fast pass elsewhere in the run says nothing about the round.
+ * The bound on decode is the time the fastest plain loop takes to read those bytes. Right after each
+ * timed step the probe loop (all threads, each an equal contiguous share) reads exactly the weights that
+ * step read, where they lie in memory: every non-expert weight and the routed experts' slices. The
+ * fraction of the bound is the probes' time over the steps' time. Each step is paired with its own probe
+ * because this machine's memory bandwidth moves between levels (about 30 and 60 GB/s on two cores) for a
+ * second or so at a time, and because on a virtual machine one allocation can read 1.3x slower than
+ * another in the same second: a probe of some other buffer, or at another moment, says little about the
+ * memory a step reads. Such a probe is still run before the first round, between rounds and after the
+ * last (a buffer of its own, far larger than the caches), and the fractions against it are reported
+ * beside: the median tokens/s over the bound at the run's best pass, and each round against the better
+ * of the probes just before and after it. A step whose weights fit in the caches leaves them there for
+ * its probe: for such small models the bound is the caches', not the memory's.
  * Key/value cache reads are reported beside (they grow with the context; with short prompts they are
  * small next to the weights).
  */
@@ -56,6 +62,8 @@ export interface DecodeRound {
   seconds: number;
   steps: number;
   weightBytesPerToken: number;
+  /** Of which experts' weights. */
+  expertBytesPerToken: number;
   kvBytesPerToken: number;
   /** Mean over MoE layers and steps of the experts a step reads. */
   expertsPerLayer: number;
@@ -64,10 +72,14 @@ export interface DecodeRound {
    * machine is shared and the kernel threads wait for a core (or the main thread works alone).
    */
   cpuShare: number;
-  /** Best pass of the probes just before and after this round, GB/s. */
+  /** Best pass of the own-buffer probes just before and after this round, GB/s. */
   bandwidthGBs: number;
   /** tokens/s over the bound at that bandwidth. */
   fractionOfBound: number;
+  /** The rate at which the probe loop read each step's weights right after the step, GB/s. */
+  weightsBandwidthGBs: number;
+  /** The probes' time over the steps' time: the fraction of the bound. */
+  fractionOfWeightsBound: number;
 }
 
 export interface DecodeBenchResult {
@@ -84,7 +96,7 @@ export interface DecodeBenchResult {
   weightBytesPerToken: number;
   kvBytesPerToken: number;
   expertsPerLayer: number;
-  /** Best pass of all the run's bandwidth probes, GB/s, and the highest of their medians. */
+  /** Best pass of all the run's own-buffer bandwidth probes, GB/s, and the highest of their medians. */
   bandwidthGBs: number;
   bandwidthMedianGBs: number;
   /** bandwidth / weight bytes per token. */
@@ -93,6 +105,14 @@ export interface DecodeBenchResult {
   fractionOfBound: number;
   /** The rounds' fractions, each against the probes around it. */
   roundFractions: Summary;
+  /** Over all rounds: the steps' weights read by the probe right after each step, GB/s. */
+  weightsBandwidthGBs: number;
+  /** Tokens over the probes' time. */
+  weightsBoundTokensPerSecond: number;
+  /** The probes' time over the steps' time, all rounds. */
+  fractionOfWeightsBound: number;
+  /** The rounds' fractions of that bound. */
+  roundWeightsFractions: Summary;
   /** Median of the rounds' CPU shares. */
   cpuShare: number;
 }
@@ -241,6 +261,10 @@ export function benchDecode(o: DecodeBenchOptions): DecodeBenchResult {
   let weightBytes = 0;
   let parameters = 0;
   const expertBytes = new Map<number, number>();
+  // What a step reads, for the probe after it: every non-expert weight, and per MoE layer each expert's
+  // slice of each expert weight (experts are the leading dimension).
+  const fixedViews: ArrayBufferView[] = [];
+  const expertSlices = new Map<number, ArrayBufferView[][]>();
   for (const s of specs) {
     const t = weights.get(s.name)!;
     weightBytes += bytesOf(t);
@@ -248,7 +272,19 @@ export function benchDecode(o: DecodeBenchOptions): DecodeBenchResult {
     if (isExpertWeight(s.name)) {
       const layer = Number(s.name.split('.')[1]);
       expertBytes.set(layer, (expertBytes.get(layer) ?? 0) + bytesOf(t) / cfg.n_experts);
-    } else fixedBytes += bytesOf(t);
+      if (!expertSlices.has(layer))
+        expertSlices.set(
+          layer,
+          Array.from({ length: cfg.n_experts }, () => []),
+        );
+      const per = t.data.length / cfg.n_experts;
+      expertSlices.get(layer)!.forEach((views, e) => {
+        views.push(t.data.subarray(e * per, (e + 1) * per));
+      });
+    } else {
+      fixedBytes += bytesOf(t);
+      fixedViews.push(t.data);
+    }
   }
   const K = kernels();
   const threads = K.getThreads();
@@ -278,64 +314,87 @@ export function benchDecode(o: DecodeBenchOptions): DecodeBenchResult {
     }
     const moeLayers = engine.model.counters;
     const before = moeLayers.map((c) => Float64Array.from(c.load));
-    let t0 = 0;
-    let cpu0 = process.cpuUsage();
+    let seconds = 0;
+    let cpuSeconds = 0;
+    let probeSeconds = 0;
     let steps = 0;
     let bytes = 0;
+    let roundExpertBytes = 0;
     let kvBytes = 0;
     let experts = 0;
     let context = o.promptLen;
     while (engine.pending > 0) {
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
       engine.step();
+      const dt = (performance.now() - t0) / 1000;
+      const cpu = process.cpuUsage(cpu0);
       if (!decoding) {
         if (started >= o.batch) {
           decoding = true;
           moeLayers.forEach((c, i) => {
             before[i]!.set(c.load);
           });
-          t0 = performance.now();
-          cpu0 = process.cpuUsage();
         }
         continue;
       }
+      seconds += dt;
+      cpuSeconds += (cpu.user + cpu.system) / 1e6;
       steps++;
       context++;
-      bytes += fixedBytes;
       kvBytes += o.batch * context * kvPerToken;
+      const views = [...fixedViews];
+      let stepBytes = fixedBytes;
       moeLayers.forEach((c, i) => {
-        let used = 0;
-        for (let e = 0; e < c.load.length; e++) if (c.load[e]! > before[i]![e]!) used++;
+        for (let e = 0; e < c.load.length; e++) {
+          if (c.load[e]! > before[i]![e]!) {
+            experts++;
+            stepBytes += expertBytes.get(c.layer)!;
+            roundExpertBytes += expertBytes.get(c.layer)!;
+            views.push(...expertSlices.get(c.layer)![e]!);
+          }
+        }
         before[i]!.set(c.load);
-        experts += used;
-        bytes += used * expertBytes.get(c.layer)!;
       });
+      bytes += stepBytes;
+      if (native !== undefined) {
+        const p = native.readBandwidthOf(threads, views, 1);
+        if (p.bytes !== stepBytes)
+          throw new Error(`bench decode: the probe read ${p.bytes} bytes where the step read ${stepBytes}`);
+        probeSeconds += p.bytes / (p.gbps * 1e9);
+      }
     }
-    const seconds = (performance.now() - t0) / 1000;
-    const cpu = process.cpuUsage(cpu0);
     probes.push(bandwidth(native, threads, mib, round === o.rounds - 1 ? secs : betweenSecs));
     const roundBandwidth = Math.max(probes[round]!.best, probes[round + 1]!.best);
+    const boundSeconds = native === undefined ? Number.NaN : probeSeconds;
     const r: DecodeRound = {
       tokensPerSecond: tokens / seconds,
       seconds,
       steps,
       weightBytesPerToken: bytes / tokens,
+      expertBytesPerToken: roundExpertBytes / tokens,
       kvBytesPerToken: kvBytes / tokens,
       expertsPerLayer: moeLayers.length === 0 ? 0 : experts / (steps * moeLayers.length),
-      cpuShare: (cpu.user + cpu.system) / 1e6 / (seconds * threads),
+      cpuShare: cpuSeconds / (seconds * threads),
       bandwidthGBs: roundBandwidth,
       fractionOfBound: bytes / seconds / (roundBandwidth * 1e9),
+      weightsBandwidthGBs: bytes / boundSeconds / 1e9,
+      fractionOfWeightsBound: boundSeconds / seconds,
     };
     rounds.push(r);
     log(
       `round ${round + 1}/${o.rounds}: ${r.tokensPerSecond.toFixed(1)} tokens/s (${steps} steps of ${o.batch}, ${(seconds * 1000).toFixed(0)} ms), ` +
         `${(r.weightBytesPerToken / 2 ** 20).toFixed(1)} MiB of weights per token, CPU share ${(100 * r.cpuShare).toFixed(0)}%, ` +
-        `${(100 * r.fractionOfBound).toFixed(1)}% of the bound at ${r.bandwidthGBs.toFixed(1)} GB/s (the probes around it)`,
+        `${(100 * r.fractionOfWeightsBound).toFixed(1)}% of the bound (the steps' weights read at ${r.weightsBandwidthGBs.toFixed(1)} GB/s by the probes after them), ` +
+        `${(100 * r.fractionOfBound).toFixed(1)}% at the own buffer's ${r.bandwidthGBs.toFixed(1)} GB/s (the probes around the round)`,
     );
   }
   const tps = summarize(rounds.map((r) => r.tokensPerSecond));
   const bytesPerToken = summarize(rounds.map((r) => r.weightBytesPerToken)).median;
   const bw = Math.max(...probes.map((p) => p.best));
   const bound = (bw * 1e9) / bytesPerToken;
+  const sum = (f: (r: DecodeRound) => number) => rounds.reduce((a, r) => a + f(r), 0);
+  const probeSeconds = sum((r) => r.seconds * r.fractionOfWeightsBound);
   return {
     dtype: o.dtype,
     batch: o.batch,
@@ -355,6 +414,11 @@ export function benchDecode(o: DecodeBenchOptions): DecodeBenchResult {
     boundTokensPerSecond: bound,
     fractionOfBound: tps.median / bound,
     roundFractions: summarize(rounds.map((r) => r.fractionOfBound)),
+    weightsBandwidthGBs:
+      sum((r) => r.weightBytesPerToken * r.tokensPerSecond * r.seconds) / probeSeconds / 1e9,
+    weightsBoundTokensPerSecond: sum((r) => r.tokensPerSecond * r.seconds) / probeSeconds,
+    fractionOfWeightsBound: probeSeconds / sum((r) => r.seconds),
+    roundWeightsFractions: summarize(rounds.map((r) => r.fractionOfWeightsBound)),
     cpuShare: summarize(rounds.map((r) => r.cpuShare)).median,
   };
 }
@@ -363,15 +427,17 @@ export function formatDecodeBench(r: DecodeBenchResult, label: string): string {
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   const t = r.tokensPerSecond;
   const f = r.roundFractions;
+  const w = r.roundWeightsFractions;
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   return [
     `decode ${label}, ${r.dtype}, batch ${r.batch}, prompt ${r.promptLen}, ${r.newTokens} new tokens; ${r.kernels}`,
     `  weights: ${(r.parameters / 1e9).toFixed(3)}B parameters, ${(r.weightBytes / 2 ** 30).toFixed(2)} GiB`,
     `  tokens/s (aggregate): ${t.median.toFixed(1)} [${t.min.toFixed(1)}-${t.max.toFixed(1)}] over ${t.n} rounds`,
     `  weights read per generated token: ${mib(r.weightBytesPerToken)} (${r.expertsPerLayer.toFixed(1)} experts per MoE layer per step); KV cache read: ${mib(r.kvBytesPerToken)}`,
-    `  memory read bandwidth: ${r.bandwidthGBs.toFixed(1)} GB/s (best pass; median ${r.bandwidthMedianGBs.toFixed(1)})`,
-    `  bandwidth bound: ${r.boundTokensPerSecond.toFixed(1)} tokens/s at the run's best pass; measured ${(100 * r.fractionOfBound).toFixed(1)}% of it`,
-    `  each round against the probes just before and after it: ${pct(f.median)} [${pct(f.min)}-${pct(f.max)}] of the bound (median [min-max])`,
+    `  the probe after each step read that step's weights at ${r.weightsBandwidthGBs.toFixed(1)} GB/s: bound ${r.weightsBoundTokensPerSecond.toFixed(1)} tokens/s; measured ${pct(r.fractionOfWeightsBound)} of it`,
+    `    by round: ${pct(w.median)} [${pct(w.min)}-${pct(w.max)}] of the bound (median [min-max])`,
+    `  a buffer of the probe's own reads at ${r.bandwidthGBs.toFixed(1)} GB/s (best pass; median ${r.bandwidthMedianGBs.toFixed(1)}): bound ${r.boundTokensPerSecond.toFixed(1)} tokens/s; measured ${pct(r.fractionOfBound)} of it`,
+    `    each round against the probes just before and after it: ${pct(f.median)} [${pct(f.min)}-${pct(f.max)}] of the bound (median [min-max])`,
     `  CPU share while timed: ${(100 * r.cpuShare).toFixed(0)}% of ${r.threads} threads (median; below 100% the machine was shared)`,
   ].join('\n');
 }

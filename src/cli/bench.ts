@@ -192,8 +192,10 @@ Decode throughput of the inference engine (KV cache, continuous batching, expert
 the memory-bandwidth bound: B greedy sequences of P random prompt tokens each generate N tokens; only the
 decode steps are timed. Reports aggregate tokens/s (median [min-max] over R rounds), the bytes of weights
 each generated token reads (non-expert weights once per step, plus each step's routed experts once each,
-over B), the memory read bandwidth measured in the same run (before, between and after the rounds), and
-the fraction of the bound (bandwidth / bytes per token): at the run's best pass, and each round against
+over B) and the fraction of the bandwidth bound: after each timed step a read probe reads exactly the
+weights that step read, where they lie, and the bound is the probes' time over the steps' (the memory
+holding the weights can read slower than a fresh buffer). Beside it, the fraction against a buffer of the
+probe's own (probed before, between and after the rounds): at the run's best pass, and each round against
 the probes just before and after it. With --config the weights are random (built in memory: glam-0.1b-64e is 8.3 GB in f32);
 the command refuses a model that does not fit in the free memory.
 

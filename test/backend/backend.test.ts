@@ -165,6 +165,32 @@ describe('backend selection and storage', () => {
     assert.equal(env.stdout.trim(), '3');
   });
 
+  test('readBandwidthOf reads the bytes of the views it is given, of any element type', {
+    skip: nativeMissing,
+  }, () => {
+    const f32 = new Float32Array(1 << 16);
+    const u16 = new Uint16Array(1001);
+    const slice = new Float64Array(64).subarray(3, 10);
+    const r = native!.readBandwidthOf(2, [f32, u16, slice, new Uint8Array(0)], 3);
+    assert.equal(r.bytes, 4 * (1 << 16) + 2 * 1001 + 8 * 7);
+    assert.equal(r.trials, 3);
+    assert.ok(r.gbps > 0 && r.median > 0 && r.median <= r.gbps && Number.isFinite(r.gbps), `${r.gbps}`);
+    assert.equal(native!.readBandwidth(1, 8, 0.01).bytes, 8 << 20);
+    const bad: [unknown, unknown, unknown, RegExp][] = [
+      [2, f32, 1, /readBandwidthOf: views must be an array of typed arrays/],
+      [2, [f32, {}], 1, /readBandwidthOf: views\[1\] must be a typed array/],
+      [2, [], 1, /readBandwidthOf: views hold no bytes/],
+      [2, [f32], 0, /readBandwidthOf: trials must be in \[1, 1000\]/],
+      [0, [f32], 1, /readBandwidthOf: threads must be in \[1, 1024\]/],
+    ];
+    for (const [threads, views, trials, message] of bad) {
+      assert.throws(
+        () => native!.addon.readBandwidthOf(threads as number, views as ArrayBufferView[], trials as number),
+        message,
+      );
+    }
+  });
+
   test('peak measures FMA throughput per thread count', { skip: nativeMissing }, () => {
     const r = native!.peak(1, 0.05);
     assert.equal(r.threads, 1);

@@ -45,7 +45,15 @@ test('batch 1 reads every non-expert weight and exactly two experts per MoE laye
       assert.ok(round.bandwidthGBs > 0 && round.bandwidthGBs <= r.bandwidthGBs, dtype);
       const expected = (round.tokensPerSecond * round.weightBytesPerToken) / (round.bandwidthGBs * 1e9);
       assert.ok(Math.abs(round.fractionOfBound - expected) <= 1e-12 * expected, dtype);
+      // The bound of the probes after each step: they read the step's bytes (checked inside the bench),
+      // at weightsBandwidthGBs, in fractionOfWeightsBound of the steps' time.
+      assert.equal(round.expertBytesPerToken, 2 * perExpert, dtype);
+      assert.ok(round.fractionOfWeightsBound > 0 && round.weightsBandwidthGBs > 0, dtype);
+      const readRate = round.weightsBandwidthGBs * 1e9 * round.fractionOfWeightsBound;
+      const stepRate = round.tokensPerSecond * round.weightBytesPerToken;
+      assert.ok(Math.abs(readRate - stepRate) <= 1e-9 * stepRate, dtype);
     }
+    assert.equal(r.roundWeightsFractions.n, 2);
   }
 });
 

@@ -223,6 +223,21 @@ void testRows(const char* isa) {
   glam::setPoolThreads(2);
   const double s2 = glam::sumSquares(big.data(), static_cast<int64_t>(big.size()));
   check(s1 == s2, std::string(isa) + " sumSquares: same bits on 1 and 2 threads");
+  // The bandwidth probes' loop: every 32-bit word of the whole 256-byte blocks, then the tail's bytes, from
+  // an odd address.
+  const auto* bytes = reinterpret_cast<const unsigned char*>(big.data()) + 3;
+  for (int64_t n : {0, 5, 64, 256, 1000, 4099}) {
+    uint32_t want = 0;
+    int64_t i = 0;
+    for (; i < n / 256 * 256; i += 4) {
+      uint32_t w;
+      std::memcpy(&w, bytes + i, 4);
+      want += w;
+    }
+    for (; i < n; i++) want += bytes[i];
+    check(glam::currentIsa().rows.sumWords(bytes, n) == want,
+          std::string(isa) + " sumWords: words and tail bytes, n = " + std::to_string(n));
+  }
 }
 
 // The public API (ops.h): views, validation with a message instead of a crash, results equal to the drivers'.
@@ -463,6 +478,13 @@ void testInfer() {
     for (int64_t t = 0; t < kk; t++) ok = ok && val[t] == sorted[t] && x[idx[t]] == val[t];
     check(ok, "topkRows: the k largest in descending order, k = " + std::to_string(kk));
   }
+  // The weights probe counts every byte of ragged ranges once per pass, on any thread count.
+  glam::setPoolThreads(2);
+  const glam::ByteRange ranges[] = {{x.data(), 1}, {x.data() + 1, 4 * 300 + 3}, {x.data() + 400, 0}, {x.data() + 7, 65}};
+  const glam::BandwidthResult r = glam::readBandwidthOf(2, ranges, 4, 3);
+  check(r.bytes == 1 + 1203 + 65 && r.trials == 3 && r.best > 0 && r.median <= r.best,
+        "readBandwidthOf: every byte of ragged ranges, three passes");
+  check(glam::readBandwidthOf(2, ranges + 2, 1, 3).trials == 0, "readBandwidthOf: no bytes, no passes");
 }
 
 int main() {
