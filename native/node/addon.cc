@@ -249,7 +249,7 @@ napi_value Peak(napi_env env, napi_callback_info info) {
   return obj;
 }
 
-// A probe's result as {gbps (best pass), median, threads, trials}.
+// A probe's result as {gbps (best pass), median, threads, trials, bytes (one pass)}.
 napi_value bandwidthObject(napi_env env, const BandwidthResult& r) {
   napi_value obj;
   napi_create_object(env, &obj);
