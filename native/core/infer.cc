@@ -194,9 +194,12 @@ void topkRows(const float* x, int64_t rows, int64_t cols, int64_t k, int32_t* id
 
 namespace {
 
+// Where the probes' sums go, so that the reads are not optimised away.
+volatile uint32_t probeSink = 0;
+
 // One pass of the bandwidth probes: `threads` threads read the ranges laid end to end, each an equal
 // contiguous share, with the current ISA's sumWords (as wide as its vectors). Returns the seconds it took.
-double readPass(int threads, const ByteRange* ranges, int64_t count, int64_t total, int* used, uint32_t* sink) {
+double readPass(int threads, const ByteRange* ranges, int64_t count, int64_t total, int* used) {
   uint32_t partial[1024] = {0};
   const auto sumWords = currentIsa().rows.sumWords;
   const auto t0 = std::chrono::steady_clock::now();
@@ -215,7 +218,9 @@ double readPass(int threads, const ByteRange* ranges, int64_t count, int64_t tot
   };
   parallelFor(threads, job, /*waitForAll=*/true);
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  for (int t = 0; t < *used; t++) *sink += partial[t];
+  uint32_t sum = 0;
+  for (int t = 0; t < *used; t++) sum += partial[t];
+  probeSink = sum;
   return dt;
 }
 
@@ -234,15 +239,11 @@ BandwidthResult readBandwidth(int threads, int64_t bytes, double seconds) {
   const ByteRange range{buf, floats * static_cast<int64_t>(sizeof(float))};
   std::vector<double> rates;
   int used = 1;
-  volatile uint32_t sink = 0;
-  uint32_t sum = 0;
   const auto start = std::chrono::steady_clock::now();
   do {
-    rates.push_back(static_cast<double>(range.bytes) / readPass(threads, &range, 1, range.bytes, &used, &sum) / 1e9);
+    rates.push_back(static_cast<double>(range.bytes) / readPass(threads, &range, 1, range.bytes, &used) / 1e9);
   } while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds ||
            rates.size() < 3);
-  sink = sum;
-  (void)sink;
   std::free(buf);
   return summarizeRates(rates, used, range.bytes);
 }
@@ -253,12 +254,8 @@ BandwidthResult readBandwidthOf(int threads, const ByteRange* ranges, int64_t co
   if (total == 0 || trials < 1) return BandwidthResult{0, 0, 0, 0, 0};
   std::vector<double> rates;
   int used = 1;
-  volatile uint32_t sink = 0;
-  uint32_t sum = 0;
   for (int t = 0; t < trials; t++)
-    rates.push_back(static_cast<double>(total) / readPass(threads, ranges, count, total, &used, &sum) / 1e9);
-  sink = sum;
-  (void)sink;
+    rates.push_back(static_cast<double>(total) / readPass(threads, ranges, count, total, &used) / 1e9);
   return summarizeRates(rates, used, total);
 }
 

@@ -264,7 +264,7 @@ void rowDotScaleKernel(float* a, const float* b, const float* scale, int64_t row
 }
 
 // Four streams, each a contiguous quarter of the whole 256-byte blocks, read 64 bytes of each in turn: on
-// this project's Zen 4 machines two threads read memory 1.10-1.14x as fast as with one stream each
+// this project's Zen 4 machines two threads read memory 1.08-1.10x as fast as with one stream each
 // (bench/probe_placement.cc), about as fast as the logits product reads the embedding 16 rows at a time.
 uint32_t sumWordsKernel(const unsigned char* p, int64_t bytes) {
   constexpr int kStreams = 4;
