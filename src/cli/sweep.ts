@@ -17,6 +17,7 @@ import { listCheckpointSteps, loadModelCheckpoint } from '../train/checkpoints.j
 import {
   BUILTIN_PLANS,
   builtinPlan,
+  type CurveRun,
   crossingTokens,
   curvePanels,
   loadPlanFile,
@@ -302,7 +303,7 @@ function report(plan: SweepPlan, out: string, dataDirs: Map<string, string>): vo
   const crossings: { experiment: string; dense: string; moe: string; tokens: number | null }[] = [];
   const md: string[] = [`# Sweep '${plan.name}'`, '', plan.description, ''];
   for (const ex of plan.experiments) {
-    const curves: Parameters<typeof curvePanels>[1] = [];
+    const curves: CurveRun[] = [];
     const exRows: ResearchRun[] = [];
     const metrics = new Map<string, ReturnType<typeof readRunMetrics>>();
     for (const { name, label } of ex.runs) {
@@ -327,6 +328,10 @@ function report(plan: SweepPlan, out: string, dataDirs: Map<string, string>): vo
         label,
         curve: m.curve,
         flopsPerToken: accounting(cfg, plan.seqLen).train_flops_per_token,
+        seed: r.seed,
+        variant: JSON.stringify([r.preset, r.overrides, r.dataset, r.args]),
+        dense: cfg.n_experts === 0,
+        dataset: r.dataset,
       });
       if (cfg.n_experts > 0 && m.routing.length > 0 && ex.id === plan.experiments[0]!.id && r.seed === 1) {
         atomicWriteFileSync(

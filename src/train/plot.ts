@@ -20,7 +20,12 @@ export interface Series {
   label: string;
   color: string;
   points: [number, number][];
+  /** SVG stroke-dasharray (e.g. '6 3'); solid when absent. */
+  dash?: string;
 }
+
+/** One legend entry: a line sample and its label. */
+export type LegendEntry = Pick<Series, 'label' | 'color' | 'dash'>;
 
 export interface Panel {
   title: string;
@@ -33,13 +38,22 @@ export interface Panel {
   xTicks?: number[];
   /** Default 'step'. */
   xLabel?: string;
+  /** The legend, when it is not one entry per series (e.g. colour for a run, line style for a seed). */
+  legend?: LegendEntry[];
+  /** A fixed y range (linear axes): what falls outside is clipped at the plot area's edge. */
+  yRange?: [number, number];
 }
 
 const PANEL_W = 540;
-const PANEL_H = 270;
+/** Height of the plot area itself; the title and legend above it add what they need. */
+const PLOT_H = 178;
 /** The title and the legend sit above the plot area, so the legend never covers a curve. */
 const PAD = { left: 74, right: 18, top: 52, bottom: 40 };
 const LEGEND_ROW = 16;
+const TITLE_ROW = 18;
+/** Approximate advance of a character: 12px legend text and 15px bold titles. */
+const LEGEND_CHAR = 6.5;
+const TITLE_CHAR = 8.6;
 
 /** Round tick values covering [lo, hi]: steps of 1, 2 or 5 times a power of ten (at least `minStep`). */
 function niceTicks(lo: number, hi: number, count: number, minStep = 0): number[] {
@@ -118,30 +132,65 @@ function decimate(points: [number, number][], px: (x: number) => number): [numbe
   return out;
 }
 
-function renderPanel(panel: Panel, x0: number, y0: number): string {
-  const out: string[] = [`<g transform="translate(${x0},${y0})">`];
-  out.push(`<text x="${PAD.left}" y="20" font-size="15" font-weight="bold">${escapeXml(panel.title)}</text>`);
-  // Legend: rows under the title, outside the plot area (wrapped at the panel's width; the plot area
-  // shrinks by the extra rows).
+interface Header {
+  titleLines: string[];
+  legend: { entry: LegendEntry; x: number; y: number }[];
+  /** y of the plot area's top edge. */
+  top: number;
+}
+
+/** Wraps the title at the panel's width and the legend under it, row by row. */
+function layoutHeader(panel: Panel): Header {
+  const maxChars = Math.floor((PANEL_W - PAD.left - PAD.right) / TITLE_CHAR);
+  const titleLines: string[] = [];
+  for (const word of panel.title.split(' ')) {
+    const last = titleLines.length - 1;
+    if (last >= 0 && titleLines[last]!.length + 1 + word.length <= maxChars) titleLines[last] += ` ${word}`;
+    else titleLines.push(word);
+  }
+  const entries =
+    panel.legend ??
+    panel.series.map((s) => {
+      // A series a log axis cannot show (all zero, e.g. the aux loss of a dense model) says so.
+      const hidden = panel.logY === true && s.points.length > 0 && !s.points.some(([, y]) => y > 0);
+      return { ...s, label: hidden ? `${s.label} (0, not shown)` : s.label };
+    });
+  const firstRow = 36 + TITLE_ROW * (titleLines.length - 1);
+  const legend: Header['legend'] = [];
   let lx = PAD.left;
   let row = 0;
-  for (const s of panel.series) {
-    // A series a log axis cannot show (all zero, e.g. the aux loss of a dense model) says so.
-    const hidden = panel.logY === true && s.points.length > 0 && !s.points.some(([, y]) => y > 0);
-    const label = hidden ? `${s.label} (0, not shown)` : s.label;
-    const width = 23 + 6.5 * label.length;
+  for (const entry of entries) {
+    const width = 23 + LEGEND_CHAR * entry.label.length;
     if (lx > PAD.left && lx + width > PANEL_W - PAD.right) {
       lx = PAD.left;
       row++;
     }
-    const y = 36 + LEGEND_ROW * row;
-    out.push(`<line x1="${lx}" x2="${lx + 18}" y1="${y}" y2="${y}" stroke="${s.color}" stroke-width="2.5"/>`);
-    out.push(`<text x="${lx + 23}" y="${y + 4}" font-size="12">${escapeXml(label)}</text>`);
+    legend.push({ entry, x: lx, y: firstRow + LEGEND_ROW * row });
     lx += width + 18;
   }
-  const top = PAD.top + LEGEND_ROW * row;
+  return { titleLines, legend, top: PAD.top + TITLE_ROW * (titleLines.length - 1) + LEGEND_ROW * row };
+}
+
+const dashAttr = (dash: string | undefined): string =>
+  dash === undefined ? '' : ` stroke-dasharray="${dash}"`;
+
+/** One panel at (x0, y0), its plot area starting `top` below y0 (the tallest header of its grid row). */
+function renderPanel(panel: Panel, x0: number, y0: number, header: Header, top: number, id: number): string {
+  const out: string[] = [`<g transform="translate(${x0},${y0})">`];
+  for (const [i, line] of header.titleLines.entries()) {
+    out.push(
+      `<text x="${PAD.left}" y="${20 + TITLE_ROW * i}" font-size="15" font-weight="bold">${escapeXml(line)}</text>`,
+    );
+  }
+  for (const { entry, x, y } of header.legend) {
+    out.push(
+      `<line x1="${x}" x2="${x + 18}" y1="${y}" y2="${y}" stroke="${entry.color}" stroke-width="2.5"${dashAttr(entry.dash)}/>`,
+    );
+    out.push(`<text x="${x + 23}" y="${y + 4}" font-size="12">${escapeXml(entry.label)}</text>`);
+  }
   const w = PANEL_W - PAD.left - PAD.right;
-  const h = PANEL_H - top - PAD.bottom;
+  const h = PLOT_H;
+  const bottom = top + h + PAD.bottom;
   out.push(`<rect x="${PAD.left}" y="${top}" width="${w}" height="${h}" fill="none" stroke="#999"/>`);
   const yLabel = panel.logY ? `${panel.yLabel} (log scale)` : panel.yLabel;
   const ly = top + h / 2;
@@ -149,7 +198,7 @@ function renderPanel(panel: Panel, x0: number, y0: number): string {
     `<text x="16" y="${ly}" font-size="12" text-anchor="middle" transform="rotate(-90 16 ${ly})">${escapeXml(yLabel)}</text>`,
   );
   out.push(
-    `<text x="${PAD.left + w / 2}" y="${PANEL_H - 6}" font-size="12" text-anchor="middle">${escapeXml(panel.xLabel ?? 'step')}</text>`,
+    `<text x="${PAD.left + w / 2}" y="${bottom - 6}" font-size="12" text-anchor="middle">${escapeXml(panel.xLabel ?? 'step')}</text>`,
   );
   const ty = (v: number): number => (panel.logY ? Math.log10(v) : v);
   const tx = (v: number): number => (panel.logX ? Math.log10(v) : v);
@@ -169,6 +218,7 @@ function renderPanel(panel: Panel, x0: number, y0: number): string {
       yhi = Math.max(yhi, ty(p[1]));
     }
   }
+  if (panel.yRange !== undefined && !panel.logY) [ylo, yhi] = panel.yRange;
   if (!(xhi >= xlo)) {
     out.push(`<text x="${PAD.left + 10}" y="${top + 20}" font-size="12" fill="#666">no data</text></g>`);
     return out.join('');
@@ -180,9 +230,11 @@ function renderPanel(panel: Panel, x0: number, y0: number): string {
     yhi += half;
     ylo -= half;
   }
-  const margin = (yhi - ylo) * 0.05;
-  ylo -= margin;
-  yhi += margin;
+  if (panel.yRange === undefined || panel.logY) {
+    const margin = (yhi - ylo) * 0.05;
+    ylo -= margin;
+    yhi += margin;
+  }
   const sx = (x: number): number => PAD.left + ((tx(x) - xlo) / (xhi - xlo)) * w;
   const syT = (t: number): number => top + h - ((t - ylo) / (yhi - ylo)) * h;
   // Steps are whole numbers: integer ticks only.
@@ -195,31 +247,46 @@ function renderPanel(panel: Panel, x0: number, y0: number): string {
   const yticks = panel.logY ? logTicks(ylo, yhi) : niceTicks(ylo, yhi, 5);
   for (const v of yticks) {
     const y = syT(panel.logY ? Math.log10(v) : v).toFixed(1);
-    out.push(`<line x1="${PAD.left}" x2="${PAD.left + w}" y1="${y}" y2="${y}" stroke="#eee"/>`);
+    // Zero, where a linear axis crosses it, is the line that matters (e.g. a difference of losses).
+    const grid = v === 0 && !panel.logY ? '#888' : '#eee';
+    out.push(`<line x1="${PAD.left}" x2="${PAD.left + w}" y1="${y}" y2="${y}" stroke="${grid}"/>`);
     out.push(`<text x="${PAD.left - 5}" y="${y}" font-size="11" text-anchor="end" dy="4">${fmt(v)}</text>`);
   }
+  out.push(
+    `<clipPath id="plot${id}"><rect x="${PAD.left}" y="${top}" width="${w}" height="${h}"/></clipPath>`,
+  );
+  out.push(`<g clip-path="url(#plot${id})">`);
   for (const s of panel.series) {
     const good = decimate(s.points.filter(usable), sx);
     if (good.length === 0) continue;
     const d = good.map(([x, y]) => `${sx(x).toFixed(1)},${syT(ty(y)).toFixed(1)}`).join(' ');
-    out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${d}"/>`);
+    out.push(
+      `<polyline fill="none" stroke="${s.color}" stroke-width="1.5"${dashAttr(s.dash)} points="${d}"/>`,
+    );
     if (good.length === 1) {
       const [x, y] = good[0]!;
       out.push(`<circle cx="${sx(x).toFixed(1)}" cy="${syT(ty(y)).toFixed(1)}" r="3" fill="${s.color}"/>`);
     }
   }
-  out.push('</g>');
+  out.push('</g></g>');
   return out.join('');
 }
 
-/** Render panels in a grid of `columns` columns. */
+/** Render panels in a grid of `columns` columns; each grid row is as tall as its tallest header needs. */
 export function renderSvg(panels: Panel[], columns = 2): string {
-  const rows = Math.ceil(panels.length / columns);
+  const headers = panels.map(layoutHeader);
   const W = PANEL_W * Math.min(columns, panels.length);
-  const H = PANEL_H * rows;
-  const body = panels.map((p, i) =>
-    renderPanel(p, (i % columns) * PANEL_W, Math.floor(i / columns) * PANEL_H),
-  );
+  const body: string[] = [];
+  let y0 = 0;
+  for (let first = 0; first < panels.length; first += columns) {
+    const row = panels.slice(first, first + columns);
+    const top = Math.max(...headers.slice(first, first + columns).map((h) => h.top));
+    for (const [i, p] of row.entries()) {
+      body.push(renderPanel(p, i * PANEL_W, y0, headers[first + i]!, top, first + i));
+    }
+    y0 += top + PLOT_H + PAD.bottom;
+  }
+  const H = y0;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">`,
     SVG_MARKER,

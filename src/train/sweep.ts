@@ -11,7 +11,7 @@ import { accounting } from '../model/accounting.js';
 import { type GlamConfig, parseConfig } from '../model/config.js';
 import { getPreset } from '../model/presets.js';
 import { READ_LIMITS, readJsonFile, readLines } from '../util/files.js';
-import { type Panel, renderSvg, type Series } from './plot.js';
+import { type LegendEntry, type Panel, renderSvg, type Series } from './plot.js';
 import { METRICS_FILE } from './trainer.js';
 
 /** One training run of a sweep: a preset with overrides, a seed and a dataset. */
@@ -346,32 +346,123 @@ export function crossingTokens(a: CurvePoint[], b: CurvePoint[]): number | null 
 }
 
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
+/** Line styles that tell seeds apart where a colour stands for a run's variant. */
+const SEED_DASHES = [undefined, '8 4', '2 2', '9 3 2 3', '14 3 2 3 2 3'];
 
-/** Validation loss against tokens and against training FLOPs, one series per run. */
-export function curvePanels(
-  title: string,
-  runs: { label: string; curve: CurvePoint[]; flopsPerToken: number }[],
-): Panel[] {
+/** One run's validation curve, as the sweep's plots take it. */
+export interface CurveRun {
+  label: string;
+  curve: CurvePoint[];
+  flopsPerToken: number;
+  seed: number;
+  /** Runs that differ only in their seed share a variant (and a colour). */
+  variant: string;
+  dense: boolean;
+  dataset: string;
+}
+
+/** A label without its seed ("small (dense), seed 2" -> "small (dense)", "MoE s2" -> "MoE"). */
+const withoutSeed = (label: string): string => label.replace(/,\s*seed \d+|\s+s\d+\b/, '');
+
+/** The y range that shows the later part of every curve: from the lowest point up to where they stand at `from` of the run. */
+function laterRange(series: Series[], from: number, withZero: boolean): [number, number] | undefined {
+  let xmax = Number.NEGATIVE_INFINITY;
+  for (const s of series) for (const [x] of s.points) xmax = Math.max(xmax, x);
+  let lo = withZero ? 0 : Number.POSITIVE_INFINITY;
+  let hi = withZero ? 0 : Number.NEGATIVE_INFINITY;
+  for (const s of series) {
+    for (const [x, y] of s.points) {
+      if (!Number.isFinite(y) || x < from * xmax) continue;
+      lo = Math.min(lo, y);
+      hi = Math.max(hi, y);
+    }
+  }
+  if (!(hi > lo)) return undefined;
+  const margin = (hi - lo) * 0.08;
+  return [lo - margin, hi + margin];
+}
+
+/**
+ * Validation loss against tokens and against training FLOPs, one series per run, and where dense
+ * runs have MoE runs of the same seed and data, the MoE's difference from its dense run. When a
+ * variant has several seeds, colour marks the variant and line style the seed.
+ */
+export function curvePanels(title: string, runs: CurveRun[]): Panel[] {
+  const variants = [...new Set(runs.map((r) => r.variant))];
+  const seeds = [...new Set(runs.map((r) => r.seed))].sort((a, b) => a - b);
+  const bySeed = variants.some((v) => runs.filter((r) => r.variant === v).length > 1);
+  const style = (r: CurveRun, i: number): Pick<Series, 'color' | 'dash'> =>
+    bySeed
+      ? {
+          color: COLORS[variants.indexOf(r.variant) % COLORS.length]!,
+          dash: SEED_DASHES[seeds.indexOf(r.seed) % SEED_DASHES.length],
+        }
+      : { color: COLORS[i % COLORS.length]! };
+  const variantEntries = (keep: (v: string) => boolean): LegendEntry[] =>
+    variants.flatMap((v, i) =>
+      keep(v)
+        ? [
+            {
+              label: withoutSeed(runs.find((r) => r.variant === v)!.label),
+              color: COLORS[i % COLORS.length]!,
+            },
+          ]
+        : [],
+    );
+  const seedEntries: LegendEntry[] = seeds.map((seed, i) => ({
+    label: `seed ${seed}`,
+    color: '#555',
+    dash: SEED_DASHES[i % SEED_DASHES.length],
+  }));
+  const legend = bySeed ? [...variantEntries(() => true), ...seedEntries] : undefined;
   const series = (x: (p: CurvePoint, f: number) => number): Series[] =>
     runs.map((r, i) => ({
       label: r.label,
-      color: COLORS[i % COLORS.length]!,
+      ...style(r, i),
       points: r.curve.map((p) => [x(p, r.flopsPerToken), p.valLm] as [number, number]),
     }));
-  return [
+  const byTokens = series((p) => p.tokens);
+  const byFlops = series((p, f) => p.tokens * f);
+  const panels: Panel[] = [
     {
       title: `${title}: validation loss`,
       xLabel: 'training tokens',
       yLabel: 'validation loss (nats)',
-      series: series((p) => p.tokens),
+      series: byTokens,
+      legend,
+      yRange: laterRange(byTokens, 0.25, false),
     },
     {
-      title: `${title}: against compute`,
+      title: 'against training FLOPs',
       xLabel: 'training FLOPs',
       yLabel: 'validation loss (nats)',
-      series: series((p, f) => p.tokens * f),
+      series: byFlops,
+      legend,
+      yRange: laterRange(byFlops, 0.25, false),
     },
   ];
+  const differences: Series[] = [];
+  runs.forEach((moe, i) => {
+    const dense = runs.find((d) => d.dense && d.seed === moe.seed && d.dataset === moe.dataset);
+    if (moe.dense || dense === undefined) return;
+    const at = new Map(dense.curve.map((p) => [p.step, p.valLm]));
+    const points = moe.curve
+      .filter((p) => at.has(p.step))
+      .map((p) => [p.tokens, p.valLm - at.get(p.step)!] as [number, number]);
+    differences.push({ label: moe.label, ...style(moe, i), points });
+  });
+  if (differences.length > 0) {
+    const hasMoe = (v: string): boolean => runs.some((r) => r.variant === v && !r.dense);
+    panels.push({
+      title: 'MoE minus dense of the same seed (below 0: the MoE is ahead)',
+      xLabel: 'training tokens',
+      yLabel: 'validation loss difference (nats)',
+      series: differences,
+      legend: bySeed ? [...variantEntries(hasMoe), ...seedEntries] : undefined,
+      yRange: laterRange(differences, 0.25, true),
+    });
+  }
+  return panels;
 }
 
 /** Routing health of one MoE run over its steps: per layer dropped fraction, min load, entropy. */

@@ -52,3 +52,26 @@ test('a legend too wide for one row wraps inside its panel, and the plot area mo
   const plotTop = (svg: string): number => Number(/<rect x="74" y="([\d.]+)"/.exec(svg)![1]);
   assert.ok(plotTop(wide) > plotTop(narrow), 'the plot area starts below the wrapped legend');
 });
+
+test('a long title wraps inside its panel; a fixed y range clips the curves to the plot area', () => {
+  const title = 'small vs small-moe with 64 experts at capacity factor 2.0 and 2.5: validation loss';
+  const panel: Panel = {
+    title,
+    yLabel: 'nats',
+    xLabel: 'tokens',
+    series: [line('a', '#000', 1)],
+    yRange: [4, 4.6],
+  };
+  const svg = renderSvg([panel, { ...panel, title: 'short' }], 2);
+  const lines = [...svg.matchAll(/font-weight="bold">([^<]+)</g)].map((m) => m[1]!);
+  assert.equal(lines.slice(0, -1).join(' '), title, 'the title is all there, over several lines');
+  assert.ok(lines.length >= 3);
+  for (const l of lines) assert.ok(74 + 8.6 * l.length <= 540, `title line '${l}' overflows its panel`);
+  // Both panels of the row start their plot areas at the same height, below the taller header.
+  const tops = [...svg.matchAll(/<rect x="74" y="([\d.]+)"/g)].map((m) => Number(m[1]));
+  assert.equal(new Set(tops).size, 1);
+  // The y ticks stay within the fixed range, and the curve is drawn inside the clip of the plot area.
+  const yTicks = [...svg.matchAll(/text-anchor="end" dy="4">([^<]+)</g)].map((m) => Number(m[1]));
+  assert.ok(yTicks.length > 0 && yTicks.every((v) => v >= 4 && v <= 4.6), `y ticks ${yTicks}`);
+  assert.match(svg, /<g clip-path="url\(#plot0\)"><polyline/);
+});

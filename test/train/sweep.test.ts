@@ -11,6 +11,7 @@ import {
   builtinPlan,
   type CurvePoint,
   crossingTokens,
+  curvePanels,
   loadPlanFile,
   type ResearchRun,
   routingTail,
@@ -40,6 +41,54 @@ test('crossing: the first point from which the second curve stays below the firs
   assert.equal(crossingTokens(pts([5, 4, 3]), pts([5.1, 4.1, 3])), null, 'equal is not below');
   // Only the steps both runs logged are compared.
   assert.equal(crossingTokens(pts([5, 4, 3]), pts([6, 3]).slice(0, 1)), null);
+});
+
+test("sweep plots: colour for the variant, line style for the seed, MoE minus its own seed's dense run", () => {
+  const curve = (losses: number[]): CurvePoint[] =>
+    losses.map((valLm, i) => ({ step: (i + 1) * 100, tokens: (i + 1) * 102_400, valLm }));
+  const run = (label: string, seed: number, dense: boolean, losses: number[]) => ({
+    label,
+    curve: curve(losses),
+    flopsPerToken: dense ? 3e7 : 2.7e7,
+    seed,
+    variant: dense ? 'dense' : 'moe',
+    dense,
+    dataset: 'default',
+  });
+  const panels = curvePanels('small vs small-moe', [
+    run('small (dense), seed 1', 1, true, [7, 6, 5, 4.8, 4.6, 4.5, 4.45, 4.4]),
+    run('small-moe, seed 1', 1, false, [7, 6.1, 5, 4.8, 4.6, 4.4, 4.4, 4.38]),
+    run('small (dense), seed 2', 2, true, [7, 6, 5.1, 4.9, 4.7, 4.6, 4.55, 4.5]),
+    run('small-moe, seed 2', 2, false, [7, 6, 5.1, 4.9, 4.7, 4.7, 4.6, 4.49]),
+  ]);
+  assert.equal(panels.length, 3);
+  const [byTokens, , diff] = panels;
+  // Same colour within a variant, a different one across; seeds differ in line style only.
+  const [d1, m1, d2, m2] = byTokens!.series;
+  assert.equal(d1!.color, d2!.color);
+  assert.equal(m1!.color, m2!.color);
+  assert.notEqual(d1!.color, m1!.color);
+  assert.equal(d1!.dash, m1!.dash);
+  assert.notEqual(d1!.dash, d2!.dash);
+  assert.deepEqual(
+    byTokens!.legend!.map((e) => e.label),
+    ['small (dense)', 'small-moe', 'seed 1', 'seed 2'],
+  );
+  // The difference panel: one series per MoE run, against the dense run of its own seed.
+  assert.deepEqual(
+    diff!.series.map((s) => s.points.map(([, y]) => Number(y.toFixed(6)))),
+    [
+      [0, 0.1, 0, 0, 0, -0.1, -0.05, -0.02],
+      [0, 0, 0, 0, 0, 0.1, 0.05, -0.01],
+    ],
+  );
+  assert.deepEqual(
+    diff!.legend!.map((e) => e.label),
+    ['small-moe', 'seed 1', 'seed 2'],
+  );
+  // The y range shows the later part of the run (and zero for the differences), not the first steps.
+  assert.ok(byTokens!.yRange![1] < 6.5 && byTokens!.yRange![0] < 4.38, `range ${byTokens!.yRange}`);
+  assert.ok(diff!.yRange![0] < -0.05 && diff!.yRange![1] > 0.1, `range ${diff!.yRange}`);
 });
 
 test('routing tail: means over the last 100 steps, the least-loaded expert of any layer', () => {
