@@ -21,6 +21,8 @@ import {
   crossingTokens,
   curvePanels,
   loadPlanFile,
+  type PairedGap,
+  pairedGaps,
   type ResearchRun,
   readRunMetrics,
   renderSvg,
@@ -301,6 +303,7 @@ function report(plan: SweepPlan, out: string, dataDirs: Map<string, string>): vo
   const vocab = new Map([...dataDirs].map(([name, dir]) => [name, vocabOf(dir)]));
   const rows: ResearchRun[] = [];
   const crossings: { experiment: string; dense: string; moe: string; tokens: number | null }[] = [];
+  const paired: ({ experiment: string } & PairedGap)[] = [];
   const md: string[] = [`# Sweep '${plan.name}'`, '', plan.description, ''];
   for (const ex of plan.experiments) {
     const curves: CurveRun[] = [];
@@ -373,6 +376,36 @@ function report(plan: SweepPlan, out: string, dataDirs: Map<string, string>): vo
       );
     }
     md.push('');
+    const gaps = pairedGaps(
+      exRows.map((x) => {
+        const r = plan.runs.find((y) => y.name === x.name)!;
+        return {
+          label: x.label,
+          variant: JSON.stringify([r.preset, r.overrides, r.dataset, r.args]),
+          seed: x.seed,
+          dataset: x.dataset,
+          dense: x.n_experts === 0,
+          valLoss: x.val_loss,
+        };
+      }),
+    );
+    if (gaps.length > 0) {
+      md.push(
+        'Final validation loss, MoE minus the dense run of the same seed and data:',
+        '',
+        '| MoE | seeds | per seed | mean | sd |',
+        '| --- | --- | --- | --- | --- |',
+      );
+      const signed = (v: number): string => `${v >= 0 ? '+' : ''}${v.toFixed(4)}`;
+      for (const g of gaps) {
+        const each = g.gaps.map((x) => `${signed(x.gap)} (s${x.seed})`).join(', ');
+        md.push(
+          `| ${g.label} | ${g.gaps.length} | ${each} | ${signed(g.mean)} | ${g.sd === null ? '' : g.sd.toFixed(4)} |`,
+        );
+      }
+      md.push('');
+    }
+    paired.push(...gaps.map((g) => ({ experiment: ex.id, ...g })));
   }
   if (crossings.length > 0) {
     md.push('## Where MoE goes below dense (validation loss, same seed and data)', '');
@@ -387,6 +420,7 @@ function report(plan: SweepPlan, out: string, dataDirs: Map<string, string>): vo
     tokens: plan.tokens,
     runs: rows,
     crossings,
+    paired,
   });
   atomicWriteFileSync(path.join(out, 'summary.md'), `${md.join('\n')}\n`);
   console.log(md.join('\n'));

@@ -345,6 +345,44 @@ export function crossingTokens(a: CurvePoint[], b: CurvePoint[]): number | null 
   return from;
 }
 
+/** A label without its seed ("small (dense), seed 2" -> "small (dense)", "MoE s2" -> "MoE"). */
+const withoutSeed = (label: string): string => label.replace(/,\s*seed \d+|\s+s\d+\b/, '');
+
+/** One MoE variant's final validation loss minus that of the dense run of each seed (same data). */
+export interface PairedGap {
+  /** The variant's label without its seed. */
+  label: string;
+  gaps: { seed: number; gap: number }[];
+  mean: number;
+  /** Sample standard deviation over the seeds (null with one seed). */
+  sd: number | null;
+}
+
+/**
+ * Final MoE - dense gaps, paired by seed and dataset, grouped by variant (runs that differ only in
+ * their seed): the comparison docs/results.md draws its conclusions from.
+ */
+export function pairedGaps(
+  runs: { label: string; variant: string; seed: number; dataset: string; dense: boolean; valLoss: number }[],
+): PairedGap[] {
+  const out: PairedGap[] = [];
+  for (const variant of new Set(runs.filter((r) => !r.dense).map((r) => r.variant))) {
+    const members = runs.filter((r) => r.variant === variant);
+    const gaps = members.flatMap((m) => {
+      const d = runs.find((x) => x.dense && x.seed === m.seed && x.dataset === m.dataset);
+      return d === undefined ? [] : [{ seed: m.seed, gap: m.valLoss - d.valLoss }];
+    });
+    if (gaps.length === 0) continue;
+    const mean = gaps.reduce((a, g) => a + g.gap, 0) / gaps.length;
+    const sd =
+      gaps.length < 2
+        ? null
+        : Math.sqrt(gaps.reduce((a, g) => a + (g.gap - mean) ** 2, 0) / (gaps.length - 1));
+    out.push({ label: withoutSeed(members[0]!.label), gaps, mean, sd });
+  }
+  return out;
+}
+
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 /** Line styles that tell seeds apart where a colour stands for a run's variant. */
 const SEED_DASHES = [undefined, '8 4', '2 2', '9 3 2 3', '14 3 2 3 2 3'];
@@ -360,9 +398,6 @@ export interface CurveRun {
   dense: boolean;
   dataset: string;
 }
-
-/** A label without its seed ("small (dense), seed 2" -> "small (dense)", "MoE s2" -> "MoE"). */
-const withoutSeed = (label: string): string => label.replace(/,\s*seed \d+|\s+s\d+\b/, '');
 
 /** The y range that shows the later part of every curve: from the lowest point up to where they stand at `from` of the run. */
 function laterRange(series: Series[], from: number, withZero: boolean): [number, number] | undefined {

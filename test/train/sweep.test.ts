@@ -13,6 +13,7 @@ import {
   crossingTokens,
   curvePanels,
   loadPlanFile,
+  pairedGaps,
   type ResearchRun,
   routingTail,
 } from '../../src/train/sweep.js';
@@ -89,6 +90,37 @@ test("sweep plots: colour for the variant, line style for the seed, MoE minus it
   // The y range shows the later part of the run (and zero for the differences), not the first steps.
   assert.ok(byTokens!.yRange![1] < 6.5 && byTokens!.yRange![0] < 4.38, `range ${byTokens!.yRange}`);
   assert.ok(diff!.yRange![0] < -0.05 && diff!.yRange![1] > 0.1, `range ${diff!.yRange}`);
+});
+
+test('paired gaps: each MoE variant against the dense run of its seed and data, mean and spread over seeds', () => {
+  const r = (label: string, variant: string, seed: number, valLoss: number, dataset = 'default') => ({
+    label,
+    variant,
+    seed,
+    dataset,
+    dense: variant === 'dense',
+    valLoss,
+  });
+  const gaps = pairedGaps([
+    r('dense, seed 1', 'dense', 1, 4.4),
+    r('dense, seed 2', 'dense', 2, 4.5),
+    r('MoE, seed 1', 'moe', 1, 4.38),
+    r('MoE, seed 2', 'moe', 2, 4.54),
+    r('MoE, seed 3', 'moe', 3, 4.1), // no dense run of seed 3: not paired
+    r('wide MoE, seed 1', 'wide', 1, 4.3, 'other'), // another dataset: not paired
+  ]);
+  assert.equal(gaps.length, 1);
+  const [g] = gaps;
+  assert.equal(g!.label, 'MoE');
+  assert.deepEqual(
+    g!.gaps.map((x) => [x.seed, Number(x.gap.toFixed(9))]),
+    [
+      [1, -0.02],
+      [2, 0.04],
+    ],
+  );
+  assert.ok(Math.abs(g!.mean - 0.01) < 1e-12);
+  assert.ok(Math.abs(g!.sd! - Math.sqrt(0.0018)) < 1e-12);
 });
 
 test('routing tail: means over the last 100 steps, the least-loaded expert of any layer', () => {
@@ -191,6 +223,7 @@ test('glam sweep: trains each run once, reports research.json and plots, resumes
   const research = JSON.parse(readFileSync(path.join(out, 'research.json'), 'utf8')) as {
     runs: ResearchRun[];
     crossings: { dense: string; moe: string; tokens: number | null }[];
+    paired: { label: string; gaps: { seed: number; gap: number }[] }[];
   };
   assert.deepEqual(
     research.runs.map((x) => [x.name, x.n_experts, x.tokens, x.seed]),
@@ -211,6 +244,10 @@ test('glam sweep: trains each run once, reports research.json and plots, resumes
   assert.equal(research.crossings.length, 1);
   assert.ok(existsSync(path.join(out, 'runs.svg')));
   assert.match(readFileSync(path.join(out, 'summary.md'), 'utf8'), /\| dense \| 0 \|/);
+  // The paired final gap: the MoE's final validation loss minus the dense run's, same seed.
+  assert.equal(research.paired.length, 1);
+  assert.equal(research.paired[0]!.gaps[0]!.gap, research.runs[1]!.val_loss - research.runs[0]!.val_loss);
+  assert.match(readFileSync(path.join(out, 'summary.md'), 'utf8'), /\| MoE \| 1 \| [+-]\d\.\d{4} \(s1\) \|/);
   assert.match(r.stdout, /validation loss|val loss/);
 
   // Again: nothing to train.
