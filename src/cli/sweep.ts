@@ -31,6 +31,7 @@ import {
   runConfig,
   type SweepPlan,
   type SweepRun,
+  variantOf,
 } from '../train/sweep.js';
 import { atomicWriteFileSync, atomicWriteJsonSync } from '../util/atomic.js';
 import { readJsonFile } from '../util/files.js';
@@ -332,7 +333,7 @@ function report(plan: SweepPlan, out: string, dataDirs: Map<string, string>): vo
         curve: m.curve,
         flopsPerToken: accounting(cfg, plan.seqLen).train_flops_per_token,
         seed: r.seed,
-        variant: JSON.stringify([r.preset, r.overrides, r.dataset, r.args]),
+        variant: variantOf(r),
         dense: cfg.n_experts === 0,
         dataset: r.dataset,
       });
@@ -377,17 +378,14 @@ function report(plan: SweepPlan, out: string, dataDirs: Map<string, string>): vo
     }
     md.push('');
     const gaps = pairedGaps(
-      exRows.map((x) => {
-        const r = plan.runs.find((y) => y.name === x.name)!;
-        return {
-          label: x.label,
-          variant: JSON.stringify([r.preset, r.overrides, r.dataset, r.args]),
-          seed: x.seed,
-          dataset: x.dataset,
-          dense: x.n_experts === 0,
-          valLoss: x.val_loss,
-        };
-      }),
+      exRows.map((x) => ({
+        label: x.label,
+        variant: variantOf(plan.runs.find((y) => y.name === x.name)!),
+        seed: x.seed,
+        dataset: x.dataset,
+        dense: x.n_experts === 0,
+        valLoss: x.val_loss,
+      })),
     );
     if (gaps.length > 0) {
       md.push(

@@ -345,6 +345,21 @@ export function crossingTokens(a: CurvePoint[], b: CurvePoint[]): number | null 
   return from;
 }
 
+/** Runs with the same variant differ only in their seed: the key they are grouped by in plots and tables. */
+export const variantOf = (r: SweepRun): string => JSON.stringify([r.preset, r.overrides, r.dataset, r.args]);
+
+/** What pairing a run with the dense run of its seed needs to know. */
+interface Pairable {
+  seed: number;
+  dataset: string;
+  dense: boolean;
+}
+
+/** The dense run of `run`'s seed and dataset among `runs`, if any. */
+function denseRunOf<T extends Pairable>(runs: T[], run: T): T | undefined {
+  return runs.find((d) => d.dense && d.seed === run.seed && d.dataset === run.dataset);
+}
+
 /** A label without its seed ("small (dense), seed 2" -> "small (dense)", "MoE s2" -> "MoE"). */
 const withoutSeed = (label: string): string => label.replace(/,\s*seed \d+|\s+s\d+\b/, '');
 
@@ -363,13 +378,13 @@ export interface PairedGap {
  * their seed): the comparison docs/results.md draws its conclusions from.
  */
 export function pairedGaps(
-  runs: { label: string; variant: string; seed: number; dataset: string; dense: boolean; valLoss: number }[],
+  runs: (Pairable & { label: string; variant: string; valLoss: number })[],
 ): PairedGap[] {
   const out: PairedGap[] = [];
   for (const variant of new Set(runs.filter((r) => !r.dense).map((r) => r.variant))) {
     const members = runs.filter((r) => r.variant === variant);
     const gaps = members.flatMap((m) => {
-      const d = runs.find((x) => x.dense && x.seed === m.seed && x.dataset === m.dataset);
+      const d = denseRunOf(runs, m);
       return d === undefined ? [] : [{ seed: m.seed, gap: m.valLoss - d.valLoss }];
     });
     if (gaps.length === 0) continue;
@@ -388,15 +403,13 @@ const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'
 const SEED_DASHES = [undefined, '8 4', '2 2', '9 3 2 3', '14 3 2 3 2 3'];
 
 /** One run's validation curve, as the sweep's plots take it. */
-export interface CurveRun {
+export interface CurveRun extends Pairable {
   label: string;
   curve: CurvePoint[];
   flopsPerToken: number;
   seed: number;
-  /** Runs that differ only in their seed share a variant (and a colour). */
+  /** Runs that differ only in their seed share a variant (and a colour): `variantOf`. */
   variant: string;
-  dense: boolean;
-  dataset: string;
 }
 
 /** The y range that shows the later part of every curve: from the lowest point up to where they stand at `from` of the run. */
@@ -478,7 +491,7 @@ export function curvePanels(title: string, runs: CurveRun[]): Panel[] {
   ];
   const differences: Series[] = [];
   runs.forEach((moe, i) => {
-    const dense = runs.find((d) => d.dense && d.seed === moe.seed && d.dataset === moe.dataset);
+    const dense = denseRunOf(runs, moe);
     if (moe.dense || dense === undefined) return;
     const at = new Map(dense.curve.map((p) => [p.step, p.valLm]));
     const points = moe.curve
